@@ -1,0 +1,38 @@
+# Two commands matter: `make demo` and `make test`. Both build .venv on first use and
+# reinstall only when pyproject.toml or the pinned constraints change.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.graft-installed
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: demo test test-slow test-all venv clean lint
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[all,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/graft demo
+
+# The default suite: CPU-only, offline, well under 15 minutes on 2 cores.
+test: $(STAMP)
+	$(PYTEST) -m "not slow"
+
+# Minutes-long runs (the full demo, long kill-and-resume sweeps).
+test-slow: $(STAMP)
+	$(PYTEST) -m slow
+
+test-all: $(STAMP)
+	$(PYTEST)
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks

@@ -1,0 +1,25 @@
+"""graft: fine-tune a pretrained backbone on your data, right by construction.
+
+>>> import graft
+>>> run = graft.train(data="my_images/", model="efficientnet_lite0", epochs=5)  # doctest: +SKIP
+>>> graft.load(run.path).predict(["cat.jpg"])                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["Run", "__version__", "load", "train"]
+
+if TYPE_CHECKING:
+    from graft.api import Run, load, train
+
+
+def __getattr__(name: str) -> Any:
+    # torch + timm take seconds to import; `graft --help` and `import graft` should not pay for them.
+    if name in ("Run", "load", "train"):
+        from graft import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'graft' has no attribute {name!r}")

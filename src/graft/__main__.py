@@ -1,0 +1,5 @@
+"""`python -m graft ...` is the same as `graft ...` (and what torchrun launches)."""
+
+from graft.cli.app import main
+
+main()

@@ -1,0 +1,40 @@
+"""The Python API; the CLI is a thin shell over these functions.
+
+    >>> run = graft.train("my_images/", model="efficientnet_lite0", epochs=5, lr=3e-4)   # doctest: +SKIP
+    >>> run.best_metric, run.path                                                        # doctest: +SKIP
+    >>> graft.load(run.path).predict(["photo.jpg"], top_k=3)                             # doctest: +SKIP
+
+Keyword arguments are the CLI's flag names (`epochs`, `batch_size`, `lr`, `img_size`, `val`, `val_split`,
+`out`, `seed`, `device`, ...) or any dotted config key, e.g. `**{"optim.weight_decay": 0.05}`; a dict
+value for a section sets several keys, e.g. `**{"data.augment": {"hflip": 0.0}}`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from graft.config import resolve_config
+from graft.inference import Predictor
+from graft.training.run import Run, run_training
+
+
+def train(
+    data: str | Path | None = None,
+    model: str | None = None,
+    *,
+    config: str | Path | None = None,
+    console: Console | None = None,
+    **overrides: Any,
+) -> Run:
+    """Fine-tune `model` on `data` and return the finished `Run` (checkpoints, metrics, bundle on disk)."""
+    named = {key: value for key, value in (("data", data), ("model", model)) if value is not None}
+    cfg = resolve_config(config, {**named, **overrides})
+    return run_training(cfg, console)
+
+
+def load(path: str | Path, device: str = "auto") -> Predictor:
+    """A `Predictor` for a bundle folder or a run directory."""
+    return Predictor.from_path(path, device=device)

@@ -1,0 +1,60 @@
+"""`graft` command line: a thin typer shell over the Python API.
+
+User errors (`GraftError`) print one line, `error: ...`, and exit with code 2; bugs keep their traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+import graft
+from graft.cli import demo, models, predict, train
+from graft.errors import GraftError
+from graft.monitoring.console import make_console
+
+app = typer.Typer(
+    name="graft",
+    help="Fine-tune pretrained image models on your own data: train, predict, and share the result.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,  # bugs get a plain traceback; user errors never reach it
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"graft {graft.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Fine-tune pretrained image models on your own data: train, predict, and share the result."""
+
+
+app.command("train", no_args_is_help=True)(train.train_command)
+app.command("predict", no_args_is_help=True)(predict.predict_command)
+app.command("models")(models.models_command)
+app.command("config")(models.config_command)
+app.command("demo")(demo.demo_command)
+
+
+def main() -> None:
+    try:
+        app()
+    except GraftError as err:
+        # An error raised inside a DataLoader worker arrives wrapped in the worker's traceback text;
+        # its last line is the message.
+        message = str(err).strip().splitlines()[-1].removeprefix("graft.errors.GraftError: ")
+        make_console(stderr=True).print(f"[bold red]error:[/bold red] {message}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        make_console(stderr=True).print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,116 @@
+"""`graft train DATA`: fine-tune a model on a folder or CSV of labelled images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from graft.config import Config, parse_set, resolve_config
+from graft.data.discover import discover
+from graft.monitoring.console import make_console
+
+D = Config()  # defaults shown in --help come from the config itself, so they cannot drift
+
+
+def train_command(
+    data: Path = typer.Argument(
+        ...,
+        help="Folder with one sub-folder per class (optionally train/ and val/ inside), or a CSV with "
+        "path,label[,split] columns (paths relative to the CSV).",
+        show_default=False,
+    ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="timm name (efficientnet_lite0, resnet50.a1_in1k), tv:NAME for torchvision, "
+        f"or a bundle/model folder; see `graft models` (default {D.model.name}).",
+        show_default=False,
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", "-e", help=f"Epochs to train (default {D.train.epochs}).", show_default=False
+    ),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", "-b", help=f"Batch size (default {D.train.batch_size}).", show_default=False
+    ),
+    lr: float | None = typer.Option(
+        None,
+        "--lr",
+        help=f"Peak learning rate (default {D.optim.lr:g}, {D.optim.name} with {D.optim.scheduler} schedule and warmup).",
+        show_default=False,
+    ),
+    img_size: int | None = typer.Option(
+        None,
+        "--img-size",
+        help="Input size in pixels (default: the model's pretrained size).",
+        show_default=False,
+    ),
+    val: Path | None = typer.Option(
+        None, "--val", help="Validation folder or CSV (overrides val/ inside DATA).", show_default=False
+    ),
+    val_split: float | None = typer.Option(
+        None,
+        "--val-split",
+        help=f"Fraction held out for validation when DATA has no val/ (default {D.data.val_split}).",
+        show_default=False,
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Run directory (default runs/DATA-MODEL-TIME).", show_default=False
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="YAML config file (see `graft config`).", show_default=False
+    ),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Override any config key, e.g. --set optim.weight_decay=0.05 (repeatable).",
+        show_default=False,
+    ),
+    seed: int | None = typer.Option(
+        None,
+        "--seed",
+        help=f"Random seed for split, init and shuffling (default {D.train.seed}).",
+        show_default=False,
+    ),
+    device: str | None = typer.Option(
+        None, "--device", help="auto, cpu, cuda or cuda:N (default auto).", show_default=False
+    ),
+    weights: Path | None = typer.Option(
+        None,
+        "--weights",
+        help="Local .safetensors/.pt state_dict to start from, for --model's architecture.",
+        show_default=False,
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain per-epoch lines, no live progress bar."),
+) -> None:
+    """Fine-tune a pretrained model on DATA; writes runs/NAME/ (config, metrics, checkpoints, TensorBoard, bundle).
+
+    Precedence: defaults < --config file < flags < --set.
+    """
+    flags = dict(
+        model=model,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        img_size=img_size,
+        val=val,
+        val_split=val_split,
+        out=out,
+        seed=seed,
+        device=device,
+        weights=weights,
+        quiet=quiet or None,
+    )
+    overrides = {"data": data, **{k: v for k, v in flags.items() if v is not None}, **parse_set(set_)}
+    cfg = resolve_config(config, overrides)
+    # Find the data before importing torch (seconds), so a wrong path fails at once.
+    spec = discover(cfg.data.path, cfg.data.val, cfg.data.val_split, cfg.train.seed)
+    from graft.training.run import run_training
+
+    console = make_console()
+    run = run_training(cfg, console, spec)
+    console.print(
+        f"next: graft predict {run.path} IMAGE_OR_FOLDER   |   tensorboard --logdir {run.path / 'tb'}",
+        highlight=False,
+    )

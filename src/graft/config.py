@@ -1,0 +1,225 @@
+"""One validated configuration tree for a run.
+
+Precedence, lowest first: defaults -> YAML file (`--config`) -> named CLI flags / API keyword arguments ->
+`--set section.key=value`. The tree is validated once, here; the resolved result is written to
+`runs/NAME/config.yaml` and into every checkpoint, so a run can always be explained and repeated.
+
+    >>> cfg = resolve_config(overrides={"lr": 3e-4, "train.epochs": 2})
+    >>> cfg.optim.lr, cfg.train.epochs
+    (0.0003, 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from graft.errors import GraftError, did_you_mean
+
+
+class _Section(BaseModel):
+    # extra="forbid" turns a typo in YAML or --set into an error instead of a silently ignored key.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AugmentConfig(_Section):
+    """Train-time augmentation (timm `create_transform(is_training=True)`); validation is never augmented."""
+
+    enabled: bool = True
+    # timm's default crop scale (0.08, 1) is for ImageNet from scratch; fine-tuning on a few hundred images
+    # keeps more of each image so the object stays in view.
+    scale: tuple[float, float] = (0.5, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    hflip: float = Field(0.5, ge=0, le=1)
+    vflip: float = Field(0.0, ge=0, le=1)
+    color_jitter: float = Field(0.0, ge=0)
+    auto_augment: str | None = None  # e.g. "rand-m9-mstd0.5" (timm RandAugment spec)
+    random_erasing: float = Field(0.0, ge=0, le=1)
+
+
+class DataConfig(_Section):
+    path: Path | None = None  # folder of class sub-folders (optionally train/ val/ inside) or a CSV
+    val: Path | None = None  # explicit validation folder/CSV; otherwise val/ inside path, else val_split
+    val_split: float = Field(0.2, gt=0, lt=1)
+    img_size: int | None = Field(None, ge=16)  # None: the model's pretrained input size
+    num_workers: int | None = Field(None, ge=0)  # None: chosen from the CPU count
+    augment: AugmentConfig = AugmentConfig()
+
+
+class ModelConfig(_Section):
+    name: str = "efficientnet_lite0"  # timm name, tv:NAME, or a local bundle/model directory
+    pretrained: bool = True
+    weights: Path | None = None  # a local .safetensors/.pt/.pth state_dict for `name`'s architecture
+    drop_rate: float | None = Field(None, ge=0, lt=1)  # None keeps the model's default
+
+
+class OptimConfig(_Section):
+    name: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)  # not applied to biases and norm layers
+    momentum: float = Field(0.9, ge=0, lt=1)  # sgd only
+    scheduler: Literal["cosine", "constant"] = "cosine"
+    warmup_epochs: float = Field(0.5, ge=0)
+    min_lr_ratio: float = Field(0.01, ge=0, le=1)  # cosine floor, as a fraction of lr
+    clip_grad_norm: float | None = Field(1.0, gt=0)
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    accum_steps: int = Field(1, ge=1)  # optimizer step every N batches: effective batch = batch_size * N
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 where supported on CUDA, off on CPU
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    deterministic: bool = False  # torch.use_deterministic_algorithms; slower, bitwise repeatable
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+            return value
+        raise ValueError("must be auto, cpu, cuda or cuda:N")
+
+
+class CheckpointConfig(_Section):
+    monitor: Literal["val_acc", "val_loss"] = "val_acc"  # what "best" means
+
+
+class LogConfig(_Section):
+    sinks: list[Literal["tensorboard", "csv"]] = ["tensorboard", "csv"]
+    every_n_steps: int = Field(10, ge=1)  # train-loss scalars; each one costs a device sync
+    quiet: bool = False  # plain lines instead of a live progress bar (also when stdout is not a TTY)
+
+    @field_validator("sinks", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return [s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else value
+
+
+class Config(_Section):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    log: LogConfig = LogConfig()
+    out: Path | None = None  # run directory; default runs/<data>-<model>-<time>
+
+
+# Short names used by CLI flags and `graft.train(**kwargs)`; every other key is spelled section.field.
+ALIASES: dict[str, str] = {
+    "data": "data.path",
+    "val": "data.val",
+    "val_split": "data.val_split",
+    "img_size": "data.img_size",
+    "num_workers": "data.num_workers",
+    "model": "model.name",
+    "pretrained": "model.pretrained",
+    "weights": "model.weights",
+    "lr": "optim.lr",
+    "weight_decay": "optim.weight_decay",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "accum_steps": "train.accum_steps",
+    "amp": "train.amp",
+    "device": "train.device",
+    "seed": "train.seed",
+    "quiet": "log.quiet",
+    "out": "out",
+}
+
+
+def valid_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
+    """Every settable dotted key, e.g. ['data.path', ..., 'optim.lr', ...]."""
+    keys = []
+    for name, field in model.model_fields.items():
+        sub = field.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            keys += valid_keys(sub, f"{prefix}{name}.")
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """['optim.lr=3e-4', 'log.sinks=csv'] -> {'optim.lr': '3e-4', ...}; values are parsed as YAML scalars."""
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise GraftError(f"--set expects key=value, got {item!r} (e.g. --set optim.lr=3e-4)")
+        parsed[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return parsed
+
+
+def resolve_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Defaults <- YAML file at `path` <- `overrides` (aliases or dotted keys), validated once."""
+    raw: dict[str, Any] = _read_yaml(Path(path)) if path is not None else {}
+    for key, value in (overrides or {}).items():
+        _set_dotted(raw, ALIASES.get(key, key), value)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise GraftError(_explain(err, source=str(path) if path else "config")) from None
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """Plain JSON/YAML types only, so checkpoints can be read with torch.load(weights_only=True)."""
+    return cfg.model_dump(mode="json")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise GraftError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise GraftError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise GraftError(f"{path} must hold a mapping of sections (data:, model:, optim:, ...)")
+    return data
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    if isinstance(value, Mapping) and any(k.startswith(key + ".") for k in valid_keys()):
+        for sub_key, sub_value in value.items():  # a section given as a dict: set each of its keys
+            _set_dotted(raw, f"{key}.{sub_key}", sub_value)
+        return
+    if key not in valid_keys():
+        hint = did_you_mean(key, valid_keys() + list(ALIASES))
+        raise GraftError(f"unknown config key {key!r}{hint}; run `graft config` for every key")
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[leaf] = value
+
+
+def _explain(err: ValidationError, source: str) -> str:
+    problems = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            prefix = key.rpartition(".")[0]
+            siblings = [k for k in valid_keys() if k.rpartition(".")[0] == prefix]
+            names = [k.rpartition(".")[2] for k in siblings]
+            problems.append(
+                f"unknown key {key!r}{did_you_mean(key.rpartition('.')[2], names)}; "
+                f"valid keys{' in ' + prefix if prefix else ''}: {', '.join(names)}"
+            )
+        else:
+            problems.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
+    return f"invalid {source}: " + "; ".join(problems)

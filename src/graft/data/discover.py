@@ -1,0 +1,188 @@
+"""Find the samples, classes and train/val split in what the user points graft at.
+
+Accepted layouts (first match wins):
+  DATA/train/<class>/*.png  [+ DATA/val/<class>/...]   explicit split (val/, valid/ or validation/)
+  DATA/<class>/*.png                                   split here with `val_split`, stratified and seeded
+  DATA.csv with columns path,label[,split]             paths relative to the CSV's folder
+
+No image is decoded here: this is the cheap pass that fixes the class list and the split, so that the
+same split comes back on every run (and on resume) from the same files and seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from graft.errors import GraftError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
+VAL_DIR_NAMES = ("val", "valid", "validation")
+CSV_SUFFIXES = (".csv", ".tsv")
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: int
+
+
+@dataclass
+class DataSpec:
+    """Everything the rest of graft needs to know about a dataset before reading a pixel."""
+
+    classes: list[str]
+    train: list[Sample]
+    val: list[Sample]
+    description: str  # how the split was found, for the user: "train/ and val/ folders", ...
+    warnings: list[str] = field(default_factory=list)
+
+    def counts(self, split: str) -> dict[str, int]:
+        per_label = Counter(s.label for s in getattr(self, split))
+        return {name: per_label.get(i, 0) for i, name in enumerate(self.classes)}
+
+
+def discover(path: Path, val: Path | None = None, val_split: float = 0.2, seed: int = 0) -> DataSpec:
+    """Resolve DATA (+ optional explicit validation data) into classes and a train/val split."""
+    path = Path(path)
+    if not path.exists():
+        raise GraftError(f"data not found: {path} (expected a folder of class sub-folders or a CSV file)")
+    warnings: list[str] = []
+
+    if path.is_file():
+        rows = _read_csv(path)  # rows without a split value are training rows
+        train_rows = [(p, lbl) for p, lbl, split in rows if split != "val"]
+        val_rows = [(p, lbl) for p, lbl, split in rows if split == "val"]
+        description, explicit_val = f"CSV {path.name}", bool(val_rows)
+    else:
+        train_dir = path / "train" if (path / "train").is_dir() else path
+        train_rows = _scan_class_folders(train_dir, warnings)
+        val_dir = next((path / n for n in VAL_DIR_NAMES if train_dir != path and (path / n).is_dir()), None)
+        val_rows = _scan_class_folders(val_dir, warnings, allow_empty_classes=True) if val_dir else []
+        explicit_val = val_dir is not None
+        description = (
+            f"folders {train_dir.name}/ and {val_dir.name}/" if val_dir else f"class folders in {path}"
+        )
+
+    if val is not None:  # an explicit --val wins over anything found inside DATA
+        val = Path(val)
+        if not val.exists():
+            raise GraftError(f"validation data not found: {val}")
+        val_rows = (
+            [(p, lbl) for p, lbl, _ in _read_csv(val)]
+            if val.is_file()
+            else _scan_class_folders(val, warnings, allow_empty_classes=True)
+        )
+        explicit_val = True
+        description += f", validation from {val}"
+
+    classes = sorted({label for _, label in train_rows})
+    if len(classes) < 2:
+        raise GraftError(f"{path}: found {len(classes)} class(es) {classes}; classification needs at least 2")
+    unknown = sorted({label for _, label in val_rows} - set(classes))
+    if unknown:
+        raise GraftError(
+            f"validation data has classes that are not in the training data: {', '.join(unknown)}; "
+            "add training images for them or remove them from validation"
+        )
+    index = {name: i for i, name in enumerate(classes)}
+    train = [Sample(p, index[lbl]) for p, lbl in train_rows]
+    if explicit_val:
+        val_samples = [Sample(p, index[lbl]) for p, lbl in val_rows]
+    else:
+        train, val_samples = stratified_split(train, val_split, seed)
+        description += f", {val_split:.0%} held out for validation (stratified, seed {seed})"
+    if not val_samples:
+        raise GraftError(f"{path}: no validation samples; add a val/ folder or raise --val-split")
+    return DataSpec(classes, train, val_samples, description, warnings)
+
+
+def stratified_split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Per-class seeded split: round(n * fraction) of each class to val (at least 1 when n >= 2).
+
+    Done per class by hand rather than with sklearn's train_test_split, which refuses classes with one
+    sample and val sets smaller than the class count, both common in the small datasets graft is for.
+    Samples are sorted first so the split depends on the files, not on directory listing order.
+    """
+    by_class: dict[int, list[Sample]] = defaultdict(list)
+    for s in sorted(samples, key=lambda s: (s.label, str(s.path))):
+        by_class[s.label].append(s)
+    rng = random.Random(seed)
+    train, val = [], []
+    for label in sorted(by_class):
+        group = by_class[label]
+        rng.shuffle(group)
+        n_val = max(1, round(len(group) * fraction)) if len(group) >= 2 else 0
+        val += group[:n_val]
+        train += group[n_val:]
+    return train, val
+
+
+def _scan_class_folders(
+    root: Path, warnings: list[str], allow_empty_classes: bool = False
+) -> list[tuple[Path, str]]:
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not class_dirs:
+        raise GraftError(
+            f"{root} has no class sub-folders; put each class's images in its own folder, "
+            f"e.g. {root}/cat/1.jpg, {root}/dog/2.jpg"
+        )
+    rows: list[tuple[Path, str]] = []
+    for class_dir in class_dirs:
+        images = sorted(
+            p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+        )
+        if not images and not allow_empty_classes:
+            raise GraftError(
+                f"class folder {class_dir} has no images ({', '.join(IMAGE_EXTENSIONS[:4])}, ...); "
+                "add images or remove the folder"
+            )
+        rows += [(p, class_dir.name) for p in images]
+    loose = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    if loose:
+        warnings.append(
+            f"{len(loose)} image(s) directly in {root} are not in a class folder and were ignored"
+        )
+    return rows
+
+
+def _read_csv(path: Path) -> list[tuple[Path, str, str]]:
+    """Rows of (absolute image path, label, split or '') from a path,label[,split] CSV/TSV."""
+    if path.suffix.lower() not in CSV_SUFFIXES:
+        raise GraftError(f"{path}: expected a folder or a .csv/.tsv file with path,label columns")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: Excel writes a BOM that would rename 'path'
+    except UnicodeDecodeError as err:
+        raise GraftError(f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    reader = csv.DictReader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    columns = {name.strip().lower(): name for name in reader.fieldnames or []}
+    missing = [c for c in ("path", "label") if c not in columns]
+    if missing:
+        raise GraftError(
+            f"{path} needs columns path,label; missing {', '.join(missing)} "
+            f"(found: {', '.join(reader.fieldnames or []) or 'no header'})"
+        )
+    rows, absent = [], []
+    for line_no, row in enumerate(reader, start=2):
+        rel, label = (row[columns["path"]] or "").strip(), (row[columns["label"]] or "").strip()
+        if not rel or not label:
+            raise GraftError(f"{path}:{line_no}: empty path or label")
+        split = (row[columns["split"]] or "").strip().lower() if "split" in columns else ""
+        split = "val" if split in VAL_DIR_NAMES else split
+        if split not in ("", "train", "val"):
+            raise GraftError(f"{path}:{line_no}: split must be train or val, got {split!r}")
+        image = (path.parent / rel).resolve()
+        if not image.is_file():
+            absent.append(rel)
+        rows.append((image, label, split))
+    if absent:
+        raise GraftError(
+            f"{path}: {len(absent)} listed file(s) do not exist, e.g. {', '.join(absent[:3])} "
+            f"(paths are relative to {path.parent})"
+        )
+    if not rows:
+        raise GraftError(f"{path} has a header but no rows")
+    return rows

@@ -1,0 +1,96 @@
+"""Image datasets, transforms and loaders.
+
+Preprocessing always comes from the model (a timm data config: input size, mean/std, interpolation,
+crop): the numbers a backbone was pretrained with are the ones it must be fine-tuned and served with.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from timm.data import create_transform
+from torch.utils.data import DataLoader, Dataset
+
+from graft.config import AugmentConfig
+from graft.data.discover import Sample
+from graft.errors import GraftError
+
+
+def load_image(path: Path) -> Image.Image:
+    """Decode to RGB with the EXIF orientation applied (phone photos are stored sideways)."""
+    try:
+        with Image.open(path) as img:
+            return ImageOps.exif_transpose(img).convert("RGB")
+    except (OSError, UnidentifiedImageError) as err:
+        raise GraftError(f"cannot read image {path}: {err}") from None
+
+
+class ImageDataset(Dataset):
+    def __init__(self, samples: list[Sample], transform: Callable[[Image.Image], torch.Tensor]):
+        self.samples = samples
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        sample = self.samples[index]
+        return self.transform(load_image(sample.path)), sample.label
+
+
+def create_transforms(data_config: dict[str, Any], augment: AugmentConfig) -> tuple[Callable, Callable]:
+    """(train, eval) transforms; eval is the model's standard resize + center crop + normalize."""
+    preprocessing = {
+        k: data_config[k] for k in ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+    }
+    eval_tf = create_transform(**preprocessing, is_training=False)
+    if not augment.enabled:
+        return eval_tf, eval_tf
+    train_tf = create_transform(
+        **preprocessing,
+        is_training=True,
+        scale=augment.scale,
+        ratio=augment.ratio,
+        hflip=augment.hflip,
+        vflip=augment.vflip,
+        color_jitter=augment.color_jitter,
+        auto_augment=augment.auto_augment,
+        re_prob=augment.random_erasing,
+    )
+    return train_tf, eval_tf
+
+
+def default_num_workers() -> int:
+    # One core stays with the training process; decoding small images rarely needs more than a few.
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def create_loader(
+    dataset: Dataset,
+    batch_size: int,
+    train: bool,
+    num_workers: int,
+    seed: int,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A seeded DataLoader: the shuffle order of every epoch follows from `seed` alone."""
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train,
+        generator=generator,
+        num_workers=num_workers,
+        # Keeping workers alive avoids re-forking (and re-importing torch) at every epoch start.
+        persistent_workers=num_workers > 0,
+        pin_memory=pin_memory,
+        # A last training batch of 1 breaks BatchNorm ("Expected more than 1 value per channel");
+        # dropping the remainder costs nothing since the shuffle differs each epoch.
+        drop_last=train and len(dataset) > batch_size,
+    )

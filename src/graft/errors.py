@@ -1,0 +1,21 @@
+"""The one exception type for problems the user can fix.
+
+Anything raised as `GraftError` is printed by the CLI as a single line on stderr with exit code 2, and
+never as a traceback: the message must name the file, field or value at fault and say what to do.
+Everything else is a bug in graft and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class GraftError(Exception):
+    """A user-facing error: bad input, bad config, missing file. One line, actionable."""
+
+
+def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> str:
+    """' (did you mean: a, b?)' for close matches of `word`, or '' when nothing is close."""
+    matches = difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
+    return f" (did you mean: {', '.join(matches)}?)" if matches else ""

@@ -1,0 +1,92 @@
+"""The bundle: `runs/NAME/model/`, a folder others can load without graft.
+
+timm models are saved in timm's Hugging Face layout (`config.json` with num_classes, label_names and the
+preprocessing in pretrained_cfg, plus `model.safetensors`) by timm's own `save_for_hf`, so:
+
+    model = timm.create_model("local-dir:runs/NAME/model", pretrained=True)
+
+torchvision models keep torchvision's parameter names in `model.safetensors`:
+
+    model = torchvision.models.get_model(ARCH, num_classes=N)
+    model.load_state_dict(safetensors.torch.load_file("runs/NAME/model/model.safetensors"))
+
+graft's own metadata (classes, preprocessing, metrics, where the weights came from, graft version)
+is `graft.json` beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+import graft
+from graft.models.registry import BUNDLE_META
+from graft.models.vision import BuiltModel
+
+BUNDLE_FORMAT = 1
+
+
+def write_bundle(
+    out_dir: Path,
+    built: BuiltModel,
+    model: nn.Module,
+    classes: list[str],
+    metrics: dict[str, Any],
+    source: dict[str, Any],
+) -> Path:
+    """Write the bundle next to `out_dir`, then swap it in, so a crash never leaves half a bundle."""
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    preprocessing = {k: _jsonable(v) for k, v in built.data_config.items()}
+    if built.family == "timm":
+        from timm.models import save_for_hf
+
+        save_for_hf(
+            model,
+            str(tmp),
+            model_config={"label_names": list(classes)},
+            safe_serialization=True,
+            data_config=dict(built.data_config),
+        )
+    else:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+    meta = {
+        "format": BUNDLE_FORMAT,
+        "graft_version": graft.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "task": "image-classification",
+        "family": built.family,
+        "arch": built.arch,
+        "num_classes": len(classes),
+        "classes": list(classes),
+        "preprocessing": preprocessing,
+        "pretrained_weights": built.weights,
+        "metrics": metrics,
+        **source,
+    }
+    (tmp / BUNDLE_META).write_text(json.dumps(meta, indent=2))
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out_dir)
+    return out_dir
+
+
+def read_bundle_meta(path: Path) -> dict[str, Any]:
+    return json.loads((path / BUNDLE_META).read_text())
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value

@@ -1,0 +1,96 @@
+"""Predict with a bundle (or a run directory): images in, labels with probabilities out.
+
+>>> predictor = graft.load("runs/NAME")                      # doctest: +SKIP
+>>> predictor.predict(["cat.jpg"], top_k=3)[0].label         # doctest: +SKIP
+'cat'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from timm.data import create_transform
+
+from graft.data.discover import IMAGE_EXTENSIONS
+from graft.data.images import load_image
+from graft.errors import GraftError
+from graft.export.bundle import read_bundle_meta
+from graft.models.registry import BUNDLE_META, create_model
+from graft.training.runtime import resolve_device
+
+
+@dataclass
+class Prediction:
+    input: str
+    label: str
+    score: float  # softmax probability of `label`
+    top_k: list[tuple[str, float]]
+
+    def to_dict(self) -> dict:
+        return {
+            "input": self.input,
+            "label": self.label,
+            "score": self.score,
+            "top_k": [{"label": label, "score": score} for label, score in self.top_k],
+        }
+
+
+class Predictor:
+    def __init__(self, model: torch.nn.Module, classes: list[str], data_config: dict, device: torch.device):
+        self.model = model.to(device).eval()
+        self.classes = classes
+        self.data_config = data_config
+        self.device = device
+        self.transform = create_transform(**data_config, is_training=False)
+
+    @classmethod
+    def from_path(cls, path: str | Path, device: str = "auto") -> Predictor:
+        path = Path(path)
+        if (path / "model" / BUNDLE_META).is_file():
+            path = path / "model"
+        if not (path / BUNDLE_META).is_file():
+            raise GraftError(f"{path} is not a graft bundle or run directory (no {BUNDLE_META})")
+        meta = read_bundle_meta(path)
+        # The same loader users call without graft (timm local-dir / torchvision + safetensors).
+        built = create_model(str(path.resolve()), num_classes=meta["num_classes"])
+        return cls(built.model, meta["classes"], built.data_config, resolve_device(device))
+
+    @torch.inference_mode()
+    def predict(
+        self, inputs: Sequence[str | Path | Image.Image], top_k: int = 1, batch_size: int = 32
+    ) -> list[Prediction]:
+        """Predict each image (a path or a PIL image); folders are not expanded here, see `expand_inputs`."""
+        k = max(1, min(top_k, len(self.classes)))
+        predictions = []
+        for start in range(0, len(inputs), batch_size):
+            chunk = inputs[start : start + batch_size]
+            images = [x if isinstance(x, Image.Image) else load_image(Path(x)) for x in chunk]
+            batch = torch.stack([self.transform(img.convert("RGB")) for img in images]).to(self.device)
+            probs = self.model(batch).float().softmax(dim=-1)
+            scores, indices = probs.topk(k, dim=-1)
+            for item, row_scores, row_indices in zip(chunk, scores.tolist(), indices.tolist()):
+                ranked = [(self.classes[i], s) for i, s in zip(row_indices, row_scores)]
+                name = str(item) if not isinstance(item, Image.Image) else "<image>"
+                predictions.append(Prediction(name, ranked[0][0], ranked[0][1], ranked))
+        return predictions
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given; folders searched recursively for images, in sorted order."""
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            if not found:
+                raise GraftError(f"folder {path} has no images ({', '.join(IMAGE_EXTENSIONS[:4])}, ...)")
+            paths += found
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise GraftError(f"input not found: {path}")
+    return paths

@@ -1,0 +1,203 @@
+"""Builders for image backbones: timm models and torchvision models, each with a fresh head.
+
+Every builder returns a `BuiltModel`: the module plus the preprocessing it expects, expressed as a timm
+data config, so data loading, bundles and predict treat both families the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import timm
+import torch
+from timm.data import resolve_data_config
+from torch import nn
+
+from graft.errors import GraftError, did_you_mean
+
+Family = Literal["timm", "torchvision"]
+PREPROCESSING_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+
+
+@dataclass
+class BuiltModel:
+    model: nn.Module
+    family: Family
+    arch: str  # timm architecture or torchvision model name; rebuilds the module without graft
+    data_config: dict[str, Any]  # input_size, interpolation, mean, std, crop_pct, crop_mode
+    weights: str  # where the starting weights came from, in words
+
+
+def build_timm(
+    name: str,
+    num_classes: int,
+    pretrained: bool,
+    drop_rate: float | None = None,
+    img_size: int | None = None,
+    state_dict: dict[str, torch.Tensor] | None = None,
+    weights: str | None = None,
+) -> BuiltModel:
+    """timm model with a `num_classes` head; `name` may be 'arch', 'arch.tag', 'hf-hub:...' or 'local-dir:...'.
+
+    `state_dict` (any key naming, see `adapt_state_dict`) replaces hub weights; `weights` describes it.
+    """
+    kwargs: dict[str, Any] = {}
+    if drop_rate is not None:
+        kwargs["drop_rate"] = drop_rate
+    arch = name.split(":", 1)[-1] if ":" in name else name.split(".")[0]
+    if img_size is not None and not name.startswith(("local-dir:", "hf-hub:")):
+        # Fixed-size models (ViT) need the size at build time to resample position embeddings.
+        if timm.get_pretrained_cfg(arch) is not None and timm.get_pretrained_cfg(arch).fixed_input_size:
+            kwargs["img_size"] = img_size
+    try:
+        if state_dict is not None:
+            model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
+            model.load_state_dict(adapt_state_dict(state_dict, model, where=weights or name))
+        else:
+            model = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
+    except OSError as err:  # hub / URL / missing-file errors all derive from OSError
+        raise GraftError(
+            f"could not load pretrained weights for {name!r}: {str(err).splitlines()[0]} "
+            "(offline? use a model with offline weights, see `graft models --offline`, "
+            "or --set model.pretrained=false)"
+        ) from None
+    data_config = resolve_data_config(
+        {"input_size": (3, img_size, img_size)} if img_size else {}, model=model
+    )
+    return BuiltModel(
+        model=model,
+        family="timm",
+        arch=model.pretrained_cfg.get("architecture", arch),
+        data_config={k: data_config[k] for k in PREPROCESSING_KEYS},
+        weights=weights or _describe_timm_weights(model, pretrained),
+    )
+
+
+def build_torchvision(
+    name: str,
+    num_classes: int,
+    pretrained: bool,
+    img_size: int | None = None,
+    state_dict: dict[str, torch.Tensor] | None = None,
+    weights: str | None = None,
+) -> BuiltModel:
+    """torchvision classification model whose last Linear is replaced by a `num_classes` one.
+
+    Replacing the layer in place keeps torchvision's parameter names, so the fine-tuned weights load
+    into `torchvision.models.get_model(name, num_classes=N)` with no graft code.
+    """
+    import torchvision
+
+    available = torchvision.models.list_models(module=torchvision.models)
+    if name not in available:
+        raise GraftError(f"unknown torchvision model {name!r}{did_you_mean(name, available)}")
+    tv_weights = (
+        torchvision.models.get_model_weights(name).DEFAULT if pretrained and state_dict is None else None
+    )
+    try:
+        model = torchvision.models.get_model(name, weights=tv_weights)
+    except OSError as err:
+        raise GraftError(
+            f"could not download torchvision weights for {name!r}: {err} "
+            "(offline? put the .pth in torch's hub cache, or --set model.pretrained=false)"
+        ) from None
+    _replace_last_linear(model, num_classes)
+    if state_dict is not None:
+        model.load_state_dict(adapt_state_dict(state_dict, model, where=weights or name))
+    data_config = _torchvision_data_config(tv_weights, img_size)
+    description = weights or (f"torchvision {tv_weights}" if tv_weights else "random init")
+    return BuiltModel(model, "torchvision", name, data_config, description)
+
+
+def load_weights_file(path: Path) -> dict[str, torch.Tensor]:
+    """A state_dict from .safetensors, or from a .pt/.pth loaded without executing pickled code."""
+    if not path.is_file():
+        raise GraftError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - pickle raises many types; all mean "not a plain state_dict"
+        raise GraftError(f"{path} is not a plain weights file (refused to unpickle code): {err}") from None
+    for key in ("state_dict", "model", "model_state_dict"):  # common checkpoint wrappers, graft's included
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise GraftError(f"{path} does not hold a state_dict (a mapping of parameter names to tensors)")
+    return obj
+
+
+def adapt_state_dict(
+    source: dict[str, torch.Tensor], model: nn.Module, where: str
+) -> dict[str, torch.Tensor]:
+    """Fit `source` onto `model`'s keys: by name if they match, else one-to-one in order (ported weights).
+
+    Head tensors whose shape differs (another class count) are left at the model's fresh init.
+    """
+    target = model.state_dict()
+    if set(source) != set(target):
+        if len(source) != len(target):
+            raise GraftError(
+                f"{where}: {len(source)} tensors do not match the model's {len(target)}; "
+                "is it for this architecture?"
+            )
+        source = dict(zip(target, source.values()))  # ported checkpoints keep order, rename keys
+    adapted = {}
+    for key, value in source.items():
+        if value.shape != target[key].shape:
+            if key in _head_keys(model):
+                adapted[key] = target[key]
+                continue
+            raise GraftError(
+                f"{where}: tensor {key} has shape {tuple(value.shape)}, model needs {tuple(target[key].shape)}"
+            )
+        adapted[key] = value
+    return adapted
+
+
+def _head_keys(model: nn.Module) -> set[str]:
+    name = getattr(model, "pretrained_cfg", {}).get("classifier") or _last_linear_name(model)
+    return {f"{name}.weight", f"{name}.bias"}
+
+
+def _last_linear_name(model: nn.Module) -> str:
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not names:
+        raise GraftError(f"{type(model).__name__} has no Linear layer to use as the classification head")
+    return names[-1]
+
+
+def _replace_last_linear(model: nn.Module, num_classes: int) -> None:
+    name = _last_linear_name(model)
+    parent_name, _, attr = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    old = getattr(parent, attr)
+    setattr(parent, attr, nn.Linear(old.in_features, num_classes))
+
+
+def _torchvision_data_config(tv_weights: Any, img_size: int | None) -> dict[str, Any]:
+    """torchvision's ImageClassification preset, translated to timm's data-config vocabulary."""
+    preset = tv_weights.transforms() if tv_weights is not None else None
+    crop = img_size or (preset.crop_size[0] if preset else 224)
+    resize = preset.resize_size[0] if preset else 256
+    return {
+        "input_size": (3, crop, crop),
+        "interpolation": preset.interpolation.value if preset else "bilinear",
+        "mean": tuple(preset.mean) if preset else (0.485, 0.456, 0.406),
+        "std": tuple(preset.std) if preset else (0.229, 0.224, 0.225),
+        "crop_pct": (preset.crop_size[0] / resize) if preset else 0.875,
+        "crop_mode": "center",
+    }
+
+
+def _describe_timm_weights(model: nn.Module, pretrained: bool) -> str:
+    if not pretrained:
+        return "random init"
+    cfg = model.pretrained_cfg
+    return f"timm {cfg.get('hf_hub_id') or cfg.get('architecture')}" + (
+        f" ({cfg['tag']})" if cfg.get("tag") else ""
+    )

@@ -1,0 +1,93 @@
+"""What a person watching the terminal sees: a live bar per epoch, then one summary line per epoch.
+
+The bar (samples done, samples/s, elapsed, ETA, last logged loss) is drawn only on a terminal; with
+`--quiet` or when stdout is a pipe or CI log, only the summary lines are printed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichProgress
+from rich.text import Text
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console whose lines are never hard-wrapped: logs and CI output stay one record per line."""
+    console = Console(soft_wrap=True, stderr=stderr)
+    if not console.is_terminal:  # piped or CI: no terminal width to respect, don't truncate tables at 80
+        console.width = 160
+    return console
+
+
+class _SpeedColumn(ProgressColumn):
+    def render(self, task: Any) -> Text:
+        return Text(f"{task.speed:,.1f} samples/s" if task.speed else "- samples/s", style="cyan")
+
+
+class Progress:
+    def __init__(self, console: Console, quiet: bool = False):
+        self.console = console
+        self.live = not quiet and console.is_terminal
+        self._bar = (
+            RichProgress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                _SpeedColumn(),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[loss]}"),
+                console=console,
+                transient=True,  # the summary line replaces the bar when the epoch ends
+            )
+            if self.live
+            else None
+        )
+        self._task = None
+        self._epochs = 0
+        self._epoch_times: list[float] = []
+
+    def start_epoch(self, epoch: int, epochs: int, total_samples: int) -> None:
+        self._epochs = epochs
+        if self._bar is not None:
+            self._bar.start()
+            self._task = self._bar.add_task(f"epoch {epoch}/{epochs}", total=total_samples, loss="")
+
+    def advance(self, samples: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, samples)
+
+    def show_loss(self, loss: float) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, loss=f"loss {loss:.4f}")
+
+    def end_epoch(self, record: dict[str, float], improved: bool, state: Any) -> None:
+        if self._bar is not None:
+            self._bar.remove_task(self._task)
+            self._bar.stop()
+        self._epoch_times.append(record["epoch_time"])
+        left = (self._epochs - record["epoch"]) * sum(self._epoch_times) / len(self._epoch_times)
+        self.console.print(
+            f"epoch {record['epoch']}/{self._epochs}  train_loss {record['train_loss']:.4f}  "
+            f"val_loss {record['val_loss']:.4f}  val_acc {record['val_acc']:.2%}"
+            f"{' [green](best)[/green]' if improved else ''}  "
+            f"{record['epoch_time']:.1f}s  {record['samples_per_s']:.1f} samples/s"
+            + (f"  ~{format_seconds(left)} left" if left > 0 else ""),
+            highlight=False,
+        )
+
+
+def format_seconds(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

@@ -1,0 +1,148 @@
+"""The training loop: `fit` runs epochs of `train_one_epoch` + `evaluate`, nothing hidden.
+
+Extension points are explicit arguments: `logger.log(metrics, step)` for metrics, `progress` for the
+console, and `on_epoch_end(state, improved)` where the caller checkpoints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from torchmetrics.classification import MulticlassAccuracy
+
+from graft.monitoring.console import Progress
+from graft.monitoring.logger import MetricLogger
+from graft.training.runtime import autocast
+from graft.training.state import TrainState, monitor_mode
+
+
+@dataclass
+class StepConfig:
+    """How one optimizer step is taken; resolved once from the run config."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    accum_steps: int
+    clip_grad_norm: float | None
+    label_smoothing: float
+    log_every: int
+
+
+def fit(
+    model: nn.Module,
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    *,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    state: TrainState,
+    epochs: int,
+    num_classes: int,
+    step_cfg: StepConfig,
+    monitor: str,
+    logger: MetricLogger,
+    progress: Progress,
+    on_epoch_end: Callable[[TrainState, bool], None],
+) -> TrainState:
+    for epoch in range(state.epoch, epochs):
+        started = time.perf_counter()
+        progress.start_epoch(epoch + 1, epochs, len(train_loader.dataset))
+        train_loss = train_one_epoch(
+            model, train_loader, optimizer, scheduler, scaler, state, step_cfg, logger, progress
+        )
+        val = evaluate(model, val_loader, step_cfg.device, step_cfg.amp_dtype, num_classes)
+        elapsed = time.perf_counter() - started
+        state.epoch = epoch + 1
+        record = {
+            "epoch": state.epoch,
+            "step": state.step,
+            "train_loss": train_loss,
+            **val,
+            "lr": optimizer.param_groups[0]["lr"],
+            "epoch_time": elapsed,
+            "samples_per_s": len(train_loader.dataset) / elapsed,
+        }
+        improved = state.update_best(record[monitor], monitor_mode(monitor))
+        state.history.append(record)
+        logger.log(record, state.step)
+        on_epoch_end(state, improved)
+        progress.end_epoch(record, improved, state)
+    return state
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    state: TrainState,
+    cfg: StepConfig,
+    logger: MetricLogger,
+    progress: Progress,
+) -> float:
+    """One pass over `loader`; returns the mean training loss (label-smoothed, as optimized)."""
+    model.train()
+    loss_sum = torch.zeros((), device=cfg.device)
+    seen = 0
+    n_batches = len(loader)
+    optimizer.zero_grad(set_to_none=True)
+    for i, (images, targets) in enumerate(loader):
+        images = images.to(cfg.device, non_blocking=True)
+        targets = targets.to(cfg.device, non_blocking=True)
+        with autocast(cfg.device, cfg.amp_dtype):
+            logits = model(images)
+        loss = F.cross_entropy(logits.float(), targets, label_smoothing=cfg.label_smoothing)
+        # Divide by the number of batches actually accumulated, so a short final group is not down-weighted.
+        group_start = i - i % cfg.accum_steps
+        group_size = min(cfg.accum_steps, n_batches - group_start)
+        scaler.scale(loss / group_size).backward()
+        loss_sum += loss.detach() * len(targets)
+        seen += len(targets)
+
+        if i + 1 - group_start == group_size:  # last batch of this accumulation group: step
+            if cfg.clip_grad_norm is not None:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            state.step += 1
+            if state.step % cfg.log_every == 0:  # .item() syncs the device: only on logging steps
+                step_loss = loss.item()
+                logger.log({"train_loss": step_loss, "lr": optimizer.param_groups[0]["lr"]}, state.step)
+                progress.show_loss(step_loss)
+        progress.advance(len(targets))
+    return (loss_sum / max(seen, 1)).item()
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    num_classes: int,
+) -> dict[str, float]:
+    """Validation loss (plain cross-entropy, no label smoothing) and top-1 accuracy."""
+    model.eval()
+    accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro").to(device)
+    loss_sum = torch.zeros((), device=device)
+    seen = 0
+    for images, targets in loader:
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        with autocast(device, amp_dtype):
+            logits = model(images).float()
+        loss_sum += F.cross_entropy(logits, targets, reduction="sum")
+        accuracy.update(logits, targets)
+        seen += len(targets)
+    return {"val_loss": (loss_sum / max(seen, 1)).item(), "val_acc": accuracy.compute().item()}

@@ -1,0 +1,136 @@
+"""The `graft` console script, run as a real subprocess: exit codes, output, files on disk."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import make_color_images
+
+GRAFT = str(Path(sys.executable).parent / "graft")
+FAST = [
+    "--model",
+    "test_resnet",
+    "--img-size",
+    "32",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "8",
+    "--lr",
+    "0.01",
+    "--set",
+    "model.pretrained=false",
+    "--set",
+    "optim.warmup_epochs=0",
+    "--set",
+    "data.num_workers=0",
+]
+
+
+def graft(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [GRAFT, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
+    )
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_train_then_predict_on_a_folder(tmp_path: Path):
+    data = make_color_images(tmp_path / "colors")
+    result = graft("train", data, *FAST, "--out", tmp_path / "run", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "epoch 3/3" in result.stdout and "bundle" in result.stdout and "graft predict" in result.stdout
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+    result = graft(
+        "predict", tmp_path / "run", data / "red" / "000.png", data / "blue", "--top-k", "2", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    predictions = json.loads(result.stdout)
+    assert len(predictions) == 1 + 16
+    assert predictions[0]["label"] == "red" and len(predictions[0]["top_k"]) == 2
+    assert sum(p["label"] == "blue" for p in predictions[1:]) >= 15
+
+    table = graft("predict", tmp_path / "run" / "model", data / "green" / "001.png")
+    assert table.returncode == 0 and "green" in table.stdout
+
+
+def test_train_on_a_csv_with_yaml_config(tmp_path: Path):
+    make_color_images(tmp_path / "imgs", per_class=10)
+    rows = ["path,label"] + [f"imgs/{c}/{i:03d}.png,{c}" for c in ("red", "green", "blue") for i in range(10)]
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "cfg.yaml").write_text("train:\n  epochs: 1\nlog:\n  sinks: [csv]\n")
+    result = graft(
+        "train",
+        "labels.csv",
+        *FAST,
+        "--config",
+        "cfg.yaml",
+        "--set",
+        "train.epochs=2",
+        "--out",
+        "r",
+        "-q",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "CSV labels.csv" in result.stdout and "epoch 2/2" in result.stdout  # --set beats the YAML
+    assert not (tmp_path / "r" / "tb").exists()  # sinks from the YAML
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["train", "missing_folder"], ["data not found: missing_folder"]),
+        (
+            ["train", "DATA", "--set", "optim.lrr=1"],
+            ["unknown config key 'optim.lrr'", "did you mean: optim.lr"],
+        ),
+        (["train", "DATA", "--epochs", "0"], ["train.epochs"]),
+        (["train", "DATA", "--model", "resnet19", "--out", "OUT"], ["unknown model 'resnet19'", "resnet18"]),
+        (["predict", "OUT", "x.png"], ["not a graft bundle"]),
+        (["train", "DATA", "--config", "nope.yaml"], ["config file not found: nope.yaml"]),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], fragments: list[str]):
+    data = make_color_images(tmp_path / "d", per_class=3)
+    args = [str(data) if a == "DATA" else str(tmp_path / "out") if a == "OUT" else a for a in args]
+    assert_user_error(graft(*args, cwd=tmp_path), *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_run_is_left_intact(tmp_path: Path):
+    data = make_color_images(tmp_path / "colors", per_class=4)
+    assert graft("train", data, *FAST, "--epochs", "1", "--out", tmp_path / "run", "-q").returncode == 0
+    files = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    assert_user_error(graft("train", data, *FAST, "--out", tmp_path / "run"), "already holds a run")
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == files
+
+
+def test_help_and_version():
+    top = graft("--help")
+    assert top.returncode == 0
+    for command in ("train", "predict", "models", "config", "demo"):
+        assert command in top.stdout
+    train = graft("train", "--help")
+    assert train.returncode == 0 and "--val-split" in train.stdout and "(default 10)" in train.stdout
+    assert graft("--version").stdout.startswith("graft ")
+
+
+def test_models_and_config_commands():
+    models = graft("models", "efficientnet_lite*")
+    assert models.returncode == 0 and "efficientnet_lite0" in models.stdout and "offline" in models.stdout
+    config = graft("config", "--set", "optim.lr=0.25")
+    assert config.returncode == 0 and "lr: 0.25" in config.stdout
