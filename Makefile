@@ -34,5 +34,5 @@ clean:
 	rm -rf $(VENV) runs .pytest_cache
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
