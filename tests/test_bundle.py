@@ -50,6 +50,7 @@ def test_bundle_is_the_best_checkpoint(trained_run):
 def test_graft_metadata(trained_run):
     meta = json.loads((trained_run.bundle / "graft.json").read_text())
     assert meta["classes"] == ["blue", "green", "red"] and meta["family"] == "timm"
+    assert "tag" not in json.loads((trained_run.bundle / "config.json").read_text())["pretrained_cfg"]
     assert meta["preprocessing"]["input_size"] == [3, 32, 32]
     assert meta["metrics"]["val_acc"] == trained_run.best_metric
     assert meta["graft_version"] == graft.__version__
@@ -62,6 +63,7 @@ def test_predictor_gets_the_colors_right(trained_run):
     assert all(p.label == Path(p.input).parent.name for p in predictions)
     assert all(len(p.top_k) == 3 and abs(sum(s for _, s in p.top_k) - 1) < 1e-4 for p in predictions)
     assert predictor.predict([load_image(paths[0])])[0].label == predictions[0].label  # PIL input too
+    assert predictor.predict(str(paths[0]))[0].label == predictions[0].label  # one path, not its characters
 
 
 def test_torchvision_bundle_loads_with_plain_torchvision(color_folder: Path, tmp_path: Path):

@@ -32,7 +32,7 @@ FAST = [
 
 
 def graft(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}  # rich wraps help at the terminal width
     return subprocess.run(
         [GRAFT, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
     )
@@ -134,3 +134,24 @@ def test_models_and_config_commands():
     assert models.returncode == 0 and "efficientnet_lite0" in models.stdout and "offline" in models.stdout
     config = graft("config", "--set", "optim.lr=0.25")
     assert config.returncode == 0 and "lr: 0.25" in config.stdout
+
+
+def test_demo_refuses_an_existing_run_before_writing_anything(tmp_path: Path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.yaml").write_text("x: 1\n")
+    assert_user_error(graft("demo", "--out", tmp_path / "old"), "already holds a run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]  # no digits folder written either
+
+
+def test_offline_listing_finds_cached_hub_weights(tmp_path: Path):
+    """A model whose weights sit in the Hugging Face cache is listed as offline-ready."""
+    repo = tmp_path / "hub" / "models--timm--resnet18.a1_in1k"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "model.safetensors").write_bytes(b"")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"), "COLUMNS": "200"}
+    listing = subprocess.run([GRAFT, "models", "--offline"], capture_output=True, text=True, env=env)
+    assert listing.returncode == 0
+    names = [line.split("│")[1].strip() for line in listing.stdout.splitlines() if line.startswith("│")]
+    assert names == ["efficientnet_lite0", "resnet18"]

@@ -94,3 +94,11 @@ def test_saved_config_is_plain_yaml(tmp_path: Path):
     save_config(resolve_config(overrides={"data": tmp_path}), tmp_path / "c.yaml")
     loaded = yaml.safe_load((tmp_path / "c.yaml").read_text())
     assert loaded["data"]["path"] == str(tmp_path)
+
+
+def test_unknown_top_level_section_lists_the_sections(tmp_path: Path):
+    (tmp_path / "c.yaml").write_text("optimizer:\n  lr: 0.1\n")
+    with pytest.raises(
+        GraftError, match=r"unknown key 'optimizer' \(did you mean: optim\?\); valid keys: data, model, optim"
+    ):
+        resolve_config(tmp_path / "c.yaml")

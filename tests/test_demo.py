@@ -42,8 +42,12 @@ def test_demo_end_to_end_reaches_95_percent(tmp_path: Path):
     accuracy = float(re.search(r"validation accuracy ([\d.]+)%", result.stdout).group(1))
     assert accuracy >= 95.0, result.stdout
     assert "graft predict" in result.stdout and "tensorboard --logdir" in result.stdout
+    # Run the folder-predict command exactly as the demo printed it.
+    command = re.search(r"graft predict (\S+) (\S+) --json", result.stdout)
+    run_dir, val_dir = command.group(1), command.group(2)
+    assert Path(val_dir) == tmp_path / "digits" / "val"  # shared digits folder beside the run
     predicted = subprocess.run(
-        [graft, "predict", str(tmp_path / "demo"), str(tmp_path / "demo/data/val/7"), "--json"],
+        [graft, "predict", run_dir, str(Path(val_dir) / "7"), "--json"],
         capture_output=True,
         text=True,
         timeout=300,

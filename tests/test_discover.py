@@ -103,3 +103,71 @@ def test_stratified_split_edge_cases():
     train, val = stratified_split(samples, 0.2, seed=0)
     assert Counter(s.label for s in val) == {1: 1, 2: 1}  # singleton stays in train; >=1 val otherwise
     assert len(train) + len(val) == len(samples)
+
+
+@pytest.mark.parametrize(
+    "train_name, val_name", [("Train", "Val"), ("training", "validation"), ("TRAIN", "VALID")]
+)
+def test_split_folder_names_are_case_insensitive(tmp_path: Path, train_name: str, val_name: str):
+    make_color_images(tmp_path / train_name, per_class=3)
+    make_color_images(tmp_path / val_name, per_class=1)
+    spec = discover(tmp_path)
+    assert spec.classes == ["blue", "green", "red"] and len(spec.val) == 3
+
+
+def test_val_folder_without_train_folder_is_an_error(tmp_path: Path):
+    make_color_images(tmp_path / "cats_and_dogs", per_class=2)
+    make_color_images(tmp_path / "val", per_class=1)
+    with pytest.raises(GraftError, match="val/ folder but no train/"):
+        discover(tmp_path)
+
+
+def test_test_folder_is_left_out_with_a_warning(tmp_path: Path):
+    make_color_images(tmp_path / "train", per_class=3)
+    make_color_images(tmp_path / "test", per_class=1)
+    spec = discover(tmp_path)
+    assert len(spec.train) + len(spec.val) == 9 and any("test" in w for w in spec.warnings)
+
+
+def test_macos_junk_and_hidden_files_are_skipped(tmp_path: Path):
+    root = make_color_images(tmp_path / "d", per_class=3)
+    (root / "red" / "._000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    _img(root / "__MACOSX" / "red" / "x.png")
+    _img(root / ".hidden" / "x.png")
+    spec = discover(root, val_split=0.34)
+    assert spec.classes == ["blue", "green", "red"] and len(spec.train) + len(spec.val) == 9
+
+
+def test_folder_of_class_folders_one_level_too_high_gets_a_hint(tmp_path: Path):
+    make_color_images(tmp_path / "animals", per_class=2)
+    with pytest.raises(GraftError, match=r"animals/ has sub-folders \(blue, green, red\): did you mean"):
+        discover(tmp_path)
+
+
+def test_split_keeps_a_training_image_in_every_class(tmp_path: Path):
+    root = make_color_images(tmp_path / "d", per_class=2)
+    spec = discover(root, val_split=0.8)
+    assert spec.counts("train") == spec.counts("val") == {"blue": 1, "green": 1, "red": 1}
+
+
+def test_csv_duplicates_and_overlapping_val_are_errors(tmp_path: Path):
+    make_color_images(tmp_path / "imgs", per_class=2)
+    (tmp_path / "dup.csv").write_text("path,label\nimgs/red/000.png,red\nimgs/red/000.png,red\n")
+    with pytest.raises(GraftError, match="dup.csv:3: imgs/red/000.png is listed a second time"):
+        discover(tmp_path / "dup.csv")
+    (tmp_path / "clash.csv").write_text("path,label\nimgs/red/000.png,red\nimgs/red/000.png,blue\n")
+    with pytest.raises(GraftError, match="another label"):
+        discover(tmp_path / "clash.csv")
+    with pytest.raises(GraftError, match="both training and validation"):
+        discover(tmp_path / "imgs", val=tmp_path / "imgs")
+
+
+def test_symlinked_folders_inside_a_class_are_followed(tmp_path: Path):
+    root = make_color_images(tmp_path / "d", per_class=2)
+    make_color_images(tmp_path / "extra", per_class=2, seed=5)
+    (root / "red" / "more").symlink_to(tmp_path / "extra" / "red")
+    assert (
+        discover(root, val_split=0.25).counts("train")["red"]
+        + discover(root, val_split=0.25).counts("val")["red"]
+        == 4
+    )

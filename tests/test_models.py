@@ -103,3 +103,50 @@ def test_listing_marks_offline_weights():
     assert [e.name for e in list_models(offline_only=True)] == ["efficientnet_lite0"]
     assert all(e.name.startswith("tv:") for e in list_models("tv:resnet*"))
     assert "tv:resnet18" in {e.name for e in list_models("tv:resnet*")}
+
+
+def test_hub_prefixed_names_are_names_not_folders():
+    with pytest.raises(
+        GraftError, match="could not load pretrained weights for 'hf-hub:timm/resnet18.a1_in1k'"
+    ):
+        create_model("hf-hub:timm/resnet18.a1_in1k", num_classes=2)
+
+
+def test_unknown_pretrained_tag_lists_the_real_ones():
+    with pytest.raises(
+        GraftError, match=r"resnet18 has no pretrained weights tagged 'nosuchtag'; available: .*a1_in1k"
+    ):
+        create_model("resnet18.nosuchtag", num_classes=2)
+
+
+def test_folder_with_a_non_timm_config_json(tmp_path: Path):
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "config.json").write_text('{"model_type": "bert", "hidden_size": 8}')
+    with pytest.raises(GraftError, match="not a timm model config"):
+        create_model(str(tmp_path / "bert"), num_classes=2)
+
+
+def test_distilled_tuple_head_and_headless_weights(tmp_path: Path):
+    source = timm.create_model("deit_tiny_distilled_patch16_224", num_classes=1000)
+    save_file(source.state_dict(), str(tmp_path / "deit.safetensors"))
+    built = create_model("deit_tiny_distilled_patch16_224", 3, weights=tmp_path / "deit.safetensors")
+    assert built.model.head.out_features == built.model.head_dist.out_features == 3
+    headless = timm.create_model("test_resnet", num_classes=0)
+    save_file(headless.state_dict(), str(tmp_path / "headless.safetensors"))
+    built = create_model("test_resnet", 4, weights=tmp_path / "headless.safetensors")
+    first = next(iter(headless.state_dict()))
+    assert torch.equal(built.model.state_dict()[first], headless.state_dict()[first])
+
+
+def test_torchvision_preprocessing_comes_from_the_preset_even_without_its_weights():
+    config = create_model("tv:efficientnet_b3", 2, pretrained=False).data_config
+    assert config["input_size"] == (3, 300, 300) and config["interpolation"] == "bicubic"
+
+
+def test_fixed_size_bundle_can_be_fine_tuned_at_a_new_size(tmp_path: Path):
+    from graft.export.bundle import write_bundle
+
+    built = create_model("test_vit", 3, pretrained=False, img_size=32)
+    write_bundle(tmp_path / "model", built, built.model, ["a", "b", "c"], {}, {})
+    again = create_model(str(tmp_path / "model"), 3, img_size=48)
+    assert again.model(torch.zeros(1, 3, 48, 48)).shape == (1, 3)

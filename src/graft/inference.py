@@ -61,9 +61,14 @@ class Predictor:
 
     @torch.inference_mode()
     def predict(
-        self, inputs: Sequence[str | Path | Image.Image], top_k: int = 1, batch_size: int = 32
+        self,
+        inputs: Sequence[str | Path | Image.Image] | str | Path | Image.Image,
+        top_k: int = 1,
+        batch_size: int = 32,
     ) -> list[Prediction]:
         """Predict each image (a path or a PIL image); folders are not expanded here, see `expand_inputs`."""
+        if isinstance(inputs, (str, Path, Image.Image)):  # one image, not a sequence of characters
+            inputs = [inputs]
         k = max(1, min(top_k, len(self.classes)))
         predictions = []
         for start in range(0, len(inputs), batch_size):

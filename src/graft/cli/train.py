@@ -74,7 +74,31 @@ def train_command(
         show_default=False,
     ),
     device: str | None = typer.Option(
-        None, "--device", help="auto, cpu, cuda or cuda:N (default auto).", show_default=False
+        None, "--device", help="auto, cpu, cuda, cuda:N or mps (default auto).", show_default=False
+    ),
+    pretrained: bool | None = typer.Option(
+        None,
+        "--pretrained/--no-pretrained",
+        help="Start from pretrained weights, or from random init (default pretrained).",
+        show_default=False,
+    ),
+    num_workers: int | None = typer.Option(
+        None,
+        "--num-workers",
+        help="DataLoader worker processes (default: CPU count - 1, at most 8).",
+        show_default=False,
+    ),
+    accum_steps: int | None = typer.Option(
+        None,
+        "--accum-steps",
+        help=f"Accumulate gradients over N batches per optimizer step (default {D.train.accum_steps}).",
+        show_default=False,
+    ),
+    amp: str | None = typer.Option(
+        None,
+        "--amp",
+        help="Mixed precision: auto (bf16/fp16 on CUDA, off on CPU), bf16, fp16 or off (default auto).",
+        show_default=False,
     ),
     weights: Path | None = typer.Option(
         None,
@@ -99,6 +123,10 @@ def train_command(
         out=out,
         seed=seed,
         device=device,
+        pretrained=pretrained,
+        num_workers=num_workers,
+        accum_steps=accum_steps,
+        amp=amp,
         weights=weights,
         quiet=quiet or None,
     )

@@ -1,17 +1,20 @@
 """Find the samples, classes and train/val split in what the user points graft at.
 
 Accepted layouts (first match wins):
-  DATA/train/<class>/*.png  [+ DATA/val/<class>/...]   explicit split (val/, valid/ or validation/)
+  DATA/train/<class>/*.png  [+ DATA/val/<class>/...]   explicit split (names matched case-insensitively:
+                                                       train|training, val|valid|validation; test/ is left out)
   DATA/<class>/*.png                                   split here with `val_split`, stratified and seeded
   DATA.csv with columns path,label[,split]             paths relative to the CSV's folder
 
 No image is decoded here: this is the cheap pass that fixes the class list and the split, so that the
-same split comes back on every run (and on resume) from the same files and seed.
+same split comes back on every run (and on resume) from the same files and seed. Hidden files (._x.jpg)
+and __MACOSX folders are skipped; symlinked folders are followed.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -20,7 +23,12 @@ from pathlib import Path
 from graft.errors import GraftError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
-VAL_DIR_NAMES = ("val", "valid", "validation")
+SPLIT_DIR_NAMES = {
+    "train": ("train", "training"),
+    "val": ("val", "valid", "validation"),
+    "test": ("test", "testing"),
+}
+IGNORED_DIR_NAMES = ("__MACOSX",)  # resource forks that macOS zips carry along
 CSV_SUFFIXES = (".csv", ".tsv")
 
 
@@ -54,15 +62,29 @@ def discover(path: Path, val: Path | None = None, val_split: float = 0.2, seed: 
 
     if path.is_file():
         rows = _read_csv(path)  # rows without a split value are training rows
-        train_rows = [(p, lbl) for p, lbl, split in rows if split != "val"]
+        train_rows = [(p, lbl) for p, lbl, split in rows if split in ("", "train")]
         val_rows = [(p, lbl) for p, lbl, split in rows if split == "val"]
-        description, explicit_val = f"CSV {path.name}", bool(val_rows)
+        n_test = sum(split == "test" for _, _, split in rows)
+        if n_test:
+            warnings.append(
+                f"{n_test} row(s) of {path.name} with split=test are not used for training or validation"
+            )
+        description = f"CSV {path.name}"
     else:
-        train_dir = path / "train" if (path / "train").is_dir() else path
+        splits = {_split_of(d.name): d for d in _subfolders(path) if _split_of(d.name)}
+        if "val" in splits and "train" not in splits:
+            raise GraftError(
+                f"{path} has a {splits['val'].name}/ folder but no train/ folder; "
+                "put the training images in train/<class>/ beside it"
+            )
+        if "test" in splits and "train" in splits:
+            warnings.append(
+                f"{splits['test']} is not used for training or validation: keep it for a final evaluation"
+            )
+        train_dir = splits.get("train", path)
         train_rows = _scan_class_folders(train_dir, warnings)
-        val_dir = next((path / n for n in VAL_DIR_NAMES if train_dir != path and (path / n).is_dir()), None)
+        val_dir = splits.get("val")
         val_rows = _scan_class_folders(val_dir, warnings, allow_empty_classes=True) if val_dir else []
-        explicit_val = val_dir is not None
         description = (
             f"folders {train_dir.name}/ and {val_dir.name}/" if val_dir else f"class folders in {path}"
         )
@@ -76,12 +98,16 @@ def discover(path: Path, val: Path | None = None, val_split: float = 0.2, seed: 
             if val.is_file()
             else _scan_class_folders(val, warnings, allow_empty_classes=True)
         )
-        explicit_val = True
+        if not val_rows:
+            raise GraftError(f"validation data {val} has no images")
         description += f", validation from {val}"
 
     classes = sorted({label for _, label in train_rows})
     if len(classes) < 2:
-        raise GraftError(f"{path}: found {len(classes)} class(es) {classes}; classification needs at least 2")
+        raise GraftError(
+            f"{path}: found {len(classes)} class(es) {classes}; classification needs at least 2"
+            + _nested_hint(path, classes)
+        )
     unknown = sorted({label for _, label in val_rows} - set(classes))
     if unknown:
         raise GraftError(
@@ -90,18 +116,28 @@ def discover(path: Path, val: Path | None = None, val_split: float = 0.2, seed: 
         )
     index = {name: i for i, name in enumerate(classes)}
     train = [Sample(p, index[lbl]) for p, lbl in train_rows]
-    if explicit_val:
+    if val_rows:
         val_samples = [Sample(p, index[lbl]) for p, lbl in val_rows]
+        shared = sorted({s.path for s in train} & {s.path for s in val_samples})
+        if shared:
+            raise GraftError(
+                f"{len(shared)} file(s) are both training and validation images, e.g. {shared[0]}; "
+                "a model validated on its own training images looks better than it is"
+            )
     else:
         train, val_samples = stratified_split(train, val_split, seed)
         description += f", {val_split:.0%} held out for validation (stratified, seed {seed})"
     if not val_samples:
-        raise GraftError(f"{path}: no validation samples; add a val/ folder or raise --val-split")
+        raise GraftError(
+            f"{path}: nothing to validate on (a class needs 2 images before one can be held out); "
+            "add images, a val/ folder, or --val DIR_OR_CSV"
+        )
     return DataSpec(classes, train, val_samples, description, warnings)
 
 
 def stratified_split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
-    """Per-class seeded split: round(n * fraction) of each class to val (at least 1 when n >= 2).
+    """Per-class seeded split: round(n * fraction) of each class to val, clamped to [1, n - 1] for n >= 2,
+    so every class keeps at least one training and one validation image (a single image stays in train).
 
     Done per class by hand rather than with sklearn's train_test_split, which refuses classes with one
     sample and val sets smaller than the class count, both common in the small datasets graft is for.
@@ -115,16 +151,53 @@ def stratified_split(samples: list[Sample], fraction: float, seed: int) -> tuple
     for label in sorted(by_class):
         group = by_class[label]
         rng.shuffle(group)
-        n_val = max(1, round(len(group) * fraction)) if len(group) >= 2 else 0
+        n_val = min(len(group) - 1, max(1, round(len(group) * fraction))) if len(group) >= 2 else 0
         val += group[:n_val]
         train += group[n_val:]
     return train, val
 
 
+def _split_of(name: str) -> str | None:
+    return next((split for split, names in SPLIT_DIR_NAMES.items() if name.lower() in names), None)
+
+
+def _subfolders(root: Path) -> list[Path]:
+    return sorted(
+        d
+        for d in root.iterdir()
+        if d.is_dir() and not d.name.startswith(".") and d.name not in IGNORED_DIR_NAMES
+    )
+
+
+def _images_under(folder: Path) -> list[Path]:
+    """Images anywhere below `folder` (symlinked folders followed), hidden files skipped."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in IGNORED_DIR_NAMES]
+        found += [Path(dirpath) / f for f in filenames if not f.startswith(".") and _is_image_name(f)]
+    return sorted(found)
+
+
+def _is_image_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _nested_hint(path: Path, classes: list[str]) -> str:
+    """'; did you mean DATA/animals?' when the only 'class' is a folder of class folders."""
+    if len(classes) != 1 or not path.is_dir():
+        return ""
+    inner = [d.name for d in _subfolders(path / classes[0])] if (path / classes[0]).is_dir() else []
+    return (
+        f"; {classes[0]}/ has sub-folders ({', '.join(inner[:4])}): did you mean {path / classes[0]}?"
+        if inner
+        else ""
+    )
+
+
 def _scan_class_folders(
     root: Path, warnings: list[str], allow_empty_classes: bool = False
 ) -> list[tuple[Path, str]]:
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    class_dirs = _subfolders(root)
     if not class_dirs:
         raise GraftError(
             f"{root} has no class sub-folders; put each class's images in its own folder, "
@@ -132,16 +205,16 @@ def _scan_class_folders(
         )
     rows: list[tuple[Path, str]] = []
     for class_dir in class_dirs:
-        images = sorted(
-            p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-        )
+        images = _images_under(class_dir)
         if not images and not allow_empty_classes:
             raise GraftError(
                 f"class folder {class_dir} has no images ({', '.join(IMAGE_EXTENSIONS[:4])}, ...); "
                 "add images or remove the folder"
             )
         rows += [(p, class_dir.name) for p in images]
-    loose = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    loose = [
+        p for p in root.iterdir() if p.is_file() and not p.name.startswith(".") and _is_image_name(p.name)
+    ]
     if loose:
         warnings.append(
             f"{len(loose)} image(s) directly in {root} are not in a class folder and were ignored"
@@ -165,18 +238,22 @@ def _read_csv(path: Path) -> list[tuple[Path, str, str]]:
             f"{path} needs columns path,label; missing {', '.join(missing)} "
             f"(found: {', '.join(reader.fieldnames or []) or 'no header'})"
         )
-    rows, absent = [], []
+    rows, absent, seen = [], [], {}
     for line_no, row in enumerate(reader, start=2):
         rel, label = (row[columns["path"]] or "").strip(), (row[columns["label"]] or "").strip()
         if not rel or not label:
             raise GraftError(f"{path}:{line_no}: empty path or label")
         split = (row[columns["split"]] or "").strip().lower() if "split" in columns else ""
-        split = "val" if split in VAL_DIR_NAMES else split
-        if split not in ("", "train", "val"):
-            raise GraftError(f"{path}:{line_no}: split must be train or val, got {split!r}")
+        split = _split_of(split) or split
+        if split not in ("", "train", "val", "test"):
+            raise GraftError(f"{path}:{line_no}: split must be train, val or test, got {split!r}")
         image = (path.parent / rel).resolve()
         if not image.is_file():
             absent.append(rel)
+        if image in seen:  # a repeated file would count twice, or sit in both train and val
+            other = f" with another label ({seen[image]!r} vs {label!r})" if seen[image] != label else ""
+            raise GraftError(f"{path}:{line_no}: {rel} is listed a second time{other}; keep one row per file")
+        seen[image] = label
         rows.append((image, label, split))
     if absent:
         raise GraftError(

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from timm.data import create_transform
@@ -22,12 +23,31 @@ from graft.errors import GraftError
 
 
 def load_image(path: Path) -> Image.Image:
-    """Decode to RGB with the EXIF orientation applied (phone photos are stored sideways)."""
+    """Decode to 8-bit RGB the way a person would see the file.
+
+    EXIF orientation is applied (phone photos are stored sideways); 16-bit images are scaled, not clipped
+    (PIL's convert("RGB") turns most of a 16-bit image white); transparency is composited onto white
+    (dropping alpha would show whatever color the transparent pixels happen to store, often black).
+    """
     try:
         with Image.open(path) as img:
-            return ImageOps.exif_transpose(img).convert("RGB")
-    except (OSError, UnidentifiedImageError) as err:
+            return to_rgb(ImageOps.exif_transpose(img))
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
         raise GraftError(f"cannot read image {path}: {err}") from None
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        pixels = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if pixels.max() > 255 else 255.0
+        img = Image.fromarray((pixels.clip(0, top) * (255.0 / top)).round().astype(np.uint8), mode="L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
 
 
 class ImageDataset(Dataset):
@@ -90,7 +110,7 @@ def create_loader(
         # Keeping workers alive avoids re-forking (and re-importing torch) at every epoch start.
         persistent_workers=num_workers > 0,
         pin_memory=pin_memory,
-        # A last training batch of 1 breaks BatchNorm ("Expected more than 1 value per channel");
-        # dropping the remainder costs nothing since the shuffle differs each epoch.
-        drop_last=train and len(dataset) > batch_size,
+        # A last training batch of exactly 1 breaks BatchNorm ("Expected more than 1 value per channel");
+        # only that lone sample is dropped (a different one each epoch), not a whole partial batch.
+        drop_last=train and len(dataset) % batch_size == 1 and len(dataset) > 1,
     )

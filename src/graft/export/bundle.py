@@ -54,6 +54,10 @@ def write_bundle(
             safe_serialization=True,
             data_config=dict(built.data_config),
         )
+        # timm keeps the source weights' hub tag (e.g. "ra_in1k"); these weights are our fine-tune, not those.
+        hf_config = json.loads((tmp / "config.json").read_text())
+        hf_config["pretrained_cfg"].pop("tag", None)
+        (tmp / "config.json").write_text(json.dumps(hf_config, indent=2))
     else:
         from safetensors.torch import save_file
 

@@ -88,12 +88,20 @@ def create_model(
     if name.startswith("tv:"):
         return build_torchvision(name[3:], num_classes, pretrained, img_size, state_dict, description)
 
-    arch, _, tag = name.partition(".")
-    offline = OFFLINE_WEIGHTS.get(arch)
-    if state_dict is None and pretrained and not tag and offline is not None and offline.available():
-        state_dict, description = offline.load(), offline.description
-    if name.startswith("hf-hub:") or timm.is_model(arch):
+    if name.startswith("hf-hub:"):
         return build_timm(name, num_classes, pretrained, drop_rate, img_size, state_dict, description)
+    arch, _, tag = name.partition(".")
+    if timm.is_model(arch):
+        if tag and pretrained and state_dict is None and name not in timm.list_pretrained(f"{arch}.*"):
+            tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{arch}.*")]
+            raise GraftError(
+                f"{arch} has no pretrained weights tagged {tag!r}"
+                + (f"; available: {', '.join(tags)}" if tags else "; it has no pretrained weights in timm")
+            )
+        offline = OFFLINE_WEIGHTS.get(arch)
+        if state_dict is None and pretrained and not tag and offline is not None and offline.available():
+            state_dict, description = offline.load(), offline.description
+        return build_timm(name, num_classes, pretrained, drop_rate, img_size, state_dict, description, arch)
 
     candidates = timm.list_models() + [f"tv:{n}" for n in _torchvision_names()]
     raise GraftError(
@@ -102,7 +110,10 @@ def create_model(
 
 
 def _looks_like_path(name: str) -> bool:
-    # A bare word is a model name even if a folder of that name happens to exist in the working directory.
+    # A bare word is a model name even if a folder of that name happens to exist in the working directory;
+    # timm's own source prefixes (hf-hub:org/repo, local-dir:/path) contain slashes but are names.
+    if name.startswith(("hf-hub:", "local-dir:")):
+        return False
     return "/" in name or "\\" in name or name.startswith((".", "~")) or name.endswith(".json")
 
 
@@ -133,8 +144,23 @@ def _from_directory(
             built.data_config = dict(meta["preprocessing"])
         return built
     if (path / "config.json").is_file():
+        try:
+            arch = json.loads((path / "config.json").read_text()).get("architecture")
+        except json.JSONDecodeError as err:
+            raise GraftError(f"{path / 'config.json'} is not valid JSON: {err}") from None
+        if not arch:
+            raise GraftError(
+                f"{path / 'config.json'} is not a timm model config (no 'architecture'); "
+                "graft fine-tunes timm/torchvision image models from folders"
+            )
         return build_timm(
-            f"local-dir:{path}", num_classes, True, drop_rate, img_size, weights=f"model folder {path}"
+            f"local-dir:{path}",
+            num_classes,
+            True,
+            drop_rate,
+            img_size,
+            weights=f"model folder {path}",
+            arch=arch,
         )
     raise GraftError(f"{path} is not a model folder (no config.json or {BUNDLE_META}); see `graft models`")
 
@@ -163,7 +189,7 @@ def list_models(pattern: str | None = None, offline_only: bool = False) -> list[
         for o in OFFLINE_WEIGHTS.values()
         if fnmatch.fnmatch(o.arch, pattern)
     ]
-    if not (pattern.startswith("tv:") or offline_only and pattern == "*"):
+    if not pattern.startswith("tv:"):
         entries += [
             ModelEntry(n, "timm", _timm_cached(n), "")
             for n in timm.list_models(pattern)

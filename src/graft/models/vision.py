@@ -38,19 +38,21 @@ def build_timm(
     img_size: int | None = None,
     state_dict: dict[str, torch.Tensor] | None = None,
     weights: str | None = None,
+    arch: str | None = None,
 ) -> BuiltModel:
     """timm model with a `num_classes` head; `name` may be 'arch', 'arch.tag', 'hf-hub:...' or 'local-dir:...'.
 
     `state_dict` (any key naming, see `adapt_state_dict`) replaces hub weights; `weights` describes it.
+    `arch` is the architecture behind `name` when the name does not say it (local-dir: its config.json).
     """
     kwargs: dict[str, Any] = {}
     if drop_rate is not None:
         kwargs["drop_rate"] = drop_rate
-    arch = name.split(":", 1)[-1] if ":" in name else name.split(".")[0]
-    if img_size is not None and not name.startswith(("local-dir:", "hf-hub:")):
+    arch = arch or (None if ":" in name else name.split(".")[0])
+    default_cfg = timm.get_pretrained_cfg(arch) if arch else None
+    if img_size is not None and default_cfg is not None and default_cfg.fixed_input_size:
         # Fixed-size models (ViT) need the size at build time to resample position embeddings.
-        if timm.get_pretrained_cfg(arch) is not None and timm.get_pretrained_cfg(arch).fixed_input_size:
-            kwargs["img_size"] = img_size
+        kwargs["img_size"] = img_size
     try:
         if state_dict is not None:
             model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
@@ -69,7 +71,7 @@ def build_timm(
     return BuiltModel(
         model=model,
         family="timm",
-        arch=model.pretrained_cfg.get("architecture", arch),
+        arch=model.pretrained_cfg.get("architecture") or arch or name,
         data_config={k: data_config[k] for k in PREPROCESSING_KEYS},
         weights=weights or _describe_timm_weights(model, pretrained),
     )
@@ -93,11 +95,12 @@ def build_torchvision(
     available = torchvision.models.list_models(module=torchvision.models)
     if name not in available:
         raise GraftError(f"unknown torchvision model {name!r}{did_you_mean(name, available)}")
-    tv_weights = (
-        torchvision.models.get_model_weights(name).DEFAULT if pretrained and state_dict is None else None
-    )
+    preset = torchvision.models.get_model_weights(name).DEFAULT  # None for models without weights
+    tv_weights = preset if pretrained and state_dict is None else None
+    # googlenet/inception_v3 built without weights keep auxiliary heads that return tuples in train mode.
+    kwargs = {"aux_logits": False} if name in ("googlenet", "inception_v3") else {}
     try:
-        model = torchvision.models.get_model(name, weights=tv_weights)
+        model = torchvision.models.get_model(name, weights=tv_weights, **kwargs)
     except OSError as err:
         raise GraftError(
             f"could not download torchvision weights for {name!r}: {err} "
@@ -106,7 +109,8 @@ def build_torchvision(
     _replace_last_linear(model, num_classes)
     if state_dict is not None:
         model.load_state_dict(adapt_state_dict(state_dict, model, where=weights or name))
-    data_config = _torchvision_data_config(tv_weights, img_size)
+    # The preset's preprocessing is what the architecture is meant to see, with or without its weights.
+    data_config = _torchvision_data_config(preset, img_size)
     description = weights or (f"torchvision {tv_weights}" if tv_weights else "random init")
     return BuiltModel(model, "torchvision", name, data_config, description)
 
@@ -134,34 +138,41 @@ def load_weights_file(path: Path) -> dict[str, torch.Tensor]:
 def adapt_state_dict(
     source: dict[str, torch.Tensor], model: nn.Module, where: str
 ) -> dict[str, torch.Tensor]:
-    """Fit `source` onto `model`'s keys: by name if they match, else one-to-one in order (ported weights).
+    """Fit `source` onto `model`'s keys: by name where they match, else one-to-one in order (ported weights).
 
-    Head tensors whose shape differs (another class count) are left at the model's fresh init.
+    Head tensors that are missing (a headless `num_classes=0` export) or shaped for another class count
+    keep the model's fresh init; every other tensor must be there with the right shape.
     """
     target = model.state_dict()
-    if set(source) != set(target):
-        if len(source) != len(target):
+    head = _head_keys(model)
+    if not set(target) - head <= set(source):  # names differ: map by position, with or without the head
+        body = [k for k in target if k not in head]
+        if len(source) == len(target):
+            source = dict(zip(target, source.values()))
+        elif len(source) == len(body):
+            source = dict(zip(body, source.values()))
+        else:
             raise GraftError(
                 f"{where}: {len(source)} tensors do not match the model's {len(target)}; "
                 "is it for this architecture?"
             )
-        source = dict(zip(target, source.values()))  # ported checkpoints keep order, rename keys
     adapted = {}
-    for key, value in source.items():
-        if value.shape != target[key].shape:
-            if key in _head_keys(model):
-                adapted[key] = target[key]
-                continue
-            raise GraftError(
-                f"{where}: tensor {key} has shape {tuple(value.shape)}, model needs {tuple(target[key].shape)}"
-            )
-        adapted[key] = value
+    for key, fresh in target.items():
+        given = source.get(key)
+        if given is not None and given.shape == fresh.shape:
+            adapted[key] = given
+        elif key in head:
+            adapted[key] = fresh
+        else:
+            found = "missing" if given is None else f"shaped {tuple(given.shape)}"
+            raise GraftError(f"{where}: tensor {key} is {found}; the model needs {tuple(fresh.shape)}")
     return adapted
 
 
 def _head_keys(model: nn.Module) -> set[str]:
-    name = getattr(model, "pretrained_cfg", {}).get("classifier") or _last_linear_name(model)
-    return {f"{name}.weight", f"{name}.bias"}
+    names = getattr(model, "pretrained_cfg", {}).get("classifier") or _last_linear_name(model)
+    names = (names,) if isinstance(names, str) else names  # distilled models: ("head", "head_dist")
+    return {f"{name}.{suffix}" for name in names for suffix in ("weight", "bias")}
 
 
 def _last_linear_name(model: nn.Module) -> str:
@@ -179,9 +190,9 @@ def _replace_last_linear(model: nn.Module, num_classes: int) -> None:
     setattr(parent, attr, nn.Linear(old.in_features, num_classes))
 
 
-def _torchvision_data_config(tv_weights: Any, img_size: int | None) -> dict[str, Any]:
+def _torchvision_data_config(preset_weights: Any, img_size: int | None) -> dict[str, Any]:
     """torchvision's ImageClassification preset, translated to timm's data-config vocabulary."""
-    preset = tv_weights.transforms() if tv_weights is not None else None
+    preset = preset_weights.transforms() if preset_weights is not None else None
     crop = img_size or (preset.crop_size[0] if preset else 224)
     resize = preset.resize_size[0] if preset else 256
     return {

@@ -19,7 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from graft.monitoring.console import Progress
 from graft.monitoring.logger import MetricLogger
 from graft.training.runtime import autocast
-from graft.training.state import TrainState, monitor_mode
+from graft.training.state import TrainState
 
 
 @dataclass
@@ -54,23 +54,22 @@ def fit(
     for epoch in range(state.epoch, epochs):
         started = time.perf_counter()
         progress.start_epoch(epoch + 1, epochs, len(train_loader.dataset))
-        train_loss = train_one_epoch(
+        train = train_one_epoch(
             model, train_loader, optimizer, scheduler, scaler, state, step_cfg, logger, progress
         )
         val = evaluate(model, val_loader, step_cfg.device, step_cfg.amp_dtype, num_classes)
-        elapsed = time.perf_counter() - started
         state.epoch = epoch + 1
         record = {
             "epoch": state.epoch,
             "step": state.step,
-            "train_loss": train_loss,
+            "train_loss": train["loss"],
             **val,
-            "lr": optimizer.param_groups[0]["lr"],
-            "epoch_time": elapsed,
-            "samples_per_s": len(train_loader.dataset) / elapsed,
+            "lr": train["lr"],
+            "epoch_time": time.perf_counter() - started,
+            "samples_per_s": train["samples"] / train["seconds"],  # training throughput, evaluation excluded
         }
-        improved = state.update_best(record[monitor], monitor_mode(monitor))
         state.history.append(record)
+        improved = state.update_best(record, monitor)
         logger.log(record, state.step)
         on_epoch_end(state, improved)
         progress.end_epoch(record, improved, state)
@@ -87,11 +86,14 @@ def train_one_epoch(
     cfg: StepConfig,
     logger: MetricLogger,
     progress: Progress,
-) -> float:
-    """One pass over `loader`; returns the mean training loss (label-smoothed, as optimized)."""
+) -> dict[str, float]:
+    """One pass over `loader`: mean training loss (label-smoothed, as optimized), the LR of the last
+    optimizer step, samples seen and seconds taken."""
+    started = time.perf_counter()
     model.train()
     loss_sum = torch.zeros((), device=cfg.device)
     seen = 0
+    lr = optimizer.param_groups[0]["lr"]
     n_batches = len(loader)
     optimizer.zero_grad(set_to_none=True)
     for i, (images, targets) in enumerate(loader):
@@ -111,17 +113,20 @@ def train_one_epoch(
             if cfg.clip_grad_norm is not None:
                 scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+            lr = optimizer.param_groups[0]["lr"]  # the LR this step is taken with
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             state.step += 1
-            if state.step % cfg.log_every == 0:  # .item() syncs the device: only on logging steps
+            # .item() syncs the device: only on logging steps (and the epoch's last, so short runs plot too).
+            if state.step % cfg.log_every == 0 or i + 1 == n_batches:
                 step_loss = loss.item()
-                logger.log({"train_loss": step_loss, "lr": optimizer.param_groups[0]["lr"]}, state.step)
+                logger.log({"train_loss": step_loss, "lr": lr}, state.step)
                 progress.show_loss(step_loss)
         progress.advance(len(targets))
-    return (loss_sum / max(seen, 1)).item()
+    mean_loss = (loss_sum / max(seen, 1)).item()
+    return {"loss": mean_loss, "lr": lr, "samples": seen, "seconds": time.perf_counter() - started}
 
 
 @torch.inference_mode()

@@ -17,8 +17,11 @@ from graft.config import OptimConfig
 
 
 def create_optimizer(cfg: OptimConfig, model: nn.Module) -> torch.optim.Optimizer:
-    kwargs = {"momentum": cfg.momentum} if cfg.name == "sgd" else {}
-    return create_optimizer_v2(model, opt=cfg.name, lr=cfg.lr, weight_decay=cfg.weight_decay, **kwargs)
+    if cfg.name == "sgd":  # timm's "sgd" is Nesterov; "momentum" is the plain SGD users expect
+        return create_optimizer_v2(
+            model, opt="momentum", lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+        )
+    return create_optimizer_v2(model, opt=cfg.name, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def lr_factor(
@@ -29,7 +32,8 @@ def lr_factor(
         return (step + 1) / warmup_steps
     if kind == "constant":
         return 1.0
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    # +1: the last step (total_steps - 1) is taken at exactly the floor, the first after warmup just below peak.
+    progress = min(1.0, (step - warmup_steps + 1) / max(1, total_steps - warmup_steps))
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 

@@ -1,13 +1,15 @@
 """A whole run, from a resolved Config to a run directory with checkpoints, metrics and a bundle.
 
-Everything that can fail on user input (data, model name, output folder) is checked before the first
-byte is written, so a mistake never leaves a half-made run directory behind.
+Everything that can fail on user input (data, model name and input size, output folder) is checked
+before the first byte is written, so a mistake never leaves a half-made run directory behind; and a
+run folder that already holds anything is never written into.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from torch import nn
 
 from graft.checkpointing.checkpoint import atomic_link, atomic_save, load_checkpoint
 from graft.config import Config, config_to_dict, save_config
@@ -63,30 +66,22 @@ def run_training(cfg: Config, console: Console | None = None, spec: DataSpec | N
     """Train per `cfg`. `spec` is the already-discovered data, when the caller checked it first."""
     console = console or make_console()
     spec = spec or discover_data(cfg)
-    run_dir = _claim_run_dir(cfg)
+    run_dir = claim_run_dir(default_run_dir(cfg) if cfg.out is None else Path(cfg.out))
 
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     device = resolve_device(cfg.train.device)
     amp_dtype = resolve_amp(cfg.train.amp, device)
-    built = create_model(
-        cfg.model.name,
-        len(spec.classes),
-        cfg.model.pretrained,
-        cfg.model.weights,
-        cfg.model.drop_rate,
-        cfg.data.img_size,
-    )
+    m = cfg.model
+    built = create_model(m.name, len(spec.classes), m.pretrained, m.weights, m.drop_rate, cfg.data.img_size)
     model = built.model.to(device)
+    _check_model_accepts(model, built, cfg, device)
 
     num_workers = default_num_workers() if cfg.data.num_workers is None else cfg.data.num_workers
     train_tf, eval_tf = create_transforms(built.data_config, cfg.data.augment)
     pin = device.type == "cuda"
-    train_loader = create_loader(
-        ImageDataset(spec.train, train_tf), cfg.train.batch_size, True, num_workers, cfg.train.seed, pin
-    )
-    val_loader = create_loader(
-        ImageDataset(spec.val, eval_tf), cfg.train.batch_size, False, num_workers, cfg.train.seed, pin
-    )
+    batch, seed = cfg.train.batch_size, cfg.train.seed
+    train_loader = create_loader(ImageDataset(spec.train, train_tf), batch, True, num_workers, seed, pin)
+    val_loader = create_loader(ImageDataset(spec.val, eval_tf), batch, False, num_workers, seed, pin)
     steps_per_epoch = math.ceil(len(train_loader) / cfg.train.accum_steps)
 
     optimizer = create_optimizer(cfg.optim, model)
@@ -99,13 +94,16 @@ def run_training(cfg: Config, console: Console | None = None, spec: DataSpec | N
     cfg.out = run_dir
     cfg.data.img_size = built.data_config["input_size"][-1]
     cfg.data.num_workers = num_workers
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    ckpt_dir = run_dir / "checkpoints"
+    try:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GraftError(
+            f"cannot create run directory {run_dir}: {err.strerror}; choose another --out"
+        ) from None
     save_config(cfg, run_dir / "config.yaml")
     _write_split(spec, run_dir / "split.csv")
     _print_header(console, cfg, spec, built, device, amp_dtype, run_dir)
-
-    ckpt_dir = run_dir / "checkpoints"
     config_dict = config_to_dict(cfg)
 
     def save_checkpoint(state: TrainState, improved: bool) -> None:
@@ -151,43 +149,88 @@ def run_training(cfg: Config, console: Console | None = None, spec: DataSpec | N
             progress=Progress(console, cfg.log.quiet),
             on_epoch_end=save_checkpoint,
         )
+    except KeyboardInterrupt:
+        # Whatever finished epochs produced is still a usable model: bundle it before leaving.
+        if (ckpt_dir / "best.pt").exists():
+            best = _bundle_best(run_dir, built, model, spec, cfg)
+            console.print(
+                f"interrupted: bundle {run_dir / 'model'} built from the best finished epoch ({best})"
+            )
+        else:
+            console.print(f"interrupted before the first epoch finished; nothing to bundle in {run_dir}")
+        raise
     finally:
         logger.close()
 
-    # The bundle is the best epoch's model, not the last one's.
-    best = load_checkpoint(ckpt_dir / "best.pt")
-    model.load_state_dict(best["model"])
-    best_record = state.history[best["epoch"] - 1]
-    write_bundle(
-        run_dir / "model",
-        built,
-        model.cpu(),
-        spec.classes,
-        metrics={k: best_record[k] for k in ("epoch", "val_loss", "val_acc")},
-        source={"run": str(run_dir), "data": str(cfg.data.path)},
-    )
-    monitor = cfg.checkpoint.monitor
+    best = _bundle_best(run_dir, built, model, spec, cfg)
     console.print(
-        f"best {monitor} {_fmt_metric(monitor, state.best_metric)} at epoch {state.best_epoch}/{cfg.train.epochs}; "
-        f"bundle {run_dir / 'model'} built from checkpoints/best.pt "
+        f"best {best}; bundle {run_dir / 'model'} built from checkpoints/best.pt "
         f"({format_seconds(time.perf_counter() - started)} in all)",
         highlight=False,
     )
     return Run(run_dir, cfg, spec.classes, state.history, state.best_metric, state.best_epoch)
 
 
-def _claim_run_dir(cfg: Config) -> Path:
-    if cfg.out is not None:
-        run_dir = Path(cfg.out)
-    else:
-        data_name = Path(cfg.data.path).stem or "data"
-        model_name = Path(cfg.model.name).name.replace(":", "-")
-        run_dir = Path("runs") / f"{data_name}-{model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if (run_dir / "config.yaml").exists():
-        raise GraftError(f"{run_dir} already holds a run; choose another --out (nothing was changed)")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise GraftError(f"--out {run_dir} is a file, not a folder")
+def default_run_dir(cfg: Config) -> Path:
+    data_name = Path(cfg.data.path).stem or "data"
+    model_name = Path(cfg.model.name).name.replace(":", "-")
+    return Path("runs") / f"{data_name}-{model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def claim_run_dir(run_dir: Path) -> Path:
+    """Check that `run_dir` can become a new run: absent or empty, and creatable. Creates nothing."""
+    if run_dir.exists():
+        if not run_dir.is_dir():
+            raise GraftError(f"--out {run_dir} is a file, not a folder")
+        if any(run_dir.iterdir()):
+            what = "a run" if (run_dir / "config.yaml").exists() else "files"
+            raise GraftError(f"{run_dir} already holds {what}; choose another --out (nothing was changed)")
+    parent = run_dir
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise GraftError(f"cannot create {run_dir}: {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise GraftError(f"cannot create {run_dir}: no write permission in {parent}; choose another --out")
     return run_dir
+
+
+def _check_model_accepts(model: nn.Module, built: BuiltModel, cfg: Config, device: torch.device) -> None:
+    """Fail before anything is written if the model cannot train at this input size and batch size."""
+    size = built.data_config["input_size"]
+    has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if cfg.train.batch_size == 1 and has_batchnorm:
+        raise GraftError(
+            f"{cfg.model.name} has BatchNorm layers, which cannot train on batches of 1; use --batch-size 2 or more"
+        )
+    model.eval()
+    try:
+        with torch.inference_mode():
+            model(torch.zeros(2, *size, device=device))
+    except (RuntimeError, AssertionError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise GraftError(
+            f"{cfg.model.name} cannot take {size[1]}x{size[2]} inputs ({reason}); choose another --img-size"
+        ) from None
+
+
+def _bundle_best(run_dir: Path, built: BuiltModel, model: nn.Module, spec: DataSpec, cfg: Config) -> str:
+    """Write the bundle from checkpoints/best.pt (not from the last epoch); returns what 'best' was."""
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    record = best["state"]["history"][best["epoch"] - 1]
+    model.load_state_dict(best["model"])
+    write_bundle(
+        run_dir / "model",
+        built,
+        model.cpu(),
+        spec.classes,
+        metrics={k: record[k] for k in ("epoch", "val_loss", "val_acc")},
+        source={"run": str(run_dir), "data": str(cfg.data.path)},
+    )
+    monitor = cfg.checkpoint.monitor
+    value = record[monitor]
+    shown = f"{value:.2%}" if monitor.endswith("acc") else f"{value:.4f}"
+    return f"{monitor} {shown} at epoch {best['epoch']}/{cfg.train.epochs}"
 
 
 def _write_split(spec: DataSpec, path: Path) -> None:
@@ -210,6 +253,8 @@ def _print_header(
 ) -> None:
     params = sum(p.numel() for p in built.model.parameters())
     size = built.data_config["input_size"]
+    accumulated = f" x {cfg.train.accum_steps} accumulated" if cfg.train.accum_steps > 1 else ""
+    autocast = f" with {str(amp_dtype).split('.')[-1]} autocast" if amp_dtype else ""
     rows: list[tuple[str, Any]] = [
         (
             "data",
@@ -226,10 +271,8 @@ def _print_header(
         ),
         (
             "train",
-            f"{cfg.train.epochs} epochs, batch {cfg.train.batch_size}"
-            f"{f' x {cfg.train.accum_steps} accumulated' if cfg.train.accum_steps > 1 else ''}, "
-            f"{cfg.optim.name} lr {cfg.optim.lr:g} {cfg.optim.scheduler}, on {device}"
-            f"{' with ' + str(amp_dtype).split('.')[-1] + ' autocast' if amp_dtype else ''}",
+            f"{cfg.train.epochs} epochs, batch {cfg.train.batch_size}{accumulated}, "
+            f"{cfg.optim.name} lr {cfg.optim.lr:g} {cfg.optim.scheduler}, on {device}{autocast}",
         ),
         ("run", str(run_dir)),
     ]
@@ -237,9 +280,3 @@ def _print_header(
         console.print(f"[bold]{key:<6}[/bold] {value}", highlight=False)
     for warning in spec.warnings:
         console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
-
-
-def _fmt_metric(name: str, value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.2%}" if name.endswith("acc") else f"{value:.4f}"

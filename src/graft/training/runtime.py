@@ -14,9 +14,17 @@ from graft.errors import GraftError
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise GraftError(f"--device {name} asked for, but PyTorch sees no CUDA GPU; use --device cpu or auto")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise GraftError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise GraftError(
+            "--device mps asked for, but this PyTorch build has no Apple GPU support; use --device cpu"
+        )
     return torch.device(name)
 
 
@@ -26,7 +34,8 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
         return None
     if device.type != "cuda":
         raise GraftError(f"--set train.amp={mode} needs a CUDA device; use train.amp=auto or off on {device}")
-    if mode == "bf16" or (mode == "auto" and torch.cuda.is_bf16_supported()):
+    # Native bf16 needs compute capability 8.0 (Ampere); older GPUs would only emulate it, slowly.
+    if mode == "bf16" or (mode == "auto" and torch.cuda.get_device_capability(device) >= (8, 0)):
         return torch.bfloat16
     return torch.float16
 
