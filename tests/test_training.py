@@ -227,3 +227,17 @@ def test_nan_never_becomes_best_and_ties_go_to_lower_loss():
         state.history.append(record)
         state.update_best(record, "val_acc")
     assert (state.best_epoch, state.best_metric) == (3, 0.5)
+
+
+def test_live_progress_bar_on_a_terminal(color_folder: Path, tmp_path: Path):
+    """On a TTY the epoch bar shows samples done, samples/s, ETA and the loss; the summary line stays."""
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=200)
+    graft.train(color_folder, out=tmp_path / "r", console=console, **{**TINY, "quiet": False, "epochs": 1})
+    text = buffer.getvalue()
+    assert "samples/s" in text and "eta" in text and "loss " in text and "/39" in text  # the live bar drew
+    assert "epoch 1/1  train_loss" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -13,6 +14,11 @@ from graft.monitoring.console import make_console
 D = Config()  # defaults shown in --help come from the config itself, so they cannot drift
 
 
+def _flag(*names: str, help: str) -> Any:
+    # None means "not given": only flags the user typed override the config file and defaults.
+    return typer.Option(None, *names, help=help, show_default=False)
+
+
 def train_command(
     data: Path = typer.Argument(
         ...,
@@ -20,91 +26,55 @@ def train_command(
         "path,label[,split] columns (paths relative to the CSV).",
         show_default=False,
     ),
-    model: str | None = typer.Option(
-        None,
+    model: str | None = _flag(
         "--model",
         "-m",
         help="timm name (efficientnet_lite0, resnet50.a1_in1k), tv:NAME for torchvision, "
         f"or a bundle/model folder; see `graft models` (default {D.model.name}).",
-        show_default=False,
     ),
-    epochs: int | None = typer.Option(
-        None, "--epochs", "-e", help=f"Epochs to train (default {D.train.epochs}).", show_default=False
-    ),
-    batch_size: int | None = typer.Option(
-        None, "--batch-size", "-b", help=f"Batch size (default {D.train.batch_size}).", show_default=False
-    ),
-    lr: float | None = typer.Option(
-        None,
+    epochs: int | None = _flag("--epochs", "-e", help=f"Epochs to train (default {D.train.epochs})."),
+    batch_size: int | None = _flag("--batch-size", "-b", help=f"Batch size (default {D.train.batch_size})."),
+    lr: float | None = _flag(
         "--lr",
-        help=f"Peak learning rate (default {D.optim.lr:g}, {D.optim.name} with {D.optim.scheduler} schedule and warmup).",
-        show_default=False,
+        help=f"Peak learning rate (default {D.optim.lr:g}, {D.optim.name} with warmup then {D.optim.scheduler}).",
     ),
-    img_size: int | None = typer.Option(
-        None,
-        "--img-size",
-        help="Input size in pixels (default: the model's pretrained size).",
-        show_default=False,
+    img_size: int | None = _flag(
+        "--img-size", help="Input size in pixels (default: the model's pretrained size)."
     ),
-    val: Path | None = typer.Option(
-        None, "--val", help="Validation folder or CSV (overrides val/ inside DATA).", show_default=False
-    ),
-    val_split: float | None = typer.Option(
-        None,
+    val: Path | None = _flag("--val", help="Validation folder or CSV (overrides val/ inside DATA)."),
+    val_split: float | None = _flag(
         "--val-split",
         help=f"Fraction held out for validation when DATA has no val/ (default {D.data.val_split}).",
-        show_default=False,
     ),
-    out: Path | None = typer.Option(
-        None, "--out", "-o", help="Run directory (default runs/DATA-MODEL-TIME).", show_default=False
+    out: Path | None = _flag(
+        "--out", "-o", help="Run directory, new or empty (default runs/DATA-MODEL-TIME)."
     ),
-    config: Path | None = typer.Option(
-        None, "--config", "-c", help="YAML config file (see `graft config`).", show_default=False
-    ),
+    config: Path | None = _flag("--config", "-c", help="YAML config file (see `graft config`)."),
     set_: list[str] = typer.Option(
         [],
         "--set",
         help="Override any config key, e.g. --set optim.weight_decay=0.05 (repeatable).",
         show_default=False,
     ),
-    seed: int | None = typer.Option(
-        None,
-        "--seed",
-        help=f"Random seed for split, init and shuffling (default {D.train.seed}).",
-        show_default=False,
+    seed: int | None = _flag(
+        "--seed", help=f"Random seed for split, init and shuffling (default {D.train.seed})."
     ),
-    device: str | None = typer.Option(
-        None, "--device", help="auto, cpu, cuda, cuda:N or mps (default auto).", show_default=False
-    ),
-    pretrained: bool | None = typer.Option(
-        None,
+    device: str | None = _flag("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)."),
+    pretrained: bool | None = _flag(
         "--pretrained/--no-pretrained",
         help="Start from pretrained weights, or from random init (default pretrained).",
-        show_default=False,
     ),
-    num_workers: int | None = typer.Option(
-        None,
-        "--num-workers",
-        help="DataLoader worker processes (default: CPU count - 1, at most 8).",
-        show_default=False,
+    num_workers: int | None = _flag(
+        "--num-workers", help="DataLoader worker processes (default: CPUs - 1, at most 8)."
     ),
-    accum_steps: int | None = typer.Option(
-        None,
-        "--accum-steps",
-        help=f"Accumulate gradients over N batches per optimizer step (default {D.train.accum_steps}).",
-        show_default=False,
+    accum_steps: int | None = _flag(
+        "--accum-steps", help=f"Accumulate gradients over N batches per step (default {D.train.accum_steps})."
     ),
-    amp: str | None = typer.Option(
-        None,
-        "--amp",
-        help="Mixed precision: auto (bf16/fp16 on CUDA, off on CPU), bf16, fp16 or off (default auto).",
-        show_default=False,
+    amp: str | None = _flag(
+        "--amp", help="Mixed precision: auto (bf16/fp16 on CUDA, off on CPU), bf16, fp16, off."
     ),
-    weights: Path | None = typer.Option(
-        None,
-        "--weights",
-        help="Local .safetensors/.pt state_dict to start from, for --model's architecture.",
-        show_default=False,
+    weights: Path | None = _flag(
+        "--weights", help="Local .safetensors/.pt state_dict to start from, for --model's architecture."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain per-epoch lines, no live progress bar."),
 ) -> None:
