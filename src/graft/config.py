@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator
 
 from graft.errors import GraftError, did_you_mean
 
@@ -47,7 +47,31 @@ class DataConfig(_Section):
     val_split: float = Field(0.2, gt=0, lt=1)
     img_size: int | None = Field(None, ge=16)  # None: the model's pretrained input size
     num_workers: int | None = Field(None, ge=0)  # None: chosen from the CPU count
+    cache_dir: Path | None = None  # frozen-feature cache; None: $GRAFT_CACHE_DIR or ~/.cache/graft
     augment: AugmentConfig = AugmentConfig()
+
+
+class StrategyConfig(_Section):
+    """What trains when: see `graft advise` and README "Choosing a strategy"."""
+
+    name: Literal["auto", "linear-probe", "full", "discriminative", "gradual"] = "auto"
+    layer_decay: float = Field(0.6, gt=0, le=1)  # LR factor per layer group, from the head toward the input
+    unfreeze_every: int = Field(1, ge=1)  # gradual: epochs between unfreezes
+    unfreeze_at: list[int] | None = (
+        None  # gradual: explicit epochs (0-based) at which the next groups unfreeze
+    )
+    unfreeze_groups: int = Field(1, ge=1)  # gradual: groups unfrozen each time
+    train_bn: bool = False  # every BatchNorm layer in train mode from the start (frozen weights stay frozen)
+    cache_features: Literal["auto", "on", "off"] = (
+        "auto"  # auto: for gradual's head stage, and when augment is off
+    )
+
+    @field_validator("unfreeze_at", mode="before")
+    @classmethod
+    def _comma_ints(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [int(v) for v in value.split(",") if v.strip()]
+        return [value] if isinstance(value, int) else value
 
 
 class ModelConfig(_Section):
@@ -59,7 +83,7 @@ class ModelConfig(_Section):
 
 class OptimConfig(_Section):
     name: Literal["adamw", "sgd"] = "adamw"  # sgd: with momentum, not Nesterov
-    lr: float = Field(1e-3, gt=0)
+    lr: PositiveFloat | Literal["auto"] = 1e-3  # auto: the LR range test's suggestion (graft lr-find)
     weight_decay: float = Field(0.01, ge=0)  # not applied to biases and norm layers
     momentum: float = Field(0.9, ge=0, lt=1)  # sgd only
     scheduler: Literal["cosine", "constant"] = "cosine"
@@ -104,6 +128,7 @@ class LogConfig(_Section):
 class Config(_Section):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
+    strategy: StrategyConfig = StrategyConfig()
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
@@ -121,6 +146,12 @@ ALIASES: dict[str, str] = {
     "model": "model.name",
     "pretrained": "model.pretrained",
     "weights": "model.weights",
+    "strategy": "strategy.name",
+    "layer_decay": "strategy.layer_decay",
+    "unfreeze_every": "strategy.unfreeze_every",
+    "unfreeze_at": "strategy.unfreeze_at",
+    "train_bn": "strategy.train_bn",
+    "cache_features": "strategy.cache_features",
     "lr": "optim.lr",
     "weight_decay": "optim.weight_decay",
     "epochs": "train.epochs",

@@ -29,6 +29,10 @@ class BuiltModel:
     data_config: dict[str, Any]  # input_size, interpolation, mean, std, crop_pct, crop_mode
     weights: str  # where the starting weights came from, in words
 
+    @property
+    def pretrained(self) -> bool:
+        return self.weights != "random init"
+
 
 def build_timm(
     name: str,
@@ -144,7 +148,7 @@ def adapt_state_dict(
     keep the model's fresh init; every other tensor must be there with the right shape.
     """
     target = model.state_dict()
-    head = _head_keys(model)
+    head = head_keys(model)
     if not set(target) - head <= set(source):  # names differ: map by position, with or without the head
         body = [k for k in target if k not in head]
         if len(source) == len(target):
@@ -169,7 +173,8 @@ def adapt_state_dict(
     return adapted
 
 
-def _head_keys(model: nn.Module) -> set[str]:
+def head_keys(model: nn.Module) -> set[str]:
+    """State-dict keys of the classification head (weight and bias of each head Linear)."""
     names = getattr(model, "pretrained_cfg", {}).get("classifier") or _last_linear_name(model)
     names = (names,) if isinstance(names, str) else names  # distilled models: ("head", "head_dist")
     return {f"{name}.{suffix}" for name in names for suffix in ("weight", "bias")}

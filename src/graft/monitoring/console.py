@@ -64,6 +64,10 @@ class Progress:
             self._bar.start()
             self._task = self._bar.add_task(f"epoch {epoch}/{epochs}", total=total_samples, loss="")
 
+    def note(self, text: str) -> None:
+        """A line between epochs (an unfreeze, a cache hit)."""
+        self.console.print(text, highlight=False)
+
     def advance(self, samples: int) -> None:
         if self._bar is not None:
             self._bar.advance(self._task, samples)

@@ -1,7 +1,9 @@
 """The training loop: `fit` runs epochs of `train_one_epoch` + `evaluate`, nothing hidden.
 
-Extension points are explicit arguments: `logger.log(metrics, step)` for metrics, `progress` for the
-console, and `on_epoch_end(state, improved)` where the caller checkpoints.
+Extension points are explicit arguments: the strategy's `Staging` (which groups train from which epoch),
+`inputs_for(stage)` (what an epoch's batches go through: the model on images, or its head on cached
+features), `logger.log(metrics, step)`, `progress` for the console, and `on_epoch_end(state, improved)`
+where the caller checkpoints.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from graft.monitoring.console import Progress
 from graft.monitoring.logger import MetricLogger
+from graft.strategies.plan import Stage, Staging, stage_at
+from graft.training.optim import Schedule
 from graft.training.runtime import autocast
 from graft.training.state import TrainState
 
@@ -32,15 +36,26 @@ class StepConfig:
     clip_grad_norm: float | None
     label_smoothing: float
     log_every: int
+    base_lr: float  # the configured LR: the head's LR before the schedule's factor
+
+
+@dataclass
+class EpochInputs:
+    """What one epoch's batches go through, and how to put it in train mode."""
+
+    net: nn.Module  # the model, or only its head when training on cached features
+    train: DataLoader
+    val: DataLoader
+    train_mode: Callable[[nn.Module], None]
 
 
 def fit(
     model: nn.Module,
-    train_loader: DataLoader,
-    val_loader: DataLoader,
     *,
+    inputs_for: Callable[[Stage], EpochInputs],
+    staging: Staging,
     optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    schedule: Schedule,
     scaler: torch.amp.GradScaler,
     state: TrainState,
     epochs: int,
@@ -52,12 +67,16 @@ def fit(
     on_epoch_end: Callable[[TrainState, bool], None],
 ) -> TrainState:
     for epoch in range(state.epoch, epochs):
+        stage = stage_at(staging.stages, epoch)
+        if stage.index != state.stage:  # an unfreeze: new groups join the optimizer at their own LR
+            added = staging.enter(stage, staging.stages[state.stage], optimizer)
+            state.stage = stage.index
+            progress.note(f"epoch {epoch + 1}: unfreezing {', '.join(added)}")
+        inputs = inputs_for(stage)
         started = time.perf_counter()
-        progress.start_epoch(epoch + 1, epochs, len(train_loader.dataset))
-        train = train_one_epoch(
-            model, train_loader, optimizer, scheduler, scaler, state, step_cfg, logger, progress
-        )
-        val = evaluate(model, val_loader, step_cfg.device, step_cfg.amp_dtype, num_classes)
+        progress.start_epoch(epoch + 1, epochs, len(inputs.train.dataset))
+        train = train_one_epoch(inputs, optimizer, schedule, scaler, state, step_cfg, logger, progress)
+        val = evaluate(inputs.net, inputs.val, step_cfg.device, step_cfg.amp_dtype, num_classes)
         state.epoch = epoch + 1
         record = {
             "epoch": state.epoch,
@@ -77,30 +96,30 @@ def fit(
 
 
 def train_one_epoch(
-    model: nn.Module,
-    loader: DataLoader,
+    inputs: EpochInputs,
     optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    schedule: Schedule,
     scaler: torch.amp.GradScaler,
     state: TrainState,
     cfg: StepConfig,
     logger: MetricLogger,
     progress: Progress,
 ) -> dict[str, float]:
-    """One pass over `loader`: mean training loss (label-smoothed, as optimized), the LR of the last
-    optimizer step, samples seen and seconds taken."""
+    """One pass over `inputs.train`: mean training loss (label-smoothed, as optimized), the head LR of the
+    last optimizer step, samples seen and seconds taken."""
     started = time.perf_counter()
-    model.train()
+    net, loader = inputs.net, inputs.train
+    inputs.train_mode(net)
     loss_sum = torch.zeros((), device=cfg.device)
     seen = 0
-    lr = optimizer.param_groups[0]["lr"]
+    lr = cfg.base_lr * schedule.factor(state.step)
     n_batches = len(loader)
     optimizer.zero_grad(set_to_none=True)
-    for i, (images, targets) in enumerate(loader):
-        images = images.to(cfg.device, non_blocking=True)
+    for i, (x, targets) in enumerate(loader):
+        x = x.to(cfg.device, non_blocking=True)
         targets = targets.to(cfg.device, non_blocking=True)
         with autocast(cfg.device, cfg.amp_dtype):
-            logits = model(images)
+            logits = net(x)
         loss = F.cross_entropy(logits.float(), targets, label_smoothing=cfg.label_smoothing)
         # Divide by the number of batches actually accumulated, so a short final group is not down-weighted.
         group_start = i - i % cfg.accum_steps
@@ -112,12 +131,13 @@ def train_one_epoch(
         if i + 1 - group_start == group_size:  # last batch of this accumulation group: step
             if cfg.clip_grad_norm is not None:
                 scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
-            lr = optimizer.param_groups[0]["lr"]  # the LR this step is taken with
+                params = [p for g in optimizer.param_groups for p in g["params"]]
+                torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
+            schedule.apply(optimizer, state.step)
+            lr = cfg.base_lr * schedule.factor(state.step)
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
             state.step += 1
             # .item() syncs the device: only on logging steps (and the epoch's last, so short runs plot too).
             if state.step % cfg.log_every == 0 or i + 1 == n_batches:
@@ -142,11 +162,11 @@ def evaluate(
     accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro").to(device)
     loss_sum = torch.zeros((), device=device)
     seen = 0
-    for images, targets in loader:
-        images = images.to(device, non_blocking=True)
+    for x, targets in loader:
+        x = x.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
         with autocast(device, amp_dtype):
-            logits = model(images).float()
+            logits = model(x).float()
         loss_sum += F.cross_entropy(logits, targets, reduction="sum")
         accuracy.update(logits, targets)
         seen += len(targets)

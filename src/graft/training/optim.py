@@ -1,27 +1,49 @@
 """Optimizer and learning-rate schedule.
 
-The optimizer is built over trainable parameters only (timm's factory skips requires_grad=False), with
-no weight decay on biases and norm layers. The schedule is a pure function of the optimizer step.
+The optimizer is built from explicit param groups (see strategies/plan.py: trainable layer groups only,
+no weight decay on biases and norm layers). The schedule is a pure function of the optimizer step,
+applied to every param group as `lr = base_lr * factor(step)`: nothing to save beyond the step count,
+and a param group added at an unfreeze follows the same curve at once. (torch's LambdaLR records
+base_lrs when it is built, so groups added later would silently never be scheduled.)
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 from timm.optim import create_optimizer_v2
-from torch import nn
-from torch.optim.lr_scheduler import LambdaLR
 
 from graft.config import OptimConfig
 
 
-def create_optimizer(cfg: OptimConfig, model: nn.Module) -> torch.optim.Optimizer:
+def create_optimizer(cfg: OptimConfig, param_groups: list[dict]) -> torch.optim.Optimizer:
     if cfg.name == "sgd":  # timm's "sgd" is Nesterov; "momentum" is the plain SGD users expect
         return create_optimizer_v2(
-            model, opt="momentum", lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+            param_groups, opt="momentum", lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
         )
-    return create_optimizer_v2(model, opt=cfg.name, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return create_optimizer_v2(param_groups, opt=cfg.name, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    total_steps: int
+    warmup_steps: int
+    min_ratio: float
+    kind: str = "cosine"
+
+    def factor(self, step: int) -> float:
+        return lr_factor(step, self.total_steps, self.warmup_steps, self.min_ratio, self.kind)
+
+    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> None:
+        """Set every group's LR for optimizer step `step`."""
+        factor = self.factor(step)
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def lr_factor(
@@ -37,10 +59,8 @@ def lr_factor(
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def create_scheduler(
-    cfg: OptimConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int, epochs: int
-) -> LambdaLR:
+def create_schedule(cfg: OptimConfig, steps_per_epoch: int, epochs: int) -> Schedule:
     """Stepped once per optimizer step (not per epoch), so warmup works on tiny datasets too."""
     total = steps_per_epoch * epochs
     warmup = min(round(cfg.warmup_epochs * steps_per_epoch), total - 1)
-    return LambdaLR(optimizer, lambda step: lr_factor(step, total, warmup, cfg.min_lr_ratio, cfg.scheduler))
+    return Schedule(total, warmup, cfg.min_lr_ratio, cfg.scheduler)

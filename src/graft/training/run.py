@@ -8,30 +8,27 @@ run folder that already holds anything is never written into.
 from __future__ import annotations
 
 import csv
-import math
+import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.console import Console
 from torch import nn
 
 from graft.checkpointing.checkpoint import atomic_link, atomic_save, load_checkpoint
 from graft.config import Config, config_to_dict, save_config
 from graft.data.discover import DataSpec, discover
-from graft.data.images import ImageDataset, create_loader, create_transforms, default_num_workers
 from graft.errors import GraftError
 from graft.export.bundle import write_bundle
-from graft.models.registry import create_model
 from graft.models.vision import BuiltModel
 from graft.monitoring.console import Progress, format_seconds, make_console
 from graft.monitoring.logger import create_logger
+from graft.strategies.plan import describe
 from graft.training.loop import StepConfig, fit
-from graft.training.optim import create_optimizer, create_scheduler
-from graft.training.runtime import resolve_amp, resolve_device, seed_everything
+from graft.training.setup import Prepared, prepare
 from graft.training.state import TrainState
 
 
@@ -67,33 +64,10 @@ def run_training(cfg: Config, console: Console | None = None, spec: DataSpec | N
     console = console or make_console()
     spec = spec or discover_data(cfg)
     run_dir = claim_run_dir(default_run_dir(cfg) if cfg.out is None else Path(cfg.out))
-
-    seed_everything(cfg.train.seed, cfg.train.deterministic)
-    device = resolve_device(cfg.train.device)
-    amp_dtype = resolve_amp(cfg.train.amp, device)
-    m = cfg.model
-    built = create_model(m.name, len(spec.classes), m.pretrained, m.weights, m.drop_rate, cfg.data.img_size)
-    model = built.model.to(device)
-    _check_model_accepts(model, built, cfg, device)
-
-    num_workers = default_num_workers() if cfg.data.num_workers is None else cfg.data.num_workers
-    train_tf, eval_tf = create_transforms(built.data_config, cfg.data.augment)
-    pin = device.type == "cuda"
-    batch, seed = cfg.train.batch_size, cfg.train.seed
-    train_loader = create_loader(ImageDataset(spec.train, train_tf), batch, True, num_workers, seed, pin)
-    val_loader = create_loader(ImageDataset(spec.val, eval_tf), batch, False, num_workers, seed, pin)
-    steps_per_epoch = math.ceil(len(train_loader) / cfg.train.accum_steps)
-
-    optimizer = create_optimizer(cfg.optim, model)
-    scheduler = create_scheduler(cfg.optim, optimizer, steps_per_epoch, cfg.train.epochs)
-    # GradScaler only matters for fp16; with bf16 or fp32 it is a pass-through.
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-
-    # Resolve the "auto" values so config.yaml says exactly what ran.
-    cfg = cfg.model_copy(deep=True)
+    p = prepare(cfg, spec)
+    cfg, model, optimizer, schedule, scaler = p.cfg, p.model, p.optimizer, p.schedule, p.scaler
     cfg.out = run_dir
-    cfg.data.img_size = built.data_config["input_size"][-1]
-    cfg.data.num_workers = num_workers
+
     ckpt_dir = run_dir / "checkpoints"
     try:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -103,14 +77,14 @@ def run_training(cfg: Config, console: Console | None = None, spec: DataSpec | N
         ) from None
     save_config(cfg, run_dir / "config.yaml")
     _write_split(spec, run_dir / "split.csv")
-    _print_header(console, cfg, spec, built, device, amp_dtype, run_dir)
+    _print_header(console, p, run_dir)
     config_dict = config_to_dict(cfg)
 
     def save_checkpoint(state: TrainState, improved: bool) -> None:
         payload = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
+            "scheduler": schedule.to_dict(),
             "scaler": scaler.state_dict(),
             "epoch": state.epoch,
             "step": state.step,
@@ -128,21 +102,22 @@ def run_training(cfg: Config, console: Console | None = None, spec: DataSpec | N
     try:
         state = fit(
             model,
-            train_loader,
-            val_loader,
+            inputs_for=p.inputs_for,
+            staging=p.staging,
             optimizer=optimizer,
-            scheduler=scheduler,
+            schedule=schedule,
             scaler=scaler,
             state=TrainState(),
             epochs=cfg.train.epochs,
             num_classes=len(spec.classes),
             step_cfg=StepConfig(
-                device=device,
-                amp_dtype=amp_dtype,
+                device=p.device,
+                amp_dtype=p.amp_dtype,
                 accum_steps=cfg.train.accum_steps,
                 clip_grad_norm=cfg.optim.clip_grad_norm,
                 label_smoothing=cfg.optim.label_smoothing,
                 log_every=cfg.log.every_n_steps,
+                base_lr=cfg.optim.lr,
             ),
             monitor=cfg.checkpoint.monitor,
             logger=logger,
@@ -152,7 +127,7 @@ def run_training(cfg: Config, console: Console | None = None, spec: DataSpec | N
     except KeyboardInterrupt:
         # Whatever finished epochs produced is still a usable model: bundle it before leaving.
         if (ckpt_dir / "best.pt").exists():
-            best = _bundle_best(run_dir, built, model, spec, cfg)
+            best = _bundle_best(run_dir, p.built, model, spec, cfg)
             console.print(
                 f"interrupted: bundle {run_dir / 'model'} built from the best finished epoch ({best})"
             )
@@ -162,7 +137,7 @@ def run_training(cfg: Config, console: Console | None = None, spec: DataSpec | N
     finally:
         logger.close()
 
-    best = _bundle_best(run_dir, built, model, spec, cfg)
+    best = _bundle_best(run_dir, p.built, model, spec, cfg)
     console.print(
         f"best {best}; bundle {run_dir / 'model'} built from checkpoints/best.pt "
         f"({format_seconds(time.perf_counter() - started)} in all)",
@@ -195,25 +170,6 @@ def claim_run_dir(run_dir: Path) -> Path:
     return run_dir
 
 
-def _check_model_accepts(model: nn.Module, built: BuiltModel, cfg: Config, device: torch.device) -> None:
-    """Fail before anything is written if the model cannot train at this input size and batch size."""
-    size = built.data_config["input_size"]
-    has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    if cfg.train.batch_size == 1 and has_batchnorm:
-        raise GraftError(
-            f"{cfg.model.name} has BatchNorm layers, which cannot train on batches of 1; use --batch-size 2 or more"
-        )
-    model.eval()
-    try:
-        with torch.inference_mode():
-            model(torch.zeros(2, *size, device=device))
-    except (RuntimeError, AssertionError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise GraftError(
-            f"{cfg.model.name} cannot take {size[1]}x{size[2]} inputs ({reason}); choose another --img-size"
-        ) from None
-
-
 def _bundle_best(run_dir: Path, built: BuiltModel, model: nn.Module, spec: DataSpec, cfg: Config) -> str:
     """Write the bundle from checkpoints/best.pt (not from the last epoch); returns what 'best' was."""
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
@@ -242,19 +198,13 @@ def _write_split(spec: DataSpec, path: Path) -> None:
             writer.writerows([str(s.path.resolve()), spec.classes[s.label], split] for s in samples)
 
 
-def _print_header(
-    console: Console,
-    cfg: Config,
-    spec: DataSpec,
-    built: BuiltModel,
-    device: torch.device,
-    amp_dtype: torch.dtype | None,
-    run_dir: Path,
-) -> None:
-    params = sum(p.numel() for p in built.model.parameters())
+def _print_header(console: Console, p: Prepared, run_dir: Path) -> None:
+    cfg, built, spec = p.cfg, p.built, p.spec
+    params = sum(x.numel() for x in built.model.parameters())
     size = built.data_config["input_size"]
     accumulated = f" x {cfg.train.accum_steps} accumulated" if cfg.train.accum_steps > 1 else ""
-    autocast = f" with {str(amp_dtype).split('.')[-1]} autocast" if amp_dtype else ""
+    autocast = f" with {str(p.amp_dtype).split('.')[-1]} autocast" if p.amp_dtype else ""
+    lr = f"lr {cfg.optim.lr:g}" + (" (from the LR range test)" if p.lr_find else "")
     rows: list[tuple[str, Any]] = [
         (
             "data",
@@ -272,10 +222,23 @@ def _print_header(
         (
             "train",
             f"{cfg.train.epochs} epochs, batch {cfg.train.batch_size}{accumulated}, "
-            f"{cfg.optim.name} lr {cfg.optim.lr:g} {cfg.optim.scheduler}, on {device}{autocast}",
+            f"{cfg.optim.name} {lr} {cfg.optim.scheduler}, on {p.device}{autocast}",
         ),
-        ("run", str(run_dir)),
     ]
+    if p.advice is not None:
+        rows.append(("auto", f"{p.advice.strategy}: {p.advice.reason}"))
+        (run_dir / "advice.json").write_text(json.dumps(p.advice.to_dict(), indent=2))
+    rows.append(("stages", describe(cfg.strategy.name, p.stages, p.groups)))
+    if p.cache_note:
+        rows.append(("cache", f"head-only epochs train on {p.cache_note}"))
+    if p.lr_find is not None:
+        rows.append(
+            (
+                "lr",
+                f"range test suggests {p.lr_find.suggestion:.2g}; plot {p.lr_find.plot(run_dir / 'lr_find.png')}",
+            )
+        )
+    rows.append(("run", str(run_dir)))
     for key, value in rows:
         console.print(f"[bold]{key:<6}[/bold] {value}", highlight=False)
     for warning in spec.warnings:

@@ -11,6 +11,7 @@ from typing import Any
 class TrainState:
     epoch: int = 0  # completed epochs
     step: int = 0  # optimizer steps taken
+    stage: int = 0  # index of the strategy stage in effect (which groups train, in the optimizer)
     best_metric: float | None = None
     best_epoch: int | None = None
     history: list[dict[str, float]] = field(default_factory=list)  # one record per completed epoch

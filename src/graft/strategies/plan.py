@@ -1,0 +1,219 @@
+"""Strategies as stages, and applying a stage to a model and its optimizer.
+
+A strategy is a list of `Stage`s, each saying from which epoch which layer groups train, at which
+fraction of the base LR. `plan_stages` is a pure function of the config and the number of groups:
+
+  linear-probe    one stage: the head only
+  full            one stage: every group at the base LR
+  discriminative  one stage: every group, LR x layer_decay^(groups above it): lower toward the input
+  gradual         the head first; then every `unfreeze_every` epochs (or at `unfreeze_at`), the next
+                  `unfreeze_groups` groups from the top join, each at its own decayed LR (ULMFiT)
+
+`Staging` makes a stage true: frozen parameters get requires_grad=False and are never in the optimizer
+(no weight decay or momentum can move them); newly unfrozen groups join the optimizer as new param
+groups, so the groups already training keep their optimizer state; frozen sub-modules run in eval mode,
+so their BatchNorm statistics and dropout stay fixed.
+
+BatchNorm layers of groups that were frozen when training started keep their pretrained running
+statistics for the whole run, also after their group unfreezes (their weights do train). Switching them
+to batch statistics at an unfreeze changes every activation above them at once, and measured on the
+demo task that shock cost accuracy at each unfreeze (83% -> 60% over four unfreezes; with statistics
+kept: 47% -> 97.5%). This is the Keras transfer-learning guide's rule. `train_bn=True` instead runs every
+BatchNorm layer in train mode from the first step (fastai/Lightning style): statistics adapt to the new
+data everywhere, while frozen weights stay frozen.
+The optimizer for stage k is rebuilt by replaying the stages 0..k, which is how a checkpoint taken after
+an unfreeze restores exactly the param groups it was saved with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from graft.strategies.groups import LayerGroup
+
+STRATEGIES = ("linear-probe", "full", "discriminative", "gradual")
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int
+    start_epoch: int
+    trainable: tuple[int, ...]  # layer-group indices, input side first; the head is the last group
+    lr_scales: tuple[float, ...]  # per trainable group, same order
+
+    @property
+    def head_only(self) -> bool:
+        return len(self.trainable) == 1
+
+
+def plan_stages(
+    strategy: str,
+    num_groups: int,
+    epochs: int,
+    layer_decay: float = 0.6,
+    unfreeze_every: int = 1,
+    unfreeze_at: list[int] | None = None,
+    unfreeze_groups: int = 1,
+) -> list[Stage]:
+    """The stages of `strategy` over `epochs` epochs for a model of `num_groups` layer groups."""
+    head = num_groups - 1
+
+    def scales(groups: list[int]) -> tuple[float, ...]:
+        return tuple(layer_decay ** (head - g) if strategy != "full" else 1.0 for g in groups)
+
+    everything = list(range(num_groups))
+    if strategy == "linear-probe":
+        return [Stage(0, 0, (head,), (1.0,))]
+    if strategy in ("full", "discriminative"):
+        return [Stage(0, 0, tuple(everything), scales(everything))]
+    if strategy != "gradual":
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+    starts = sorted(unfreeze_at) if unfreeze_at else list(range(unfreeze_every, epochs, unfreeze_every))
+    stages = [Stage(0, 0, (head,), (1.0,))]
+    trainable = [head]
+    for epoch in starts:
+        lowest = trainable[0]
+        if lowest == 0 or epoch >= epochs or epoch <= stages[-1].start_epoch:
+            continue
+        trainable = list(range(max(0, lowest - unfreeze_groups), lowest)) + trainable
+        stages.append(Stage(len(stages), epoch, tuple(trainable), scales(trainable)))
+    return stages
+
+
+def stage_at(stages: list[Stage], epoch: int) -> Stage:
+    return [s for s in stages if s.start_epoch <= epoch][-1]
+
+
+class Staging:
+    """Applies stages to one model: freezing, optimizer param groups, train/eval modes."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        groups: list[LayerGroup],
+        stages: list[Stage],
+        make_optimizer: Callable[[list[dict]], torch.optim.Optimizer],
+        base_lr: float,
+        weight_decay: float,
+        train_bn: bool = False,
+    ):
+        self.model, self.groups, self.stages = model, groups, stages
+        self.make_optimizer, self.base_lr = make_optimizer, base_lr
+        self.weight_decay, self.train_bn = weight_decay, train_bn
+        self.params = dict(model.named_parameters())
+        no_decay = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
+        # timm's rule: no weight decay on biases, norm weights and other 1-D tensors, or what the model lists.
+        self.decays = {
+            n: not (p.ndim <= 1 or n.endswith(".bias") or n in no_decay) for n, p in self.params.items()
+        }
+        self.frozen_modules: list[nn.Module] = []
+        at_start = {n for g in stages[0].trainable for n in groups[g].param_names}
+        self.kept_statistics = [  # BatchNorm layers of groups frozen at the start: pretrained statistics, always
+            m
+            for name, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            and any(f"{name}.{p}" not in at_start for p, _ in m.named_parameters())
+        ]
+
+    def build(self, stage_index: int) -> torch.optim.Optimizer:
+        """Freeze for `stage_index` and return an optimizer whose param groups are those stages 0..k add."""
+        optimizer = self.make_optimizer(self._param_groups(self.stages[0], ()))
+        for previous, stage in zip(self.stages, self.stages[1 : stage_index + 1]):
+            for group in self._param_groups(stage, previous.trainable):
+                optimizer.add_param_group(group)
+        self._freeze(self.stages[stage_index])
+        return optimizer
+
+    def enter(self, stage: Stage, previous: Stage, optimizer: torch.optim.Optimizer) -> list[str]:
+        """Move from `previous` to `stage` in place: unfreeze, add the new groups; returns their names."""
+        added = self._param_groups(stage, previous.trainable)
+        for group in added:
+            optimizer.add_param_group(group)
+        self._freeze(stage)
+        return list(dict.fromkeys(g["name"].split("/")[0] for g in added))
+
+    def train_mode(self, model: nn.Module) -> None:
+        """model.train(), except: frozen sub-modules run in eval (BatchNorm statistics and dropout hold), and
+        BatchNorm layers of groups frozen at the start keep their statistics; with train_bn, every
+        BatchNorm layer trains its statistics instead."""
+        model.train()
+        for module in self.frozen_modules:
+            module.eval()
+        for bn in self.kept_statistics:
+            bn.eval()
+        if self.train_bn:
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.train()
+
+    def _param_groups(self, stage: Stage, already: tuple[int, ...]) -> list[dict]:
+        groups = []
+        for index, scale in zip(stage.trainable, stage.lr_scales):
+            if index in already:
+                continue
+            layer = self.groups[index]
+            for decay in (True, False):
+                names = [n for n in layer.param_names if self.decays[n] == decay]
+                if names:
+                    groups.append(
+                        {
+                            "params": [self.params[n] for n in names],
+                            "lr": self.base_lr * scale,
+                            "base_lr": self.base_lr * scale,  # the schedule multiplies this each step
+                            "weight_decay": self.weight_decay if decay else 0.0,
+                            "name": layer.name if decay else f"{layer.name}/no_decay",
+                        }
+                    )
+        return groups
+
+    def _freeze(self, stage: Stage) -> None:
+        trainable = {n for g in stage.trainable for n in self.groups[g].param_names}
+        for name, param in self.params.items():
+            param.requires_grad_(name in trainable)
+        self.frozen_modules = _frozen_subtrees(self.model)
+
+
+def head_module(model: nn.Module, groups: list[LayerGroup]) -> nn.Module | None:
+    """The head as one Linear module (it can train on cached features), or None (e.g. distilled 2-head ViTs)."""
+    names = {n.rpartition(".")[0] for n in groups[-1].param_names}
+    if len(names) != 1:
+        return None
+    module = model.get_submodule(names.pop())
+    return module if isinstance(module, nn.Linear) else None
+
+
+def describe(strategy: str, stages: list[Stage], groups: list[LayerGroup]) -> str:
+    """One line: 'gradual: head, then +blocks.6 at epoch 2 (lr x0.6), +blocks.5 at epoch 3 (x0.36), ...'."""
+    first = stages[0]
+    if strategy == "linear-probe":
+        return f"linear-probe: head only, {len(groups) - 1} backbone groups frozen"
+    if strategy == "full":
+        return f"full: all {len(groups)} groups at the base LR"
+    if strategy == "discriminative":
+        return f"discriminative: all {len(groups)} groups, LR x{first.lr_scales[0]:.3g} at {groups[0].name} up to x1 at head"
+    steps = []
+    for previous, stage in zip(stages, stages[1:]):
+        new = [i for i in stage.trainable if i not in previous.trainable]
+        scale = stage.lr_scales[stage.trainable.index(new[0])]
+        steps.append(
+            f"+{'+'.join(groups[i].name for i in new)} at epoch {stage.start_epoch + 1} (lr x{scale:.3g})"
+        )
+    shown = ", ".join(steps[:3]) + (f", ... ({len(steps)} unfreezes)" if len(steps) > 3 else "")
+    return "gradual: head only" + (f", then {shown}" if steps else " (no epoch left to unfreeze in)")
+
+
+def _frozen_subtrees(model: nn.Module) -> list[nn.Module]:
+    """The largest sub-modules whose parameters are all frozen (each listed once, not their children)."""
+    found: list[tuple[str, nn.Module]] = []
+    for name, module in model.named_modules():
+        if any(name.startswith(f"{outer}.") for outer, _ in found if outer):
+            continue
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            found.append((name, module))
+    return [m for _, m in found]

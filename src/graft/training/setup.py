@@ -1,0 +1,190 @@
+"""Everything a run trains with, built from the config: model, loaders, strategy, optimizer, schedule.
+
+`prepare` is shared by `graft train`, `graft lr-find` and `graft summary`, so all three see exactly the
+same model, layer groups, stages and param groups. It writes nothing to disk except the feature cache.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from graft.config import Config
+from graft.data.discover import DataSpec, Sample
+from graft.data.feature_cache import FeatureCache, cached_feature_loaders, default_cache_dir
+from graft.data.images import ImageDataset, create_loader, create_transforms, default_num_workers
+from graft.errors import GraftError
+from graft.models.registry import create_model
+from graft.models.vision import BuiltModel
+from graft.strategies.advisor import Advice
+from graft.strategies.groups import LayerGroup, layer_groups
+from graft.strategies.plan import Stage, Staging, head_module, plan_stages
+from graft.strategies.setup import resolve_strategy, use_feature_cache
+from graft.training.loop import EpochInputs
+from graft.training.lr_finder import LRFinderResult, find_lr
+from graft.training.optim import Schedule, create_optimizer, create_schedule
+from graft.training.runtime import resolve_amp, resolve_device, seed_everything
+
+
+@dataclass
+class Prepared:
+    cfg: Config  # with every "auto" resolved: strategy, lr, img_size, num_workers
+    spec: DataSpec
+    built: BuiltModel
+    model: nn.Module
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    groups: list[LayerGroup]
+    stages: list[Stage]
+    staging: Staging
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    scaler: torch.amp.GradScaler
+    inputs_for: Callable[[Stage], EpochInputs]
+    advice: Advice | None = None
+    lr_find: LRFinderResult | None = None
+    cache_note: str | None = None  # how the feature cache was used, for the console
+
+
+def prepare(cfg: Config, spec: DataSpec) -> Prepared:
+    cfg = cfg.model_copy(deep=True)
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    device = resolve_device(cfg.train.device)
+    amp_dtype = resolve_amp(cfg.train.amp, device)
+    m = cfg.model
+    built = create_model(m.name, len(spec.classes), m.pretrained, m.weights, m.drop_rate, cfg.data.img_size)
+    model = built.model.to(device)
+    check_model_accepts(model, built, cfg, device)
+
+    num_workers = default_num_workers() if cfg.data.num_workers is None else cfg.data.num_workers
+    train_tf, eval_tf = create_transforms(built.data_config, cfg.data.augment)
+    batch, seed, pin = cfg.train.batch_size, cfg.train.seed, device.type == "cuda"
+    train_loader = create_loader(ImageDataset(spec.train, train_tf), batch, True, num_workers, seed, pin)
+    val_loader = create_loader(ImageDataset(spec.val, eval_tf), batch, False, num_workers, seed, pin)
+
+    def eval_loader(samples: list[Sample]) -> DataLoader:
+        return create_loader(ImageDataset(samples, eval_tf), batch, False, num_workers, seed, pin)
+
+    groups = layer_groups(model)
+    head = head_module(model, groups)
+    strategy, advice = resolve_strategy(cfg, spec, model, head, built.pretrained, eval_loader, device)
+    s = cfg.strategy
+    stages = plan_stages(
+        strategy,
+        len(groups),
+        cfg.train.epochs,
+        s.layer_decay,
+        s.unfreeze_every,
+        s.unfreeze_at,
+        s.unfreeze_groups,
+    )
+    make_staging = partial(
+        Staging,
+        groups=groups,
+        stages=stages,
+        make_optimizer=partial(create_optimizer, cfg.optim),
+        weight_decay=cfg.optim.weight_decay,
+        train_bn=s.train_bn,
+    )
+
+    cached, cache_note = None, None
+    if use_feature_cache(cfg, strategy, stages, head):
+        started = time.perf_counter()
+        cached = cached_feature_loaders(
+            model,
+            head,
+            built.arch,
+            built.data_config,
+            spec.train,
+            spec.val,
+            eval_loader,
+            lambda data, train: create_loader(data, batch, train, 0, seed),
+            FeatureCache(cfg.data.cache_dir or default_cache_dir()),
+            device,
+            amp_dtype,
+        )
+        verb = "loaded from the cache" if cached[2] else "computed and cached"
+        cache_note = f"frozen features {verb} in {time.perf_counter() - started:.1f}s"
+
+    lr_result = None
+    if cfg.optim.lr == "auto":
+        on_cache = cached is not None and stages[0].head_only
+        lr_result = lr_range_test(
+            model,
+            head if on_cache else None,
+            make_staging,
+            cfg,
+            cached[0] if on_cache else train_loader,
+            device,
+            amp_dtype,
+        )
+        cfg.optim.lr = float(f"{lr_result.suggestion:.2g}")
+
+    staging = make_staging(model, base_lr=cfg.optim.lr)
+    optimizer = staging.build(0)
+
+    def inputs_for(stage: Stage) -> EpochInputs:
+        if cached is not None and stage.head_only:  # the head alone, on the stored features
+            return EpochInputs(head, cached[0], cached[1], nn.Module.train)
+        return EpochInputs(model, train_loader, val_loader, staging.train_mode)
+
+    steps_per_epoch = math.ceil(len(train_loader) / cfg.train.accum_steps)
+    schedule = create_schedule(cfg.optim, steps_per_epoch, cfg.train.epochs)
+    # GradScaler only matters for fp16; with bf16 or fp32 it is a pass-through.
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    cfg.data.img_size = built.data_config["input_size"][-1]
+    cfg.data.num_workers = num_workers
+    cfg.strategy.name = strategy
+    return Prepared(
+        cfg, spec, built, model, device, amp_dtype, groups, stages, staging, optimizer, schedule, scaler,
+        inputs_for, advice, lr_result, cache_note,
+    )  # fmt: skip
+
+
+def lr_range_test(
+    model: nn.Module,
+    head: nn.Module | None,
+    make_staging: Callable[..., Staging],
+    cfg: Config,
+    loader: DataLoader,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+) -> LRFinderResult:
+    """The LR range test for the first stage, on a copy: of the head alone when it trains on cached
+    features (seconds), else of the whole model with stage 0's frozen groups and param groups."""
+    if head is not None:
+        net = copy.deepcopy(head)
+        optimizer = create_optimizer(
+            cfg.optim, [{"params": list(net.parameters()), "lr": 1.0, "base_lr": 1.0}]
+        )
+        return find_lr(net, optimizer, nn.Module.train, loader, device, amp_dtype)
+    net = copy.deepcopy(model)
+    staging = make_staging(net, base_lr=1.0)
+    return find_lr(net, staging.build(0), staging.train_mode, loader, device, amp_dtype)
+
+
+def check_model_accepts(model: nn.Module, built: BuiltModel, cfg: Config, device: torch.device) -> None:
+    """Fail before anything is written if the model cannot train at this input size and batch size."""
+    size = built.data_config["input_size"]
+    has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if cfg.train.batch_size == 1 and has_batchnorm:
+        raise GraftError(
+            f"{cfg.model.name} has BatchNorm layers, which cannot train on batches of 1; use --batch-size 2 or more"
+        )
+    model.eval()
+    try:
+        with torch.inference_mode():
+            model(torch.zeros(2, *size, device=device))
+    except (RuntimeError, AssertionError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise GraftError(
+            f"{cfg.model.name} cannot take {size[1]}x{size[2]} inputs ({reason}); choose another --img-size"
+        ) from None
