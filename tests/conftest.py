@@ -55,3 +55,29 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("shared")
     data = make_color_images(root / "colors")
     return graft.train(data, out=root / "run", **TINY)
+
+
+def make_photo_crops(root: Path, per_class: int = 20, size: int = 96, seed: int = 0) -> Path:
+    """root/<photo>/<i>.jpg: random crops (and flips) of scikit-image's natural sample photos, one class
+    per photo: natural images that ImageNet features know well."""
+    from skimage import data
+
+    rng = np.random.default_rng(seed)
+    photos = {
+        "cat": data.chelsea(),
+        "coffee": data.coffee(),
+        "astronaut": data.astronaut(),
+        "rocket": data.rocket(),
+    }
+    for name, image in photos.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        h, w = image.shape[:2]
+        for i in range(per_class):
+            scale = rng.uniform(0.4, 0.9)
+            ch, cw = int(h * scale), int(w * scale)
+            y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+            crop = image[y : y + ch, x : x + cw][:, :: rng.choice([1, -1])]
+            Image.fromarray(np.ascontiguousarray(crop)).resize((size, size)).save(
+                root / name / f"{i:03d}.jpg"
+            )
+    return root

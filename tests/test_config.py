@@ -99,6 +99,7 @@ def test_saved_config_is_plain_yaml(tmp_path: Path):
 def test_unknown_top_level_section_lists_the_sections(tmp_path: Path):
     (tmp_path / "c.yaml").write_text("optimizer:\n  lr: 0.1\n")
     with pytest.raises(
-        GraftError, match=r"unknown key 'optimizer' \(did you mean: optim\?\); valid keys: data, model, strategy, optim"
+        GraftError,
+        match=r"unknown key 'optimizer' \(did you mean: optim\?\); valid keys: data, model, strategy, optim",
     ):
         resolve_config(tmp_path / "c.yaml")

@@ -10,7 +10,7 @@ import sys
 import typer
 
 import graft
-from graft.cli import demo, models, predict, train
+from graft.cli import demo, models, predict, strategy, train
 from graft.errors import GraftError
 from graft.monitoring.console import make_console
 
@@ -41,6 +41,9 @@ def _root(
 
 app.command("train", no_args_is_help=True)(train.train_command)
 app.command("predict", no_args_is_help=True)(predict.predict_command)
+app.command("advise", no_args_is_help=True)(strategy.advise_command)
+app.command("lr-find", no_args_is_help=True)(strategy.lr_find_command)
+app.command("summary", no_args_is_help=True)(strategy.summary_command)
 app.command("models")(models.models_command)
 app.command("config")(models.config_command)
 app.command("demo")(demo.demo_command)

@@ -43,7 +43,7 @@ def layer_groups(model: nn.Module) -> list[LayerGroup]:
     for unit in units:
         body = tuple(n for n in unit if n not in head)
         if body:
-            groups.append(LayerGroup(_group_name(body), body))
+            groups.append(LayerGroup(_group_name(body, names), body))
     grouped = {n for g in groups for n in g.param_names} | set(head_params)
     assert grouped == set(names), f"parameters in no group: {sorted(set(names) - grouped)[:5]}"
     return [*groups, LayerGroup("head", head_params)]
@@ -78,8 +78,9 @@ def _units_by_size(model: nn.Module) -> list[tuple[str, ...]]:
         units[i : i + 1] = parts
 
 
-def _group_name(param_names: tuple[str, ...]) -> str:
-    """'blocks.3' for params sharing that module prefix, else the top-level modules joined: 'conv_stem+bn1'."""
+def _group_name(param_names: tuple[str, ...], all_names: list[str]) -> str:
+    """'blocks.3' for params sharing that module prefix; else the top-level modules joined, each whole if the
+    group holds all of it, else by index: 'blocks.6+conv_head+bn2', 'conv1+bn1'."""
     paths = [n.split(".")[:-1] for n in param_names]
     common = []
     for parts in zip(*paths):
@@ -88,9 +89,10 @@ def _group_name(param_names: tuple[str, ...]) -> str:
         common.append(parts[0])
     if common:
         return ".".join(common)
-    # Top-level modules, with the index of a numbered container kept: 'blocks.6+conv_head+bn2'.
-    tops = [
-        ".".join(p[:2]) if len(p) > 1 and p[1].isdigit() else (p[0] if p else n)
-        for p, n in zip(paths, param_names)
-    ]
-    return "+".join(dict.fromkeys(tops))
+    mine = set(param_names)
+    names = []
+    for path, name in zip(paths, param_names):
+        top = path[0] if path else name
+        whole = all(n in mine for n in all_names if n.startswith(f"{top}."))
+        names.append(top if whole or len(path) < 2 else f"{top}.{path[1]}")
+    return "+".join(dict.fromkeys(names))

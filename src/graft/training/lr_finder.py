@@ -24,8 +24,8 @@ from graft.training.runtime import autocast
 class LRFinderResult:
     lrs: list[float]
     losses: list[float]  # exponentially smoothed, bias-corrected
-    suggestion: float  # LR at the minimum smoothed loss / 10: a step back from where loss stops falling
-    steepest: float  # LR where the smoothed loss falls fastest (per log-LR)
+    suggestion: float  # where the smoothed loss falls fastest, at most 1/3 of the LR at its minimum
+    min_over_10: float  # the LR at the lowest loss, divided by 10 (the older rule of thumb)
 
     def plot(self, path: Path) -> Path:
         import matplotlib
@@ -38,7 +38,9 @@ class LRFinderResult:
         ax.axvline(
             self.suggestion, color="tab:green", linestyle="--", label=f"suggested {self.suggestion:.2g}"
         )
-        ax.axvline(self.steepest, color="tab:orange", linestyle=":", label=f"steepest {self.steepest:.2g}")
+        ax.axvline(
+            self.min_over_10, color="tab:orange", linestyle=":", label=f"min/10 {self.min_over_10:.2g}"
+        )
         ax.set(xscale="log", xlabel="learning rate", ylabel="training loss (smoothed)", title="LR range test")
         ax.legend()
         fig.tight_layout()
@@ -98,13 +100,19 @@ def find_lr(
 
 
 def _suggest(lrs: list[float], losses: list[float]) -> tuple[float, float]:
-    if len(lrs) < 3:
-        return lrs[0] if lrs else 1e-3, lrs[0] if lrs else 1e-3
+    """(steepest, min/10). The steepest fall of the smoothed loss per log-LR, searched after the first 10%
+    of steps (bias-corrected smoothing is noisy there) and before the minimum. fastai's "valley" rule was
+    tried and rejected: a zero-initialised head makes the start of the curve flat at ln(classes), and its
+    imperceptible decreases count as the "longest fall", pointing 100x too low."""
     lowest = min(range(len(losses)), key=losses.__getitem__)
-    log_lrs = np.log10(lrs)
-    slopes = np.gradient(np.array(losses), log_lrs)
-    steepest = int(np.argmin(slopes[: max(lowest, 1)]))
-    return lrs[lowest] / 10, lrs[steepest]
+    min_over_10 = lrs[lowest] / 10
+    begin = len(lrs) // 10
+    if lowest - begin < 3:
+        return min_over_10, min_over_10
+    slopes = np.gradient(np.array(losses[begin : lowest + 1]), np.log10(lrs[begin : lowest + 1]))
+    steepest = lrs[begin + int(np.argmin(slopes))]
+    # The smoothed loss lags the LR, so the steepest point can sit on the minimum: stay 3x below it.
+    return min(steepest, lrs[lowest] / 3), min_over_10
 
 
 def _cycle(loader: DataLoader):

@@ -19,11 +19,13 @@ from graft.config import OptimConfig
 
 
 def create_optimizer(cfg: OptimConfig, param_groups: list[dict]) -> torch.optim.Optimizer:
+    """Every group carries its own lr and weight_decay; the optimizer-wide defaults only fill gaps."""
+    lr = param_groups[0]["lr"]
     if cfg.name == "sgd":  # timm's "sgd" is Nesterov; "momentum" is the plain SGD users expect
         return create_optimizer_v2(
-            param_groups, opt="momentum", lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+            param_groups, opt="momentum", lr=lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
         )
-    return create_optimizer_v2(param_groups, opt=cfg.name, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return create_optimizer_v2(param_groups, opt=cfg.name, lr=lr, weight_decay=cfg.weight_decay)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from graft.data.images import ImageDataset, create_loader, create_transforms, de
 from graft.errors import GraftError
 from graft.models.registry import create_model
 from graft.models.vision import BuiltModel
-from graft.strategies.advisor import Advice
+from graft.strategies.advisor import Advice, advise
 from graft.strategies.groups import LayerGroup, layer_groups
 from graft.strategies.plan import Stage, Staging, head_module, plan_stages
 from graft.strategies.setup import resolve_strategy, use_feature_cache
@@ -54,8 +54,22 @@ class Prepared:
     cache_note: str | None = None  # how the feature cache was used, for the console
 
 
-def prepare(cfg: Config, spec: DataSpec) -> Prepared:
-    cfg = cfg.model_copy(deep=True)
+@dataclass
+class ModelOnData:
+    """The model built for a dataset, with its loaders: what training, advising and summaries share."""
+
+    cfg: Config
+    built: BuiltModel
+    model: nn.Module
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    train_loader: DataLoader
+    val_loader: DataLoader
+    eval_loader: Callable[[list[Sample]], DataLoader]  # samples -> un-augmented loader
+    num_workers: int
+
+
+def build_on_data(cfg: Config, spec: DataSpec) -> ModelOnData:
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     device = resolve_device(cfg.train.device)
     amp_dtype = resolve_amp(cfg.train.amp, device)
@@ -63,16 +77,32 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
     built = create_model(m.name, len(spec.classes), m.pretrained, m.weights, m.drop_rate, cfg.data.img_size)
     model = built.model.to(device)
     check_model_accepts(model, built, cfg, device)
-
     num_workers = default_num_workers() if cfg.data.num_workers is None else cfg.data.num_workers
     train_tf, eval_tf = create_transforms(built.data_config, cfg.data.augment)
     batch, seed, pin = cfg.train.batch_size, cfg.train.seed, device.type == "cuda"
-    train_loader = create_loader(ImageDataset(spec.train, train_tf), batch, True, num_workers, seed, pin)
-    val_loader = create_loader(ImageDataset(spec.val, eval_tf), batch, False, num_workers, seed, pin)
 
     def eval_loader(samples: list[Sample]) -> DataLoader:
         return create_loader(ImageDataset(samples, eval_tf), batch, False, num_workers, seed, pin)
 
+    train_loader = create_loader(ImageDataset(spec.train, train_tf), batch, True, num_workers, seed, pin)
+    return ModelOnData(
+        cfg, built, model, device, amp_dtype, train_loader, eval_loader(spec.val), eval_loader, num_workers
+    )
+
+
+def advise_on_data(cfg: Config, spec: DataSpec) -> tuple[Advice, ModelOnData]:
+    """`graft advise`: measure the data on the model, without building anything for training."""
+    md = build_on_data(cfg, spec)
+    head = head_module(md.model, layer_groups(md.model))
+    return advise(spec, md.model, head, md.eval_loader, md.built.pretrained, md.device, cfg.train.seed), md
+
+
+def prepare(cfg: Config, spec: DataSpec) -> Prepared:
+    cfg = cfg.model_copy(deep=True)
+    md = build_on_data(cfg, spec)
+    built, model, device, amp_dtype = md.built, md.model, md.device, md.amp_dtype
+    train_loader, val_loader, eval_loader = md.train_loader, md.val_loader, md.eval_loader
+    batch, seed = cfg.train.batch_size, cfg.train.seed
     groups = layer_groups(model)
     head = head_module(model, groups)
     strategy, advice = resolve_strategy(cfg, spec, model, head, built.pretrained, eval_loader, device)
@@ -116,15 +146,10 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
 
     lr_result = None
     if cfg.optim.lr == "auto":
-        on_cache = cached is not None and stages[0].head_only
+        on_cache = cached is not None and stages[-1].head_only
+        loader = cached[0] if on_cache else train_loader
         lr_result = lr_range_test(
-            model,
-            head if on_cache else None,
-            make_staging,
-            cfg,
-            cached[0] if on_cache else train_loader,
-            device,
-            amp_dtype,
+            model, head if on_cache else None, make_staging, cfg, loader, device, amp_dtype
         )
         cfg.optim.lr = float(f"{lr_result.suggestion:.2g}")
 
@@ -141,7 +166,7 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
     # GradScaler only matters for fp16; with bf16 or fp32 it is a pass-through.
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     cfg.data.img_size = built.data_config["input_size"][-1]
-    cfg.data.num_workers = num_workers
+    cfg.data.num_workers = md.num_workers
     cfg.strategy.name = strategy
     return Prepared(
         cfg, spec, built, model, device, amp_dtype, groups, stages, staging, optimizer, schedule, scaler,
@@ -158,8 +183,9 @@ def lr_range_test(
     device: torch.device,
     amp_dtype: torch.dtype | None,
 ) -> LRFinderResult:
-    """The LR range test for the first stage, on a copy: of the head alone when it trains on cached
-    features (seconds), else of the whole model with stage 0's frozen groups and param groups."""
+    """The LR range test on a copy, in the strategy's last stage: the one with the most groups training,
+    where a too-high LR diverges (the head alone tolerates far more). For a linear probe on cached
+    features that is the head alone, which takes seconds."""
     if head is not None:
         net = copy.deepcopy(head)
         optimizer = create_optimizer(
@@ -168,7 +194,8 @@ def lr_range_test(
         return find_lr(net, optimizer, nn.Module.train, loader, device, amp_dtype)
     net = copy.deepcopy(model)
     staging = make_staging(net, base_lr=1.0)
-    return find_lr(net, staging.build(0), staging.train_mode, loader, device, amp_dtype)
+    optimizer = staging.build(len(staging.stages) - 1)
+    return find_lr(net, optimizer, staging.train_mode, loader, device, amp_dtype)
 
 
 def check_model_accepts(model: nn.Module, built: BuiltModel, cfg: Config, device: torch.device) -> None:
