@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.graft-installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: demo test test-slow test-all venv clean lint
+.PHONY: demo test test-slow test-all venv clean lint bench
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,5 +34,9 @@ clean:
 	rm -rf $(VENV) runs .pytest_cache
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+# Benchmarks print ratios against an in-process baseline; results go to docs/benchmarks.md.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/strategies.py --epochs 5

@@ -21,7 +21,7 @@ def test_linear_probe_full_and_discriminative_plans():
 
 
 def test_gradual_unfreezes_from_the_top_each_group_at_its_own_lr():
-    stages = plan_stages("gradual", 5, epochs=4, layer_decay=0.5)
+    stages = plan_stages("gradual", 5, epochs=4, layer_decay=0.5, unfreeze_groups=1)
     assert [s.start_epoch for s in stages] == [0, 1, 2, 3]
     assert [s.trainable for s in stages] == [(4,), (3, 4), (2, 3, 4), (1, 2, 3, 4)]
     assert stages[-1].lr_scales == (0.125, 0.25, 0.5, 1.0)
@@ -29,11 +29,13 @@ def test_gradual_unfreezes_from_the_top_each_group_at_its_own_lr():
 
 
 def test_gradual_schedules():
-    every_two = plan_stages("gradual", 6, epochs=7, unfreeze_every=2)
+    every_two = plan_stages("gradual", 6, epochs=7, unfreeze_every=2, unfreeze_groups=1)
     assert [s.start_epoch for s in every_two] == [0, 2, 4, 6]
+    spread = plan_stages("gradual", 9, epochs=5)  # default: 8 backbone groups over 4 unfreezes = 2 each
+    assert [len(s.trainable) for s in spread] == [1, 3, 5, 7, 9]
     at = plan_stages("gradual", 6, epochs=10, unfreeze_at=[3, 5], unfreeze_groups=2)
     assert [(s.start_epoch, s.trainable) for s in at] == [(0, (5,)), (3, (3, 4, 5)), (5, (1, 2, 3, 4, 5))]
-    assert len(plan_stages("gradual", 3, epochs=10)) == 3  # stops when everything is unfrozen
+    assert len(plan_stages("gradual", 3, epochs=10, unfreeze_groups=1)) == 3  # stops when all are unfrozen
     assert len(plan_stages("gradual", 6, epochs=1)) == 1  # no epoch left to unfreeze in
 
 
@@ -103,7 +105,7 @@ def test_staging_rebuild_equals_the_stages_entered_one_by_one():
     live = staging(model)
     optimizer = live.build(0)
     for previous, stage in zip(stages, stages[1:3]):
-        live.enter(stage, previous, optimizer)
+        live.enter(stage, previous, optimizer, step=10)
     rebuilt = staging(create_model("test_resnet", num_classes=3, pretrained=False).model).build(2)
     assert [(g["name"], g["lr"], g["weight_decay"], len(g["params"])) for g in optimizer.param_groups] == [
         (g["name"], g["lr"], g["weight_decay"], len(g["params"])) for g in rebuilt.param_groups

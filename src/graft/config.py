@@ -60,7 +60,9 @@ class StrategyConfig(_Section):
     unfreeze_at: list[int] | None = (
         None  # gradual: explicit epochs (0-based) at which the next groups unfreeze
     )
-    unfreeze_groups: int = Field(1, ge=1)  # gradual: groups unfrozen each time
+    unfreeze_groups: int | None = Field(
+        None, ge=1
+    )  # gradual: groups per unfreeze; None: all train by the last
     train_bn: bool = False  # every BatchNorm layer in train mode from the start (frozen weights stay frozen)
     cache_features: Literal["auto", "on", "off"] = (
         "auto"  # auto: for gradual's head stage, and when augment is off

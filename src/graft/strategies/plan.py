@@ -7,7 +7,8 @@ fraction of the base LR. `plan_stages` is a pure function of the config and the 
   full            one stage: every group at the base LR
   discriminative  one stage: every group, LR x layer_decay^(groups above it): lower toward the input
   gradual         the head first; then every `unfreeze_every` epochs (or at `unfreeze_at`), the next
-                  `unfreeze_groups` groups from the top join, each at its own decayed LR (ULMFiT)
+                  `unfreeze_groups` groups from the top join, each at its own decayed LR (ULMFiT); by
+                  default as many per unfreeze as it takes for every group to train by the last one
 
 `Staging` makes a stage true: frozen parameters get requires_grad=False and are never in the optimizer
 (no weight decay or momentum can move them); newly unfrozen groups join the optimizer as new param
@@ -27,6 +28,7 @@ an unfreeze restores exactly the param groups it was saved with.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -57,7 +59,7 @@ def plan_stages(
     layer_decay: float = 0.6,
     unfreeze_every: int = 1,
     unfreeze_at: list[int] | None = None,
-    unfreeze_groups: int = 1,
+    unfreeze_groups: int | None = None,
 ) -> list[Stage]:
     """The stages of `strategy` over `epochs` epochs for a model of `num_groups` layer groups."""
     head = num_groups - 1
@@ -73,6 +75,9 @@ def plan_stages(
     if strategy != "gradual":
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
     starts = sorted(unfreeze_at) if unfreeze_at else list(range(unfreeze_every, epochs, unfreeze_every))
+    starts = [e for e in starts if 0 < e < epochs]
+    if unfreeze_groups is None:  # spread the backbone over the unfreezes the run has room for
+        unfreeze_groups = max(1, math.ceil(head / max(1, len(starts))))
     stages = [Stage(0, 0, (head,), (1.0,))]
     trainable = [head]
     for epoch in starts:
@@ -129,11 +134,12 @@ class Staging:
         self._freeze(self.stages[stage_index])
         return optimizer
 
-    def enter(self, stage: Stage, previous: Stage, optimizer: torch.optim.Optimizer) -> list[str]:
-        """Move from `previous` to `stage` in place: unfreeze, add the new groups; returns their names."""
+    def enter(self, stage: Stage, previous: Stage, optimizer: torch.optim.Optimizer, step: int) -> list[str]:
+        """Move from `previous` to `stage` in place at optimizer step `step`: unfreeze, add the new groups
+        (they warm up from `step`, see Schedule.apply); returns their names."""
         added = self._param_groups(stage, previous.trainable)
         for group in added:
-            optimizer.add_param_group(group)
+            optimizer.add_param_group({**group, "start_step": step})
         self._freeze(stage)
         return list(dict.fromkeys(g["name"].split("/")[0] for g in added))
 

@@ -69,7 +69,7 @@ def fit(
     for epoch in range(state.epoch, epochs):
         stage = stage_at(staging.stages, epoch)
         if stage.index != state.stage:  # an unfreeze: new groups join the optimizer at their own LR
-            added = staging.enter(stage, staging.stages[state.stage], optimizer)
+            added = staging.enter(stage, staging.stages[state.stage], optimizer, state.step)
             state.stage = stage.index
             progress.note(f"epoch {epoch + 1}: unfreezing {', '.join(added)}")
         inputs = inputs_for(stage)
@@ -86,6 +86,7 @@ def fit(
             "lr": train["lr"],
             "epoch_time": time.perf_counter() - started,
             "samples_per_s": train["samples"] / train["seconds"],  # training throughput, evaluation excluded
+            "wall_time": time.time(),  # when the epoch ended: time-to-accuracy, across restarts too
         }
         state.history.append(record)
         improved = state.update_best(record, monitor)
