@@ -8,7 +8,7 @@ import timm
 import torch
 
 import graft
-from conftest import TINY
+from conftest import TINY, checkpoint
 from graft.data.images import load_image
 from graft.errors import GraftError
 from graft.inference import expand_inputs
@@ -42,7 +42,7 @@ def test_bundle_loads_in_plain_timm_with_identical_logits(trained_run):
 def test_bundle_is_the_best_checkpoint(trained_run):
     from safetensors.torch import load_file
 
-    best = torch.load(trained_run.path / "checkpoints" / "best.pt", weights_only=True)["model"]
+    best = checkpoint(trained_run.path, "best").model
     bundle = load_file(str(trained_run.bundle / "model.safetensors"))
     assert set(bundle) == set(best) and all(torch.equal(bundle[k], best[k]) for k in best)
 

@@ -13,7 +13,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import graft
-from conftest import TINY, make_color_images
+from conftest import TINY, checkpoint, make_color_images
 from graft.models.registry import create_model
 from graft.strategies.groups import layer_groups
 
@@ -34,7 +34,9 @@ def _train(data: Path, out: Path, weights: Path, **settings):
 
 
 def _final(run) -> dict:
-    return torch.load(run.path / "checkpoints" / "last.pt", weights_only=True)
+    last = checkpoint(run.path)
+    return {"model": last.model, "optimizer": last.train_state["optimizer"], "state": last.state["progress"],
+            "config": last.state["config"]}  # fmt: skip
 
 
 def _groups() -> list:

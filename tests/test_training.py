@@ -1,4 +1,5 @@
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import graft
-from conftest import TINY
+from conftest import TINY, checkpoint
 from graft.errors import GraftError
 from graft.training.optim import lr_factor
 
@@ -17,7 +18,8 @@ def test_run_writes_every_artifact(trained_run):
     run = trained_run
     names = {p.name for p in run.path.iterdir()}
     assert {"config.yaml", "metrics.csv", "split.csv", "checkpoints", "model", "tb"} <= names
-    assert {p.name for p in (run.path / "checkpoints").iterdir()} == {"last.pt", "best.pt"}
+    names = {p.name for p in (run.path / "checkpoints").iterdir()}
+    assert names == {"index.json", "step-000015"}  # last and best are the final epoch here
 
 
 def test_model_learns_and_history_is_consistent(trained_run):
@@ -42,25 +44,25 @@ def test_metrics_csv_has_one_row_per_epoch(trained_run):
 
 
 def test_checkpoints_are_plain_and_best_is_the_best_epoch(trained_run):
-    ckpt_dir = trained_run.path / "checkpoints"
-    last = torch.load(ckpt_dir / "last.pt", weights_only=True)  # no pickled code needed
-    best = torch.load(ckpt_dir / "best.pt", weights_only=True)
-    assert {
-        "model",
-        "optimizer",
-        "scheduler",
-        "scaler",
-        "epoch",
-        "step",
-        "metric",
-        "state",
-        "config",
-        "classes",
-    } <= set(last)
-    assert last["epoch"] == 3 and last["classes"] == ["blue", "green", "red"]
-    assert best["epoch"] == trained_run.best_epoch
-    assert best["metric"]["val_acc"] == trained_run.best_metric
-    assert last["config"]["train"]["epochs"] == 3
+    folder = trained_run.path / "checkpoints" / "step-000015"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "MANIFEST.json",
+        "model.safetensors",
+        "state.json",
+        "train_state.pt",
+    ]
+    train_state = torch.load(folder / "train_state.pt", weights_only=True)  # no pickled code needed
+    assert {"optimizer", "scaler", "rng"} <= set(train_state)
+    state = json.loads((folder / "state.json").read_text())  # inspectable with any JSON tool
+    assert {"progress", "config", "classes", "schedule"} <= set(state)
+    assert state["progress"]["epoch"] == 3 and state["classes"] == ["blue", "green", "red"]
+    assert state["config"]["train"]["epochs"] == 3
+    best = checkpoint(trained_run.path, "best")
+    assert (
+        best.state["progress"]["epoch"] == trained_run.best_epoch
+        or best.state["progress"]["best_epoch"] == trained_run.best_epoch
+    )
+    assert best.state["progress"]["best_metric"] == trained_run.best_metric
 
 
 def test_tensorboard_events_are_readable(trained_run):
@@ -84,8 +86,7 @@ def test_same_seed_same_run(color_folder: Path, tmp_path: Path):
     a = graft.train(color_folder, out=tmp_path / "a", **TINY)
     b = graft.train(color_folder, out=tmp_path / "b", **TINY)
     assert [h["val_loss"] for h in a.history] == [h["val_loss"] for h in b.history]
-    sa = torch.load(a.path / "checkpoints" / "last.pt", weights_only=True)["model"]
-    sb = torch.load(b.path / "checkpoints" / "last.pt", weights_only=True)["model"]
+    sa, sb = checkpoint(a.path).model, checkpoint(b.path).model
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
@@ -96,11 +97,12 @@ def test_gradient_accumulation_counts_optimizer_steps(color_folder: Path, tmp_pa
 
 
 def test_existing_run_is_never_overwritten(trained_run):
-    last = trained_run.path / "checkpoints" / "last.pt"
-    before = (last.stat().st_mtime_ns, last.read_bytes())
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in trained_run.path.rglob("*") if p.is_file()}
     with pytest.raises(GraftError, match="already holds a run"):
         graft.train(trained_run.config.data.path, out=trained_run.path, **TINY)
-    assert (last.stat().st_mtime_ns, last.read_bytes()) == before
+    assert {
+        p: (p.stat().st_mtime_ns, p.read_bytes()) for p in trained_run.path.rglob("*") if p.is_file()
+    } == before
 
 
 def test_bad_model_leaves_no_run_directory(color_folder: Path, tmp_path: Path):
@@ -174,48 +176,30 @@ def test_torchvision_model_with_aux_heads_trains(color_folder: Path, tmp_path: P
     assert run.history[0]["step"] > 0
 
 
-def test_interrupt_after_an_epoch_still_leaves_a_bundle(color_folder: Path, tmp_path: Path):
-    """Ctrl-C (SIGINT) mid-run: exit code 130, and the best finished epoch is bundled."""
+def test_ctrl_c_finishes_the_step_checkpoints_bundles_and_exits_0(color_folder: Path, tmp_path: Path):
+    """Ctrl-C (SIGINT) mid-run: the step in flight finishes, a checkpoint is written, the best finished epoch
+    is bundled, the resume command is printed, exit code 0."""
     import os
     import signal
     import subprocess
     import sys
 
     graft_bin = str(Path(sys.executable).parent / "graft")
-    cmd = [
-        graft_bin,
-        "train",
-        str(color_folder),
-        "--model",
-        "test_resnet",
-        "--no-pretrained",
-        "--img-size",
-        "32",
-        "--epochs",
-        "500",
-        "--batch-size",
-        "8",
-        "--num-workers",
-        "0",
-        "--out",
-        str(tmp_path / "r"),
-        "-q",
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
+    out = tmp_path / "r"
+    cmd = [graft_bin, "train", str(color_folder), "--model", "test_resnet", "--no-pretrained", "--img-size", "32",
+           "--epochs", "500", "--batch-size", "8", "--num-workers", "1", "--out", str(out), "-q"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
     for line in proc.stdout:
         if line.startswith("epoch 2/500"):
             proc.send_signal(signal.SIGINT)
             break
     rest = proc.stdout.read()
-    assert proc.wait(timeout=120) == 130
-    assert "interrupted: bundle" in rest
-    assert (tmp_path / "r" / "model" / "model.safetensors").is_file()
+    assert proc.wait(timeout=120) == 0, rest
+    assert "stopped by SIGINT" in rest and f"Resume with: graft resume {out}" in rest
+    assert (out / "model" / "model.safetensors").is_file()
+    last = checkpoint(out)
+    assert last.state["progress"]["epoch"] >= 2
 
 
 def test_nan_never_becomes_best_and_ties_go_to_lower_loss():
@@ -225,7 +209,7 @@ def test_nan_never_becomes_best_and_ties_go_to_lower_loss():
     for epoch, (acc, loss) in enumerate([(float("nan"), 1.0), (0.5, 0.9), (0.5, 0.7), (0.5, 0.8)], start=1):
         record = {"epoch": epoch, "val_acc": acc, "val_loss": loss}
         state.history.append(record)
-        state.update_best(record, "val_acc")
+        state.update_best(record, "val_acc", "max")
     assert (state.best_epoch, state.best_metric) == (3, 0.5)
 
 

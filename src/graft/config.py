@@ -103,6 +103,8 @@ class TrainConfig(_Section):
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     seed: int = 0
     deterministic: bool = False  # torch.use_deterministic_algorithms; slower, bitwise repeatable
+    patience: int | None = Field(None, ge=1)  # early stopping: epochs without improvement before stopping
+    min_delta: float = Field(0.0, ge=0)  # early stopping: the smallest change that counts as improvement
 
     @field_validator("device")
     @classmethod
@@ -114,6 +116,10 @@ class TrainConfig(_Section):
 
 class CheckpointConfig(_Section):
     monitor: Literal["val_acc", "val_loss"] = "val_acc"  # what "best" means
+    mode: Literal["auto", "max", "min"] = "auto"  # auto: max for accuracy, min for a loss
+    keep_top_k: int = Field(1, ge=0)  # best epoch-end checkpoints kept; best and last are never deleted
+    save_every_steps: int | None = Field(None, ge=1)  # mid-epoch checkpoints every N optimizer steps
+    save_every_minutes: float | None = Field(None, gt=0)  # ... and/or every M minutes
 
 
 class LogConfig(_Section):
@@ -163,6 +169,13 @@ ALIASES: dict[str, str] = {
     "device": "train.device",
     "seed": "train.seed",
     "quiet": "log.quiet",
+    "monitor": "checkpoint.monitor",
+    "mode": "checkpoint.mode",
+    "keep_top_k": "checkpoint.keep_top_k",
+    "save_every": "checkpoint.save_every_steps",
+    "save_every_minutes": "checkpoint.save_every_minutes",
+    "patience": "train.patience",
+    "min_delta": "train.min_delta",
     "out": "out",
 }
 
@@ -190,9 +203,13 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return parsed
 
 
-def resolve_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
-    """Defaults <- YAML file at `path` <- `overrides` (aliases or dotted keys), validated once."""
-    raw: dict[str, Any] = _read_yaml(Path(path)) if path is not None else {}
+def resolve_config(
+    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None, base: Config | None = None
+) -> Config:
+    """Defaults (or `base`) <- YAML file at `path` <- `overrides` (aliases or dotted keys), validated once."""
+    raw: dict[str, Any] = config_to_dict(base) if base is not None else {}
+    if path is not None:
+        raw = _merge(raw, _read_yaml(Path(path)))
     for key, value in (overrides or {}).items():
         _set_dotted(raw, ALIASES.get(key, key), value)
     try:
@@ -208,6 +225,25 @@ def save_config(cfg: Config, path: Path) -> None:
 def config_to_dict(cfg: Config) -> dict[str, Any]:
     """Plain JSON/YAML types only, so checkpoints can be read with torch.load(weights_only=True)."""
     return cfg.model_dump(mode="json")
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        merged[key] = (
+            _merge(merged[key], value)
+            if isinstance(value, dict) and isinstance(merged.get(key), dict)
+            else value
+        )
+    return merged
+
+
+def lookup(cfg: Config, key: str) -> Any:
+    """The value at a dotted key: lookup(cfg, "optim.lr")."""
+    node: Any = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

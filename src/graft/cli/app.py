@@ -40,6 +40,7 @@ def _root(
 
 
 app.command("train", no_args_is_help=True)(train.train_command)
+app.command("resume", no_args_is_help=True)(train.resume_command)
 app.command("predict", no_args_is_help=True)(predict.predict_command)
 app.command("advise", no_args_is_help=True)(strategy.advise_command)
 app.command("lr-find", no_args_is_help=True)(strategy.lr_find_command)

@@ -207,9 +207,7 @@ def _classes_in_split(run: Path) -> int:
 
 
 def _stage_reached(run: Path) -> int:
-    last = run / "checkpoints" / "last.pt"
-    if not last.is_file():
-        return 0
-    import torch
+    from graft.checkpointing.store import CheckpointStore
 
-    return torch.load(last, map_location="cpu", weights_only=True)["state"].get("stage", 0)
+    checkpoint = CheckpointStore(run / "checkpoints").latest_good()
+    return checkpoint.state["progress"]["stage"] if checkpoint else 0

@@ -20,6 +20,7 @@ from graft.cli.options import (
     flag,
     resolve,
 )
+from graft.config import parse_set
 from graft.data.discover import discover
 from graft.monitoring.console import make_console
 
@@ -81,6 +82,28 @@ def train_command(
     weights: Path | None = flag(
         "--weights", help="Local .safetensors/.pt state_dict to start from, for --model's architecture."
     ),
+    monitor: str | None = flag("--monitor", help="What 'best' means: val_acc or val_loss (default val_acc)."),
+    mode: str | None = flag(
+        "--mode", help="max or min for --monitor (default: max for accuracy, min for loss)."
+    ),
+    keep_top_k: int | None = flag(
+        "--keep-top-k", help=f"Best epoch checkpoints kept besides last (default {D.checkpoint.keep_top_k})."
+    ),
+    save_every: int | None = flag(
+        "--save-every", help="Also checkpoint every N optimizer steps (mid-epoch)."
+    ),
+    save_every_minutes: float | None = flag("--save-every-minutes", help="Also checkpoint every M minutes."),
+    patience: int | None = flag(
+        "--patience", help="Early stopping: epochs without improvement before stopping."
+    ),
+    min_delta: float | None = flag(
+        "--min-delta", help="Early stopping: the smallest change that counts (default 0)."
+    ),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="If --out already holds a run, continue it (like `graft resume`) instead of failing.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain per-epoch lines, no live progress bar."),
 ) -> None:
     """Fine-tune a pretrained model on DATA; writes runs/NAME/ (config, metrics, checkpoints, TensorBoard, bundle).
@@ -92,15 +115,54 @@ def train_command(
         img_size=img_size, val=val, val_split=val_split, out=out, seed=seed, device=device, layer_decay=layer_decay,
         unfreeze_every=unfreeze_every, unfreeze_at=unfreeze_at, train_bn=train_bn, cache_features=cache_features,
         pretrained=pretrained, num_workers=num_workers, accum_steps=accum_steps, amp=amp, weights=weights,
-        quiet=quiet or None,
+        monitor=monitor, mode=mode, keep_top_k=keep_top_k, save_every=save_every,
+        save_every_minutes=save_every_minutes, patience=patience, min_delta=min_delta, quiet=quiet or None,
     )  # fmt: skip
+    if resume and cfg.out is not None and (Path(cfg.out) / "config.yaml").is_file():
+        from graft.training.resume import resume_run
+
+        changeable = dict(epochs=epochs, patience=patience, min_delta=min_delta, device=device, amp=amp,
+                          num_workers=num_workers, quiet=quiet or None)  # fmt: skip
+        _finish(resume_run(cfg.out, _given(set_, **changeable), make_console()))
+        return
     # Find the data before importing torch (seconds), so a wrong path fails at once.
     spec = discover(cfg.data.path, cfg.data.val, cfg.data.val_split, cfg.train.seed)
     from graft.training.run import run_training
 
-    console = make_console()
-    run = run_training(cfg, console, spec)
-    console.print(
+    _finish(run_training(cfg, make_console(), spec))
+
+
+def resume_command(
+    run_dir: Path = typer.Argument(..., help="The run folder to continue (runs/NAME).", show_default=False),
+    epochs: int | None = flag(
+        "--epochs", "-e", help="Train to this many epochs in all (default: the run's)."
+    ),
+    patience: int | None = flag("--patience", help="Early stopping patience (default: the run's)."),
+    min_delta: float | None = flag("--min-delta", help="Early stopping min_delta (default: the run's)."),
+    device: str | None = DEVICE,
+    num_workers: int | None = flag("--num-workers", help="DataLoader worker processes (default: the run's)."),
+    set_: list[str] = SET,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain per-epoch lines, no live progress bar."),
+) -> None:
+    """Continue a run from its newest intact checkpoint (mid-epoch too): the result is the run that never stopped.
+
+    Only epochs, early stopping, device, workers, logging and checkpoint keeping may change.
+    """
+    from graft.training.resume import resume_run
+
+    changeable = dict(epochs=epochs, patience=patience, min_delta=min_delta, device=device,
+                      num_workers=num_workers, quiet=quiet or None)  # fmt: skip
+    _finish(resume_run(run_dir, _given(set_, **changeable), make_console()))
+
+
+def _given(set_: list[str], **flags) -> dict:
+    return {**{k: v for k, v in flags.items() if v is not None}, **parse_set(set_)}
+
+
+def _finish(run) -> None:
+    if run.stopped in ("SIGINT", "SIGTERM"):
+        return  # stopped on request: the resume command is printed; exit 0
+    make_console().print(
         f"next: graft predict {run.path} IMAGE_OR_FOLDER   |   tensorboard --logdir {run.path / 'tb'}",
         highlight=False,
     )

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from graft.config import AugmentConfig
 from graft.data.discover import Sample
+from graft.data.sampler import Keyed, ResumableSampler, seeded
 from graft.errors import GraftError
 
 
@@ -51,16 +52,25 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 class ImageDataset(Dataset):
-    def __init__(self, samples: list[Sample], transform: Callable[[Image.Image], torch.Tensor]):
+    """Decoded, transformed images. Keys are `(epoch, index)` from `ResumableSampler` (or a plain index):
+    the transform's randomness is seeded by (seed, epoch, index), see data/sampler.py."""
+
+    def __init__(
+        self, samples: list[Sample], transform: Callable[[Image.Image], torch.Tensor], seed: int = 0
+    ):
         self.samples = samples
         self.transform = transform
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: tuple[int, int] | int) -> tuple[torch.Tensor, int]:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
         sample = self.samples[index]
-        return self.transform(load_image(sample.path)), sample.label
+        image = load_image(sample.path)
+        with seeded(self.seed, epoch, index):
+            return self.transform(image), sample.label
 
 
 def create_transforms(data_config: dict[str, Any], augment: AugmentConfig) -> tuple[Callable, Callable]:
@@ -98,13 +108,14 @@ def create_loader(
     seed: int,
     pin_memory: bool = False,
 ) -> DataLoader:
-    """A seeded DataLoader: the shuffle order of every epoch follows from `seed` alone."""
-    generator = torch.Generator()
+    """A DataLoader whose order and augmentation follow from (seed, epoch) alone and can start mid-epoch:
+    call `loader.sampler.set_epoch(epoch, start)` before iterating (see data/sampler.py)."""
+    generator = torch.Generator()  # the loader's own: iterating never draws from the global torch RNG
     generator.manual_seed(seed)
     return DataLoader(
-        dataset,
+        dataset if isinstance(dataset, ImageDataset) else Keyed(dataset),
         batch_size=batch_size,
-        shuffle=train,
+        sampler=ResumableSampler(len(dataset), shuffle=train, seed=seed),
         generator=generator,
         num_workers=num_workers,
         # Keeping workers alive avoids re-forking (and re-importing torch) at every epoch start.

@@ -58,11 +58,14 @@ class Progress:
         self._epochs = 0
         self._epoch_times: list[float] = []
 
-    def start_epoch(self, epoch: int, epochs: int, total_samples: int) -> None:
+    def start_epoch(self, epoch: int, epochs: int, total_samples: int, done: int = 0) -> None:
+        """`done`: samples of this epoch trained before a restart."""
         self._epochs = epochs
         if self._bar is not None:
             self._bar.start()
-            self._task = self._bar.add_task(f"epoch {epoch}/{epochs}", total=total_samples, loss="")
+            self._task = self._bar.add_task(
+                f"epoch {epoch}/{epochs}", total=total_samples, completed=done, loss=""
+            )
 
     def note(self, text: str) -> None:
         """A line between epochs (an unfreeze, a cache hit)."""

@@ -68,10 +68,12 @@ class CSVSink:
 
 
 class TensorBoardSink:
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path, purge_step: int | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(log_dir))
+        # purge_step: on resume, TensorBoard hides events from step `purge_step` on that the crashed
+        # process logged after its last checkpoint, so the curves continue instead of doubling back.
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         is_epoch = "epoch" in metrics
@@ -92,13 +94,26 @@ class TensorBoardSink:
         self.writer.close()
 
 
-def create_logger(cfg: LogConfig, run_dir: Path) -> MetricLogger:
+def create_logger(cfg: LogConfig, run_dir: Path, purge_step: int | None = None) -> MetricLogger:
     sinks: list[Sink] = []
     if "csv" in cfg.sinks:
         sinks.append(CSVSink(run_dir / "metrics.csv"))
     if "tensorboard" in cfg.sinks:
-        sinks.append(TensorBoardSink(run_dir / "tb"))
+        sinks.append(TensorBoardSink(run_dir / "tb", purge_step))
     return MetricLogger(sinks)
+
+
+def rewrite_csv(path: Path, history: list[dict[str, float]]) -> None:
+    """metrics.csv exactly as `history` says (atomically): the rows of a checkpoint's epochs, no others."""
+    if not path.exists() and not history:
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        if history:
+            writer = csv.DictWriter(f, fieldnames=list(history[0]), extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows({k: _fmt(v) for k, v in row.items()} for row in history)
+    tmp.replace(path)
 
 
 def _fmt(value: float) -> str | float:

@@ -2,8 +2,8 @@
 
 Extension points are explicit arguments: the strategy's `Staging` (which groups train from which epoch),
 `inputs_for(stage)` (what an epoch's batches go through: the model on images, or its head on cached
-features), `logger.log(metrics, step)`, `progress` for the console, and `on_epoch_end(state, improved)`
-where the caller checkpoints.
+features), `logger.log(metrics, step)`, `progress` for the console, `checkpoints` (when and how to save)
+and `stop` (a SIGINT/SIGTERM arrived: checkpoint and return).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -18,11 +19,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy
 
+from graft.faults import fault
 from graft.monitoring.console import Progress
 from graft.monitoring.logger import MetricLogger
 from graft.strategies.plan import Stage, Staging, stage_at
 from graft.training.optim import Schedule
 from graft.training.runtime import autocast
+from graft.training.signals import GracefulStop
 from graft.training.state import TrainState
 
 
@@ -49,6 +52,14 @@ class EpochInputs:
     train_mode: Callable[[nn.Module], None]
 
 
+class Checkpointing(Protocol):
+    """What the loop needs from checkpointing (training/checkpoints.py implements it)."""
+
+    def due(self, state: TrainState) -> bool: ...
+    def save_step(self, state: TrainState) -> None: ...
+    def save_epoch(self, state: TrainState, improved: bool) -> None: ...
+
+
 def fit(
     model: nn.Module,
     *,
@@ -62,22 +73,39 @@ def fit(
     num_classes: int,
     step_cfg: StepConfig,
     monitor: str,
+    mode: str,
+    patience: int | None,
+    min_delta: float,
     logger: MetricLogger,
     progress: Progress,
-    on_epoch_end: Callable[[TrainState, bool], None],
+    checkpoints: Checkpointing,
+    stop: GracefulStop,
 ) -> TrainState:
+    """Train from `state` (fresh, or restored from a checkpoint, possibly mid-epoch) to `epochs`.
+
+    Returns early, with a checkpoint written, when `stop` is requested or early stopping triggers.
+    """
+    if state.stop_reason:  # resuming a run that already stopped early: nothing left to train
+        return state
     for epoch in range(state.epoch, epochs):
         stage = stage_at(staging.stages, epoch)
         if stage.index != state.stage:  # an unfreeze: new groups join the optimizer at their own LR
             added = staging.enter(stage, staging.stages[state.stage], optimizer, state.step)
             state.stage = stage.index
             progress.note(f"epoch {epoch + 1}: unfreezing {', '.join(added)}")
+            fault("unfreeze")
         inputs = inputs_for(stage)
         started = time.perf_counter()
-        progress.start_epoch(epoch + 1, epochs, len(inputs.train.dataset))
-        train = train_one_epoch(inputs, optimizer, schedule, scaler, state, step_cfg, logger, progress)
+        progress.start_epoch(
+            epoch + 1, epochs, len(inputs.train.dataset), state.batch_in_epoch * inputs.train.batch_size
+        )
+        train = train_one_epoch(
+            inputs, optimizer, schedule, scaler, state, step_cfg, logger, progress, checkpoints, stop
+        )
+        if train is None:  # stopped mid-epoch on request; the checkpoint is written
+            return state
         val = evaluate(inputs.net, inputs.val, step_cfg.device, step_cfg.amp_dtype, num_classes)
-        state.epoch = epoch + 1
+        state.epoch, state.batch_in_epoch, state.epoch_loss_sum, state.epoch_seen = epoch + 1, 0, 0.0, 0
         record = {
             "epoch": state.epoch,
             "step": state.step,
@@ -85,14 +113,21 @@ def fit(
             **val,
             "lr": train["lr"],
             "epoch_time": time.perf_counter() - started,
-            "samples_per_s": train["samples"] / train["seconds"],  # training throughput, evaluation excluded
+            "samples_per_s": train["samples"]
+            / max(train["seconds"], 1e-9),  # training only, evaluation excluded
             "wall_time": time.time(),  # when the epoch ended: time-to-accuracy, across restarts too
         }
         state.history.append(record)
-        improved = state.update_best(record, monitor)
+        previous_best = state.best_metric
+        improved = state.update_best(record, monitor, mode)
+        state.count_patience(record[monitor], previous_best, mode, min_delta)
+        if patience is not None and state.bad_epochs >= patience:
+            state.stop_reason = "early stopping"
         logger.log(record, state.step)
-        on_epoch_end(state, improved)
+        checkpoints.save_epoch(state, improved)
         progress.end_epoch(record, improved, state)
+        if state.stop_reason or stop.requested:
+            return state
     return state
 
 
@@ -105,18 +140,22 @@ def train_one_epoch(
     cfg: StepConfig,
     logger: MetricLogger,
     progress: Progress,
-) -> dict[str, float]:
-    """One pass over `inputs.train`: mean training loss (label-smoothed, as optimized), the head LR of the
-    last optimizer step, samples seen and seconds taken."""
+    checkpoints: Checkpointing,
+    stop: GracefulStop,
+) -> dict[str, float] | None:
+    """Train epoch `state.epoch` from batch `state.batch_in_epoch` on: the mean training loss (label-smoothed,
+    as optimized), the head LR of the last step, samples seen and seconds taken; None if stopped early."""
     started = time.perf_counter()
     net, loader = inputs.net, inputs.train
     inputs.train_mode(net)
-    loss_sum = torch.zeros((), device=cfg.device)
-    seen = 0
+    first = state.batch_in_epoch
+    loader.sampler.set_epoch(state.epoch, first * loader.batch_size)
+    loss_sum = torch.tensor(state.epoch_loss_sum, device=cfg.device)
+    seen = resumed_from = state.epoch_seen
     lr = cfg.base_lr * schedule.factor(state.step)
-    n_batches = len(loader)
+    n_batches = first + len(loader)
     optimizer.zero_grad(set_to_none=True)
-    for i, (x, targets) in enumerate(loader):
+    for i, (x, targets) in enumerate(loader, start=first):
         x = x.to(cfg.device, non_blocking=True)
         targets = targets.to(cfg.device, non_blocking=True)
         with autocast(cfg.device, cfg.amp_dtype):
@@ -128,26 +167,40 @@ def train_one_epoch(
         scaler.scale(loss / group_size).backward()
         loss_sum += loss.detach() * len(targets)
         seen += len(targets)
-
-        if i + 1 - group_start == group_size:  # last batch of this accumulation group: step
-            if cfg.clip_grad_norm is not None:
-                scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
-                params = [p for g in optimizer.param_groups for p in g["params"]]
-                torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
-            schedule.apply(optimizer, state.step)
-            lr = cfg.base_lr * schedule.factor(state.step)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            state.step += 1
-            # .item() syncs the device: only on logging steps (and the epoch's last, so short runs plot too).
-            if state.step % cfg.log_every == 0 or i + 1 == n_batches:
-                step_loss = loss.item()
-                logger.log({"train_loss": step_loss, "lr": lr}, state.step)
-                progress.show_loss(step_loss)
         progress.advance(len(targets))
+        if i + 1 - group_start < group_size:
+            continue  # more batches to accumulate before this group's step
+
+        if cfg.clip_grad_norm is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
+        schedule.apply(optimizer, state.step)
+        lr = cfg.base_lr * schedule.factor(state.step)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        state.batch_in_epoch = i + 1
+        # .item() syncs the device: only on logging steps (and the epoch's last, so short runs plot too).
+        if state.step % cfg.log_every == 0 or i + 1 == n_batches:
+            step_loss = loss.item()
+            logger.log({"train_loss": step_loss, "lr": lr}, state.step)
+            progress.show_loss(step_loss)
+        fault("step")
+        if stop.requested or checkpoints.due(state):
+            state.epoch_loss_sum, state.epoch_seen = loss_sum.item(), seen
+            checkpoints.save_step(state)
+            if stop.requested:
+                return None
     mean_loss = (loss_sum / max(seen, 1)).item()
-    return {"loss": mean_loss, "lr": lr, "samples": seen, "seconds": time.perf_counter() - started}
+    # Throughput counts what this process trained: a resumed epoch's first part ran before the restart.
+    return {
+        "loss": mean_loss,
+        "lr": lr,
+        "samples": seen - resumed_from,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 @torch.inference_mode()
@@ -163,7 +216,10 @@ def evaluate(
     accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro").to(device)
     loss_sum = torch.zeros((), device=device)
     seen = 0
-    for x, targets in loader:
+    loader.sampler.set_epoch(0)
+    for batch, (x, targets) in enumerate(loader):
+        if batch == 1:
+            fault("validation")
         x = x.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
         with autocast(device, amp_dtype):

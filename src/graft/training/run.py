@@ -16,20 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from torch import nn
 
-from graft.checkpointing.checkpoint import atomic_link, atomic_save, load_checkpoint
-from graft.config import Config, config_to_dict, save_config
+from graft.checkpointing.store import Checkpoint, CheckpointStore
+from graft.config import Config, save_config
 from graft.data.discover import DataSpec, discover
 from graft.errors import GraftError
 from graft.export.bundle import write_bundle
-from graft.models.vision import BuiltModel
 from graft.monitoring.console import Progress, format_seconds, make_console
-from graft.monitoring.logger import create_logger
+from graft.monitoring.logger import create_logger, rewrite_csv
 from graft.strategies.plan import describe
+from graft.training.checkpoints import RunCheckpoints, restore
 from graft.training.loop import StepConfig, fit
 from graft.training.setup import Prepared, prepare
-from graft.training.state import TrainState
+from graft.training.signals import GracefulStop
+from graft.training.state import TrainState, resolve_mode
 
 
 @dataclass
@@ -42,6 +42,9 @@ class Run:
     history: list[dict[str, float]] = field(default_factory=list)
     best_metric: float | None = None
     best_epoch: int | None = None
+    stopped: str | None = None  # why it ended before its last epoch: "SIGTERM", "SIGINT", "early stopping"
+    checkpoint_seconds: float = 0.0  # time this process spent writing checkpoints
+    checkpoints_written: int = 0
 
     @property
     def bundle(self) -> Path:
@@ -59,91 +62,110 @@ def discover_data(cfg: Config) -> DataSpec:
     return discover(cfg.data.path, cfg.data.val, cfg.data.val_split, cfg.train.seed)
 
 
-def run_training(cfg: Config, console: Console | None = None, spec: DataSpec | None = None) -> Run:
-    """Train per `cfg`. `spec` is the already-discovered data, when the caller checked it first."""
+def run_training(
+    cfg: Config,
+    console: Console | None = None,
+    spec: DataSpec | None = None,
+    resume: Checkpoint | None = None,
+) -> Run:
+    """Train per `cfg`, or continue the run that `resume` (a verified checkpoint of `cfg.out`) belongs to.
+    `spec` is the already-discovered data, when the caller checked it first."""
     console = console or make_console()
     spec = spec or discover_data(cfg)
-    run_dir = claim_run_dir(default_run_dir(cfg) if cfg.out is None else Path(cfg.out))
+    run_dir = (
+        Path(cfg.out) if resume else claim_run_dir(default_run_dir(cfg) if cfg.out is None else Path(cfg.out))
+    )
     p = prepare(cfg, spec)
-    cfg, model, optimizer, schedule, scaler = p.cfg, p.model, p.optimizer, p.schedule, p.scaler
+    cfg = p.cfg
     cfg.out = run_dir
-
-    ckpt_dir = run_dir / "checkpoints"
-    try:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise GraftError(
-            f"cannot create run directory {run_dir}: {err.strerror}; choose another --out"
-        ) from None
+    state = restore(p, resume) if resume else TrainState()
+    if resume is None:
+        try:
+            (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise GraftError(
+                f"cannot create run directory {run_dir}: {err.strerror}; choose another --out"
+            ) from None
+        _write_split(spec, run_dir / "split.csv")
+    else:  # the checkpoint's history is the truth: drop rows logged after it (a crash between log and save)
+        rewrite_csv(run_dir / "metrics.csv", state.history)
     save_config(cfg, run_dir / "config.yaml")
-    _write_split(spec, run_dir / "split.csv")
-    _print_header(console, p, run_dir)
-    config_dict = config_to_dict(cfg)
+    _print_header(console, p, run_dir, resume, state)
 
-    def save_checkpoint(state: TrainState, improved: bool) -> None:
-        payload = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": schedule.to_dict(),
-            "scaler": scaler.state_dict(),
-            "epoch": state.epoch,
-            "step": state.step,
-            "metric": {cfg.checkpoint.monitor: state.history[-1][cfg.checkpoint.monitor]},
-            "state": state.to_dict(),
-            "config": config_dict,
-            "classes": spec.classes,
-        }
-        atomic_save(payload, ckpt_dir / "last.pt")
-        if improved:  # best.pt becomes a hard link to this last.pt: no second write
-            atomic_link(ckpt_dir / "last.pt", ckpt_dir / "best.pt")
-
-    logger = create_logger(cfg.log, run_dir)
+    mode = resolve_mode(cfg.checkpoint.monitor, cfg.checkpoint.mode)
+    checkpoints = RunCheckpoints(CheckpointStore(run_dir / "checkpoints"), p, mode)
+    # On resume, TensorBoard drops events logged after the checkpoint, so no curve doubles back.
+    logger = create_logger(cfg.log, run_dir, purge_step=state.step + 1 if resume else None)
     started = time.perf_counter()
-    try:
-        state = fit(
-            model,
-            inputs_for=p.inputs_for,
-            staging=p.staging,
-            optimizer=optimizer,
-            schedule=schedule,
-            scaler=scaler,
-            state=TrainState(),
-            epochs=cfg.train.epochs,
-            num_classes=len(spec.classes),
-            step_cfg=StepConfig(
-                device=p.device,
-                amp_dtype=p.amp_dtype,
-                accum_steps=cfg.train.accum_steps,
-                clip_grad_norm=cfg.optim.clip_grad_norm,
-                label_smoothing=cfg.optim.label_smoothing,
-                log_every=cfg.log.every_n_steps,
-                base_lr=cfg.optim.lr,
-            ),
-            monitor=cfg.checkpoint.monitor,
-            logger=logger,
-            progress=Progress(console, cfg.log.quiet),
-            on_epoch_end=save_checkpoint,
-        )
-    except KeyboardInterrupt:
-        # Whatever finished epochs produced is still a usable model: bundle it before leaving.
-        if (ckpt_dir / "best.pt").exists():
-            best = _bundle_best(run_dir, p.built, model, spec, cfg)
-            console.print(
-                f"interrupted: bundle {run_dir / 'model'} built from the best finished epoch ({best})"
+    with GracefulStop() as stop:
+        try:
+            state = fit(
+                p.model,
+                inputs_for=p.inputs_for,
+                staging=p.staging,
+                optimizer=p.optimizer,
+                schedule=p.schedule,
+                scaler=p.scaler,
+                state=state,
+                epochs=cfg.train.epochs,
+                num_classes=len(spec.classes),
+                step_cfg=StepConfig(
+                    device=p.device,
+                    amp_dtype=p.amp_dtype,
+                    accum_steps=cfg.train.accum_steps,
+                    clip_grad_norm=cfg.optim.clip_grad_norm,
+                    label_smoothing=cfg.optim.label_smoothing,
+                    log_every=cfg.log.every_n_steps,
+                    base_lr=cfg.optim.lr,
+                ),
+                monitor=cfg.checkpoint.monitor,
+                mode=mode,
+                patience=cfg.train.patience,
+                min_delta=cfg.train.min_delta,
+                logger=logger,
+                progress=Progress(console, cfg.log.quiet),
+                checkpoints=checkpoints,
+                stop=stop,
             )
-        else:
-            console.print(f"interrupted before the first epoch finished; nothing to bundle in {run_dir}")
-        raise
-    finally:
-        logger.close()
+        except KeyboardInterrupt:  # a second Ctrl-C: stop now; still bundle what finished epochs produced
+            checkpoints.close()
+            if checkpoints.store.read_index().best:
+                best = _bundle_best(run_dir, p, console)
+                console.print(
+                    f"interrupted: bundle {run_dir / 'model'} built from the best finished epoch ({best})"
+                )
+            raise
+        finally:
+            logger.close()
+            checkpoints.close()  # the write in flight completes (or raises its error) before anything else
 
-    best = _bundle_best(run_dir, p.built, model, spec, cfg)
+    stopped = stop.requested or state.stop_reason
+    if stop.requested:
+        console.print(
+            f"stopped by {stop.requested} at step {state.step} (epoch {state.epoch + 1}, batch {state.batch_in_epoch}); "
+            f"checkpoint {checkpoints.saved[-1] if checkpoints.saved else 'none'} written. "
+            f"Resume with: graft resume {run_dir}",
+            highlight=False,
+        )
+    elif state.stop_reason:
+        console.print(
+            f"early stopping: {cfg.checkpoint.monitor} did not improve by more than {cfg.train.min_delta:g} "
+            f"for {state.bad_epochs} epochs",
+            highlight=False,
+        )
+    run = Run(run_dir, cfg, spec.classes, state.history, state.best_metric, state.best_epoch, stopped,
+              checkpoints.seconds, len(checkpoints.saved))  # fmt: skip
+    if state.best_checkpoint is None:
+        return run
+    best = _bundle_best(run_dir, p, console)
+    elapsed = time.perf_counter() - started
     console.print(
-        f"best {best}; bundle {run_dir / 'model'} built from checkpoints/best.pt "
-        f"({format_seconds(time.perf_counter() - started)} in all)",
+        f"best {best}; bundle {run_dir / 'model'} built from the best checkpoint ({state.best_checkpoint}) "
+        f"({format_seconds(elapsed)} in all; {len(checkpoints.saved)} checkpoints written in "
+        f"{checkpoints.seconds:.1f}s, {checkpoints.seconds / max(elapsed, 1e-9):.1%})",
         highlight=False,
     )
-    return Run(run_dir, cfg, spec.classes, state.history, state.best_metric, state.best_epoch)
+    return run
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -170,23 +192,35 @@ def claim_run_dir(run_dir: Path) -> Path:
     return run_dir
 
 
-def _bundle_best(run_dir: Path, built: BuiltModel, model: nn.Module, spec: DataSpec, cfg: Config) -> str:
-    """Write the bundle from checkpoints/best.pt (not from the last epoch); returns what 'best' was."""
-    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
-    record = best["state"]["history"][best["epoch"] - 1]
-    model.load_state_dict(best["model"])
+def _bundle_best(run_dir: Path, p: Prepared, console: Console) -> str:
+    """Write the bundle from the best checkpoint (not the last epoch); returns what 'best' was.
+
+    If the best checkpoint is damaged, the newest intact one is bundled instead, and the user told so."""
+    store = CheckpointStore(run_dir / "checkpoints")
+    name = store.read_index().best
+    problem = store.verify(name) if name else "no best checkpoint recorded"
+    if problem:
+        console.print(
+            f"[yellow]warning[/yellow] best checkpoint {name}: {problem}; bundling the newest intact one"
+        )
+        checkpoint = store.latest_good()
+    else:
+        checkpoint = store.load(name)
+    progress = checkpoint.state["progress"]
+    epoch = progress["best_epoch"] if not problem else progress["epoch"]
+    record = progress["history"][epoch - 1]
+    p.model.load_state_dict(checkpoint.model)
     write_bundle(
         run_dir / "model",
-        built,
-        model.cpu(),
-        spec.classes,
+        p.built,
+        p.model.cpu(),
+        p.spec.classes,
         metrics={k: record[k] for k in ("epoch", "val_loss", "val_acc")},
-        source={"run": str(run_dir), "data": str(cfg.data.path)},
+        source={"run": str(run_dir), "data": str(p.cfg.data.path), "checkpoint": checkpoint.name},
     )
-    monitor = cfg.checkpoint.monitor
-    value = record[monitor]
-    shown = f"{value:.2%}" if monitor.endswith("acc") else f"{value:.4f}"
-    return f"{monitor} {shown} at epoch {best['epoch']}/{cfg.train.epochs}"
+    monitor = p.cfg.checkpoint.monitor
+    shown = f"{record[monitor]:.2%}" if monitor.endswith("acc") else f"{record[monitor]:.4f}"
+    return f"{monitor} {shown} at epoch {epoch}/{p.cfg.train.epochs}"
 
 
 def _write_split(spec: DataSpec, path: Path) -> None:
@@ -198,7 +232,9 @@ def _write_split(spec: DataSpec, path: Path) -> None:
             writer.writerows([str(s.path.resolve()), spec.classes[s.label], split] for s in samples)
 
 
-def _print_header(console: Console, p: Prepared, run_dir: Path) -> None:
+def _print_header(
+    console: Console, p: Prepared, run_dir: Path, resume: Checkpoint | None, state: TrainState
+) -> None:
     cfg, built, spec = p.cfg, p.built, p.spec
     params = sum(x.numel() for x in built.model.parameters())
     size = built.data_config["input_size"]
@@ -239,6 +275,13 @@ def _print_header(console: Console, p: Prepared, run_dir: Path) -> None:
             )
         )
     rows.append(("run", str(run_dir)))
+    if resume is not None:
+        position = (
+            f"epoch {state.epoch + 1}, batch {state.batch_in_epoch}"
+            if state.batch_in_epoch
+            else f"epoch {state.epoch + 1}"
+        )
+        rows.append(("resume", f"from {resume.name} (step {state.step}): continuing at {position}"))
     for key, value in rows:
         console.print(f"[bold]{key:<6}[/bold] {value}", highlight=False)
     for warning in spec.warnings:

@@ -82,9 +82,11 @@ def build_on_data(cfg: Config, spec: DataSpec) -> ModelOnData:
     batch, seed, pin = cfg.train.batch_size, cfg.train.seed, device.type == "cuda"
 
     def eval_loader(samples: list[Sample]) -> DataLoader:
-        return create_loader(ImageDataset(samples, eval_tf), batch, False, num_workers, seed, pin)
+        return create_loader(ImageDataset(samples, eval_tf, seed), batch, False, num_workers, seed, pin)
 
-    train_loader = create_loader(ImageDataset(spec.train, train_tf), batch, True, num_workers, seed, pin)
+    train_loader = create_loader(
+        ImageDataset(spec.train, train_tf, seed), batch, True, num_workers, seed, pin
+    )
     return ModelOnData(
         cfg, built, model, device, amp_dtype, train_loader, eval_loader(spec.val), eval_loader, num_workers
     )

@@ -1,9 +1,9 @@
-"""TrainState: the progress of a run that a checkpoint must carry besides tensors."""
+"""TrainState: everything about a run's progress that a checkpoint carries besides tensors (JSON-able)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -12,11 +12,18 @@ class TrainState:
     epoch: int = 0  # completed epochs
     step: int = 0  # optimizer steps taken
     stage: int = 0  # index of the strategy stage in effect (which groups train, in the optimizer)
+    batch_in_epoch: int = 0  # batches of the current epoch already trained (a mid-epoch checkpoint)
+    epoch_loss_sum: float = 0.0  # running sums of that partial epoch, so its mean loss comes out the same
+    epoch_seen: int = 0
     best_metric: float | None = None
     best_epoch: int | None = None
+    best_checkpoint: str | None = None  # checkpoint folder of the best epoch
+    top_k: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "metric", "epoch"}], best first
+    bad_epochs: int = 0  # early stopping: epochs since the monitored metric last improved by min_delta
+    stop_reason: str | None = None  # "early stopping" once patience ran out
     history: list[dict[str, float]] = field(default_factory=list)  # one record per completed epoch
 
-    def update_best(self, record: dict[str, float], monitor: str) -> bool:
+    def update_best(self, record: dict[str, float], monitor: str, mode: str) -> bool:
         """Judge the epoch just completed (`record`, already appended to history); True if it is the new best.
 
         NaN never wins (a diverged epoch must not become "best" forever). On a tie in accuracy, which small
@@ -28,7 +35,7 @@ class TrainState:
         if self.best_metric is None:
             better = True
         elif value != self.best_metric:
-            better = value > self.best_metric if monitor_mode(monitor) == "max" else value < self.best_metric
+            better = is_better(value, self.best_metric, mode)
         else:
             better = (
                 monitor != "val_loss" and record["val_loss"] < self.history[self.best_epoch - 1]["val_loss"]
@@ -37,13 +44,26 @@ class TrainState:
             self.best_metric, self.best_epoch = value, record["epoch"]
         return better
 
+    def count_patience(self, value: float, previous_best: float | None, mode: str, min_delta: float) -> None:
+        """Early stopping's counter: reset when `value` beats the best before it by more than min_delta."""
+        improved = previous_best is None or (
+            not math.isnan(value)
+            and is_better(value, previous_best + (min_delta if mode == "max" else -min_delta), mode)
+        )
+        self.bad_epochs = 0 if improved else self.bad_epochs + 1
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainState:
-        return cls(**data)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def monitor_mode(monitor: str) -> str:
-    return "min" if monitor.endswith("loss") else "max"
+def resolve_mode(monitor: str, mode: str = "auto") -> str:
+    return mode if mode != "auto" else ("min" if monitor.endswith("loss") else "max")
+
+
+def is_better(value: float, reference: float, mode: str) -> bool:
+    return value > reference if mode == "max" else value < reference
