@@ -40,3 +40,4 @@ lint: $(STAMP)
 # Benchmarks print ratios against an in-process baseline; results go to docs/benchmarks.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/strategies.py --epochs 5
+	$(BIN)/python benchmarks/checkpoint_cost.py

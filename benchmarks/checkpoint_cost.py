@@ -35,8 +35,9 @@ def main() -> None:
     base = {**DEMO_SETTINGS, "epochs": epochs, "strategy": "full", "quiet": True}
     print(f"# checkpoint cost, demo task, full fine-tuning, {epochs} epoch(s), {time.strftime('%Y-%m-%d')}")
     print(f"{'checkpoints':<28} {'written':>8} {'s each':>8} {'s/epoch':>8} {'epoch s':>8} {'share':>7}")
-    for label, extra in (("at epoch ends", {}), ("+ every 10 steps", {"save_every": 10})):
-        run = graft.train(data, out=work / label.replace(" ", "-").replace("+", "p"), **base, **extra)
+    runs = (("at epoch ends", "epoch-ends", {}), ("+ every 10 steps", "every-10-steps", {"save_every": 10}))
+    for label, folder, extra in runs:
+        run = graft.train(data, out=work / folder, **base, **extra)
         epoch_seconds = sum(h["epoch_time"] for h in run.history)
         share = run.checkpoint_seconds / epoch_seconds
         print(f"{label:<28} {run.checkpoints_written:>8} {run.checkpoint_seconds / run.checkpoints_written:>8.3f} "

@@ -56,26 +56,26 @@ def reference(data: Path, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize(
-    "fault",
+    ("fault", "how"),
     [
-        "step@7",  # mid-epoch, after an optimizer step (last checkpoint: step 6)
-        "validation@2",  # during the second epoch's validation
-        "checkpoint-write@3",  # halfway through writing the third checkpoint (a half-written folder)
-        "unfreeze@1",  # right after gradual's first unfreeze, before its first step
+        ("step@7", "resume"),  # mid-epoch, after an optimizer step (last checkpoint: step 6)
+        ("validation@2", "resume"),  # during the second epoch's validation
+        ("checkpoint-write@3", "resume"),  # halfway through writing the third checkpoint (a half-written folder)
+        ("unfreeze@1", "train --resume"),  # right after gradual's first unfreeze, before its first step
     ],
 )
 def test_killed_anywhere_then_resumed_equals_uninterrupted(
-    data: Path, reference: Path, tmp_path: Path, fault: str
+    data: Path, reference: Path, tmp_path: Path, fault: str, how: str
 ):
     out = tmp_path / "run"
     killed = graft("train", data, *RUN, "--out", out, fault=fault)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    resumed = graft("resume", out, "-q")
+    if how == "resume":
+        resumed = graft("resume", out, "-q")
+    else:  # the same training command again, with --resume: continues instead of refusing the non-empty --out
+        resumed = graft("train", data, *RUN, "--out", out, "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert (
-        "resume from step-" in resumed.stdout.replace("resume ", "resume from ", 1)
-        or "from step-" in resumed.stdout
-    )
+    assert "from step-" in resumed.stdout
     assert_same_run(out, reference)
     assert not list((out / "checkpoints").glob(".*.tmp"))  # the half-written folder was cleaned up
 
