@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.graft-installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: demo test test-slow test-all venv clean lint bench
+.PHONY: demo test test-slow test-all venv clean lint bench screenshots
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,10 +34,15 @@ clean:
 	rm -rf $(VENV) runs .pytest_cache
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 # Benchmarks print ratios against an in-process baseline; results go to docs/benchmarks.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/strategies.py --epochs 5
 	$(BIN)/python benchmarks/checkpoint_cost.py
+	$(BIN)/python benchmarks/logging_overhead.py
+
+# TensorBoard on a fresh demo run, photographed by headless Chromium into docs/img/ (needs chromium).
+screenshots: $(STAMP)
+	$(BIN)/python tools/screenshots.py

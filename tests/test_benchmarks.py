@@ -31,3 +31,12 @@ def test_checkpoint_cost_benchmark_quick():
         line for line in result.stdout.splitlines() if line.startswith(("at epoch ends", "+ every 10 steps"))
     ]
     assert len(rows) == 2 and all(row.endswith("%") for row in rows)
+
+
+def test_logging_overhead_benchmark_quick():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "logging_overhead.py"), "--quick"],
+        capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "default/off throughput ratio" in result.stdout

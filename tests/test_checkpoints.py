@@ -197,7 +197,9 @@ def test_gradual_schedule_changes_are_refused_on_resume(color_folder, tmp_path):
 def test_save_every_minutes_adds_mid_epoch_checkpoints(color_folder, tmp_path):
     once = graft.train(color_folder, out=tmp_path / "a", **{**TINY, "epochs": 1, "num_workers": 0})
     often = graft.train(
-        color_folder, out=tmp_path / "b", **{**TINY, "epochs": 1, "num_workers": 0, "save_every_minutes": 1e-6}
+        color_folder,
+        out=tmp_path / "b",
+        **{**TINY, "epochs": 1, "num_workers": 0, "save_every_minutes": 1e-6},
     )
     assert once.checkpoints_written == 1  # end of epoch only
     assert often.checkpoints_written > 2  # every step is "due" after a microsecond-scale interval

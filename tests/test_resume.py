@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import make_color_images
 
@@ -40,6 +41,13 @@ def assert_same_run(run: Path, reference: Path) -> None:
         assert torch.equal(mine[key], theirs[key]), f"{key} differs from the uninterrupted run"
     strip = lambda path: [line.split(",")[:5] for line in path.read_text().splitlines()]  # noqa: E731
     assert strip(run / "metrics.csv") == strip(reference / "metrics.csv")  # epoch,step,losses,accuracy
+    for tag in ("Loss/train", "Loss/val", "LR/head"):  # curves continue where the checkpoint was: no doubling
+        assert scalars(run, tag) == scalars(reference, tag), tag
+
+
+def scalars(run: Path, tag: str) -> list[tuple[int, float]]:
+    events = EventAccumulator(str(run / "tb")).Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +68,10 @@ def reference(data: Path, tmp_path_factory) -> Path:
     [
         ("step@7", "resume"),  # mid-epoch, after an optimizer step (last checkpoint: step 6)
         ("validation@2", "resume"),  # during the second epoch's validation
-        ("checkpoint-write@3", "resume"),  # halfway through writing the third checkpoint (a half-written folder)
+        (
+            "checkpoint-write@3",
+            "resume",
+        ),  # halfway through writing the third checkpoint (a half-written folder)
         ("unfreeze@1", "train --resume"),  # right after gradual's first unfreeze, before its first step
     ],
 )

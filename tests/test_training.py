@@ -69,7 +69,7 @@ def test_tensorboard_events_are_readable(trained_run):
     acc = EventAccumulator(str(trained_run.path / "tb"))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    assert {"Loss/train", "Loss/val", "Accuracy/val", "LR/group0"} <= tags
+    assert {"Loss/train", "Loss/val", "Accuracy/val", "LR/head"} <= tags
     val = [e.value for e in acc.Scalars("Accuracy/val")]
     assert len(val) == 3 and max(val) == pytest.approx(trained_run.best_metric)
 

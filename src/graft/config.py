@@ -123,14 +123,23 @@ class CheckpointConfig(_Section):
 
 
 class LogConfig(_Section):
-    sinks: list[Literal["tensorboard", "csv"]] = ["tensorboard", "csv"]
-    every_n_steps: int = Field(10, ge=1)  # train-loss scalars; each one costs a device sync
+    sinks: list[Literal["tensorboard", "csv", "wandb"]] = ["tensorboard", "csv"]  # "none": no files at all
+    every_n_steps: int = Field(10, ge=1)  # train loss, LRs, throughput; each one costs a device sync
+    histogram_every_n_steps: int = Field(50, ge=0)  # weight/gradient histograms per layer group; 0: off
+    images: int = Field(
+        16, ge=0
+    )  # augmented samples at start, worst-misclassified val images per epoch; 0: off
+    graph: bool = True  # the model graph in TensorBoard (traced once at the start)
+    wandb_project: str = "graft"
+    wandb_name: str | None = None  # default: the run folder's name
     quiet: bool = False  # plain lines instead of a live progress bar (also when stdout is not a TTY)
 
     @field_validator("sinks", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
-        return [s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else value
+        if isinstance(value, str):
+            value = [s.strip() for s in value.split(",") if s.strip()]
+        return [] if value in (["none"], ["off"]) else value
 
 
 class Config(_Section):
@@ -169,6 +178,7 @@ ALIASES: dict[str, str] = {
     "device": "train.device",
     "seed": "train.seed",
     "quiet": "log.quiet",
+    "log": "log.sinks",
     "monitor": "checkpoint.monitor",
     "mode": "checkpoint.mode",
     "keep_top_k": "checkpoint.keep_top_k",

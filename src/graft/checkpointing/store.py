@@ -29,13 +29,13 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors.torch import load, save_file
+from typing import TYPE_CHECKING, Any
 
 from graft.errors import GraftError
 from graft.faults import fault
+
+if TYPE_CHECKING:
+    import torch
 
 MODEL, TRAIN_STATE, STATE, MANIFEST, INDEX = (
     "model.safetensors",
@@ -76,6 +76,8 @@ class CheckpointStore:
         Disk full (or any write error) removes the partial folder and raises a GraftError that says the
         previous checkpoint is intact.
         """
+        import torch
+
         name = f"step-{step:06d}"
         final, tmp = self.root / name, self.root / f".{name}.tmp"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -166,6 +168,8 @@ class CheckpointStore:
         """Load a checkpoint, verifying each file's bytes against the manifest and deserializing exactly
         those bytes (no gap between check and use, and no memory map a later change to the file could
         pull out from under the tensors). Pickled code in train_state.pt is refused, never executed."""
+        import torch
+
         folder = self.root / name
         problem = self.verify(name)
         if problem:
@@ -202,6 +206,20 @@ class CheckpointStore:
             if report is not None:
                 report.append(f"checkpoint {name} is damaged ({problem}); falling back to an older one")
         return None
+
+
+# torch (safetensors.torch imports it) loads only where tensors are read or written: reading the index and
+# verifying checksums, what `graft runs` does, must answer in well under torch's ~2 s import.
+def save_file(tensors: dict[str, torch.Tensor], path: str) -> None:
+    from safetensors.torch import save_file as write
+
+    write(tensors, path)
+
+
+def load(data: bytes) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load as read
+
+    return read(data)
 
 
 def _digest(path: Path) -> dict[str, Any]:

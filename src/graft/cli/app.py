@@ -10,7 +10,7 @@ import sys
 import typer
 
 import graft
-from graft.cli import demo, models, predict, strategy, train
+from graft.cli import board, demo, models, predict, runs, strategy, train
 from graft.errors import GraftError
 from graft.monitoring.console import make_console
 
@@ -48,6 +48,8 @@ app.command("summary", no_args_is_help=True)(strategy.summary_command)
 app.command("models")(models.models_command)
 app.command("config")(models.config_command)
 app.command("demo")(demo.demo_command)
+app.command("runs")(runs.runs_command)
+app.command("board")(board.board_command)
 
 
 def main() -> None:

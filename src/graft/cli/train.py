@@ -104,6 +104,10 @@ def train_command(
         "--resume",
         help="If --out already holds a run, continue it (like `graft resume`) instead of failing.",
     ),
+    log: str | None = flag(
+        "--log",
+        help="Where metrics go: a comma list of tensorboard, csv, wandb; or none (default tensorboard,csv).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain per-epoch lines, no live progress bar."),
 ) -> None:
     """Fine-tune a pretrained model on DATA; writes runs/NAME/ (config, metrics, checkpoints, TensorBoard, bundle).
@@ -117,12 +121,13 @@ def train_command(
         pretrained=pretrained, num_workers=num_workers, accum_steps=accum_steps, amp=amp, weights=weights,
         monitor=monitor, mode=mode, keep_top_k=keep_top_k, save_every=save_every,
         save_every_minutes=save_every_minutes, patience=patience, min_delta=min_delta, quiet=quiet or None,
+        log=log,
     )  # fmt: skip
     if resume and cfg.out is not None and (Path(cfg.out) / "config.yaml").is_file():
         from graft.training.resume import resume_run
 
         changeable = dict(epochs=epochs, patience=patience, min_delta=min_delta, device=device, amp=amp,
-                          num_workers=num_workers, quiet=quiet or None)  # fmt: skip
+                          num_workers=num_workers, quiet=quiet or None, log=log)  # fmt: skip
         _finish(resume_run(cfg.out, _given(set_, **changeable), make_console()))
         return
     # Find the data before importing torch (seconds), so a wrong path fails at once.

@@ -1,6 +1,6 @@
 """What a person watching the terminal sees: a live bar per epoch, then one summary line per epoch.
 
-The bar (samples done, samples/s, elapsed, ETA, last logged loss) is drawn only on a terminal; with
+The bar (samples done, samples/s, elapsed, ETA, last logged loss and head LR) is drawn only on a terminal; with
 `--quiet` or when stdout is a pipe or CI log, only the summary lines are printed.
 """
 
@@ -75,9 +75,9 @@ class Progress:
         if self._bar is not None:
             self._bar.advance(self._task, samples)
 
-    def show_loss(self, loss: float) -> None:
+    def show_loss(self, loss: float, lr: float) -> None:
         if self._bar is not None:
-            self._bar.update(self._task, loss=f"loss {loss:.4f}")
+            self._bar.update(self._task, loss=f"loss {loss:.4f}  lr {lr:.2e}")
 
     def end_epoch(self, record: dict[str, float], improved: bool, state: Any) -> None:
         if self._bar is not None:

@@ -1,49 +1,105 @@
-"""One `log(metrics, step)` call fanned out to every sink (CSV, TensorBoard).
+"""One call per kind of record, fanned out to every sink (CSV, TensorBoard, W&B).
 
-Records come in two kinds: step records ({"train_loss", "lr"} every `log.every_n_steps` optimizer steps)
-and epoch records (they carry an "epoch" key). `step` is always the optimizer step, so TensorBoard plots
-train and validation curves on one axis.
+`monitoring/monitor.py` decides what to log and when; this module only routes records. Scalars come in
+two kinds: step records (train loss, per-group LRs, throughput every `log.every_n_steps` optimizer steps)
+and epoch records (they carry an "epoch" key). `step` is always the optimizer step, so train and
+validation curves share one axis in every tool.
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any
+
+import numpy as np
 
 from graft.config import LogConfig
 
-# TensorBoard tags in the seed notes' vocabulary: Loss/train vs Loss/val in one "Loss" section.
-TB_TAGS = {
-    "train_loss": "Loss/train",
+# Tags in the seed notes' vocabulary (Loss/train vs Loss/val in one "Loss" section); W&B uses the same
+# names, so its panels group the same way.
+STEP_TAGS = {"train_loss": "Loss/train", "samples_per_s": "Throughput/train_samples_per_s"}
+EPOCH_TAGS = {
+    "train_loss": "Loss/train_epoch_mean",  # another series than the per-step loss
     "val_loss": "Loss/val",
     "val_acc": "Accuracy/val",
-    "lr": "LR/group0",
     "epoch_time": "Time/epoch_seconds",
-    "samples_per_s": "Throughput/train_samples_per_s",
+    "samples_per_s": "Throughput/epoch_samples_per_s",
 }
+NOT_PLOTTED = {"epoch", "step", "wall_time", "lr"}  # epoch "lr" is the head's: LR/<group> has them all
 
 
-class Sink(Protocol):
+def scalar_tags(metrics: Mapping[str, float]) -> dict[str, float]:
+    """Record keys -> plot tags: `lr/<group>` -> `LR/<group>`, known keys by the tables above."""
+    table = EPOCH_TAGS if "epoch" in metrics else STEP_TAGS
+    tags = {}
+    for key, value in metrics.items():
+        if key in NOT_PLOTTED and "epoch" in metrics:
+            continue
+        if key.startswith("lr/"):
+            tags[f"LR/{key[3:]}"] = value
+        elif key not in ("epoch", "step"):
+            tags[table.get(key, f"Other/{key}")] = value
+    return tags
+
+
+@dataclass
+class Histogram:
+    """A histogram computed once (torch, on the training device) and handed to every sink."""
+
+    min: float
+    max: float
+    num: int
+    sum: float
+    sum_squares: float
+    edges: np.ndarray  # len(counts) + 1
+    counts: np.ndarray
+
+
+@dataclass
+class Captioned:
+    """One image (HWC uint8) with its caption, e.g. "pred 7 (0.91) / true 1"."""
+
+    image: np.ndarray
+    caption: str
+
+
+class Sink:
+    """A destination. Every kind of record has a no-op default: a sink implements what its tool shows."""
+
     def log(self, metrics: Mapping[str, float], step: int) -> None: ...
+    def histograms(self, histograms: dict[str, Histogram], step: int) -> None: ...
+    def images(self, tag: str, items: list[Captioned], step: int) -> None: ...
+    def text(self, tag: str, markdown: str, step: int) -> None: ...
+    def graph(self, model: Any, example: Any) -> None: ...
+    def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None: ...
+    def flush(self) -> None: ...
     def close(self) -> None: ...
 
 
 class MetricLogger:
+    """The fan-out: each call goes to every sink, in order."""
+
     def __init__(self, sinks: list[Sink]):
         self.sinks = sinks
 
-    def log(self, metrics: Mapping[str, float], step: int) -> None:
-        for sink in self.sinks:
-            sink.log(metrics, step)
+    def __getattr__(self, kind: str):
+        if kind.startswith("_") or not hasattr(Sink, kind):
+            raise AttributeError(kind)
 
-    def close(self) -> None:
-        for sink in self.sinks:
-            sink.close()
+        def fan_out(*args, **kwargs) -> None:
+            for sink in self.sinks:
+                getattr(sink, kind)(*args, **kwargs)
+
+        return fan_out
+
+    def has(self, sink_type: type) -> bool:
+        return any(isinstance(s, sink_type) for s in self.sinks)
 
 
-class CSVSink:
+class CSVSink(Sink):
     """metrics.csv: one row per epoch record, flushed at once so a crash loses nothing logged."""
 
     def __init__(self, path: Path):
@@ -67,39 +123,22 @@ class CSVSink:
             self._file.close()
 
 
-class TensorBoardSink:
-    def __init__(self, log_dir: Path, purge_step: int | None = None):
-        from torch.utils.tensorboard import SummaryWriter
-
-        # purge_step: on resume, TensorBoard hides events from step `purge_step` on that the crashed
-        # process logged after its last checkpoint, so the curves continue instead of doubling back.
-        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
-
-    def log(self, metrics: Mapping[str, float], step: int) -> None:
-        is_epoch = "epoch" in metrics
-        for key, value in metrics.items():
-            if key in ("epoch", "step"):
-                continue
-            # An epoch's mean train loss is another series than the per-step loss plotted as Loss/train.
-            tag = (
-                "Loss/train_epoch_mean"
-                if is_epoch and key == "train_loss"
-                else TB_TAGS.get(key, f"Other/{key}")
-            )
-            self.writer.add_scalar(tag, value, step)
-        if is_epoch:
-            self.writer.flush()
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-def create_logger(cfg: LogConfig, run_dir: Path, purge_step: int | None = None) -> MetricLogger:
+def create_logger(
+    cfg: LogConfig, run_dir: Path, purge_step: int | None = None, config: dict | None = None
+) -> MetricLogger:
+    """The sinks named in `cfg.sinks`. `purge_step`: on resume, the step the checkpoint was taken after;
+    TensorBoard hides what the dead process logged later. `config`: the resolved config, for W&B."""
     sinks: list[Sink] = []
     if "csv" in cfg.sinks:
         sinks.append(CSVSink(run_dir / "metrics.csv"))
     if "tensorboard" in cfg.sinks:
+        from graft.monitoring.tensorboard import TensorBoardSink
+
         sinks.append(TensorBoardSink(run_dir / "tb", purge_step))
+    if "wandb" in cfg.sinks:
+        from graft.monitoring.wandb_sink import WandbSink
+
+        sinks.append(WandbSink(run_dir, cfg, config or {}, resumed=purge_step is not None))
     return MetricLogger(sinks)
 
 

@@ -2,7 +2,7 @@
 
 Extension points are explicit arguments: the strategy's `Staging` (which groups train from which epoch),
 `inputs_for(stage)` (what an epoch's batches go through: the model on images, or its head on cached
-features), `logger.log(metrics, step)`, `progress` for the console, `checkpoints` (when and how to save)
+features), `monitor` (what is logged, and when), `progress` for the console, `checkpoints` (when and how to save)
 and `stop` (a SIGINT/SIGTERM arrived: checkpoint and return).
 """
 
@@ -21,7 +21,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from graft.faults import fault
 from graft.monitoring.console import Progress
-from graft.monitoring.logger import MetricLogger
+from graft.monitoring.monitor import EvalOutputs, Monitor
 from graft.strategies.plan import Stage, Staging, stage_at
 from graft.training.optim import Schedule
 from graft.training.runtime import autocast
@@ -72,11 +72,11 @@ def fit(
     epochs: int,
     num_classes: int,
     step_cfg: StepConfig,
-    monitor: str,
+    metric: str,  # what "best" and early stopping watch: val_acc or val_loss
     mode: str,
     patience: int | None,
     min_delta: float,
-    logger: MetricLogger,
+    monitor: Monitor,
     progress: Progress,
     checkpoints: Checkpointing,
     stop: GracefulStop,
@@ -100,11 +100,11 @@ def fit(
             epoch + 1, epochs, len(inputs.train.dataset), state.batch_in_epoch * inputs.train.batch_size
         )
         train = train_one_epoch(
-            inputs, optimizer, schedule, scaler, state, step_cfg, logger, progress, checkpoints, stop
+            inputs, optimizer, schedule, scaler, state, step_cfg, monitor, progress, checkpoints, stop
         )
         if train is None:  # stopped mid-epoch on request; the checkpoint is written
             return state
-        val = evaluate(inputs.net, inputs.val, step_cfg.device, step_cfg.amp_dtype, num_classes)
+        val, outputs = evaluate(inputs.net, inputs.val, step_cfg.device, step_cfg.amp_dtype, num_classes)
         state.epoch, state.batch_in_epoch, state.epoch_loss_sum, state.epoch_seen = epoch + 1, 0, 0.0, 0
         record = {
             "epoch": state.epoch,
@@ -119,11 +119,11 @@ def fit(
         }
         state.history.append(record)
         previous_best = state.best_metric
-        improved = state.update_best(record, monitor, mode)
-        state.count_patience(record[monitor], previous_best, mode, min_delta)
+        improved = state.update_best(record, metric, mode)
+        state.count_patience(record[metric], previous_best, mode, min_delta)
         if patience is not None and state.bad_epochs >= patience:
             state.stop_reason = "early stopping"
-        logger.log(record, state.step)
+        monitor.end_epoch(record, state.step, outputs)
         checkpoints.save_epoch(state, improved)
         progress.end_epoch(record, improved, state)
         if state.stop_reason or stop.requested:
@@ -138,7 +138,7 @@ def train_one_epoch(
     scaler: torch.amp.GradScaler,
     state: TrainState,
     cfg: StepConfig,
-    logger: MetricLogger,
+    monitor: Monitor,
     progress: Progress,
     checkpoints: Checkpointing,
     stop: GracefulStop,
@@ -154,6 +154,7 @@ def train_one_epoch(
     seen = resumed_from = state.epoch_seen
     lr = cfg.base_lr * schedule.factor(state.step)
     n_batches = first + len(loader)
+    monitor.begin_epoch(seen)
     optimizer.zero_grad(set_to_none=True)
     for i, (x, targets) in enumerate(loader, start=first):
         x = x.to(cfg.device, non_blocking=True)
@@ -177,16 +178,18 @@ def train_one_epoch(
             torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
         schedule.apply(optimizer, state.step)
         lr = cfg.base_lr * schedule.factor(state.step)
-        scaler.step(optimizer)
+        scaler.step(optimizer)  # unscales the gradients in place (fp16), so histograms show true values
         scaler.update()
-        optimizer.zero_grad(set_to_none=True)
         state.step += 1
         state.batch_in_epoch = i + 1
+        if monitor.histograms_due(state.step):
+            monitor.log_histograms(state.step)
+        optimizer.zero_grad(set_to_none=True)
         # .item() syncs the device: only on logging steps (and the epoch's last, so short runs plot too).
-        if state.step % cfg.log_every == 0 or i + 1 == n_batches:
+        if monitor.step_due(state.step) or i + 1 == n_batches:
             step_loss = loss.item()
-            logger.log({"train_loss": step_loss, "lr": lr}, state.step)
-            progress.show_loss(step_loss)
+            monitor.log_step(state.step, step_loss, optimizer, seen)
+            progress.show_loss(step_loss, lr)
         fault("step")
         if stop.requested or checkpoints.due(state):
             state.epoch_loss_sum, state.epoch_seen = loss_sum.item(), seen
@@ -210,12 +213,12 @@ def evaluate(
     device: torch.device,
     amp_dtype: torch.dtype | None,
     num_classes: int,
-) -> dict[str, float]:
-    """Validation loss (plain cross-entropy, no label smoothing) and top-1 accuracy."""
+) -> tuple[dict[str, float], EvalOutputs]:
+    """Validation loss (plain cross-entropy, no label smoothing) and top-1 accuracy; and per sample, in
+    validation-set order, the loss, prediction and its probability (for the worst-mistakes gallery)."""
     model.eval()
     accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro").to(device)
-    loss_sum = torch.zeros((), device=device)
-    seen = 0
+    per_sample: list[tuple[torch.Tensor, ...]] = []
     loader.sampler.set_epoch(0)
     for batch, (x, targets) in enumerate(loader):
         if batch == 1:
@@ -224,7 +227,9 @@ def evaluate(
         targets = targets.to(device, non_blocking=True)
         with autocast(device, amp_dtype):
             logits = model(x).float()
-        loss_sum += F.cross_entropy(logits, targets, reduction="sum")
+        losses = F.cross_entropy(logits, targets, reduction="none")
+        confidence, preds = logits.softmax(dim=1).max(dim=1)
         accuracy.update(logits, targets)
-        seen += len(targets)
-    return {"val_loss": (loss_sum / max(seen, 1)).item(), "val_acc": accuracy.compute().item()}
+        per_sample.append((losses, preds, targets, confidence))
+    outputs = EvalOutputs(*(torch.cat(column).cpu() for column in zip(*per_sample, strict=True)))
+    return {"val_loss": outputs.losses.mean().item(), "val_acc": accuracy.compute().item()}, outputs

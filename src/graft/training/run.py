@@ -15,15 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 
 from graft.checkpointing.store import Checkpoint, CheckpointStore
-from graft.config import Config, save_config
+from graft.config import Config, config_to_dict, lookup, save_config
 from graft.data.discover import DataSpec, discover
 from graft.errors import GraftError
 from graft.export.bundle import write_bundle
 from graft.monitoring.console import Progress, format_seconds, make_console
-from graft.monitoring.logger import create_logger, rewrite_csv
+from graft.monitoring.logger import MetricLogger, create_logger, rewrite_csv
+from graft.monitoring.monitor import Monitor
+from graft.monitoring.status import error_line, mark_ended, mark_running
 from graft.strategies.plan import describe
 from graft.training.checkpoints import RunCheckpoints, restore
 from graft.training.loop import StepConfig, fit
@@ -92,13 +95,28 @@ def run_training(
     save_config(cfg, run_dir / "config.yaml")
     _print_header(console, p, run_dir, resume, state)
 
+    mark_running(run_dir, cfg.train.epochs)  # `graft runs` tells running from crashed by this pid
     mode = resolve_mode(cfg.checkpoint.monitor, cfg.checkpoint.mode)
     checkpoints = RunCheckpoints(CheckpointStore(run_dir / "checkpoints"), p, mode)
     # On resume, TensorBoard drops events logged after the checkpoint, so no curve doubles back.
-    logger = create_logger(cfg.log, run_dir, purge_step=state.step + 1 if resume else None)
+    logger = create_logger(
+        cfg.log, run_dir, purge_step=state.step + 1 if resume else None, config=config_to_dict(cfg)
+    )
+    monitor = _create_monitor(p, logger)
+    for sink in logger.sinks:
+        if getattr(sink, "note", None):
+            console.print(f"[bold]{'log':<6}[/bold] {sink.note}", highlight=False)
     started = time.perf_counter()
     with GracefulStop() as stop:
         try:
+            if resume is None:
+                monitor.start(
+                    (run_dir / "config.yaml").read_text(),
+                    _strategy_text(p),
+                    torch.zeros(1, *p.built.data_config["input_size"], device=p.device),
+                )
+                for note in monitor.notes:
+                    console.print(f"[yellow]note[/yellow] {note}", highlight=False)
             state = fit(
                 p.model,
                 inputs_for=p.inputs_for,
@@ -118,16 +136,19 @@ def run_training(
                     log_every=cfg.log.every_n_steps,
                     base_lr=cfg.optim.lr,
                 ),
-                monitor=cfg.checkpoint.monitor,
+                metric=cfg.checkpoint.monitor,
                 mode=mode,
                 patience=cfg.train.patience,
                 min_delta=cfg.train.min_delta,
-                logger=logger,
+                monitor=monitor,
                 progress=Progress(console, cfg.log.quiet),
                 checkpoints=checkpoints,
                 stop=stop,
             )
+            if state.history and not stop.requested:  # finished (or stopped early): results vs settings
+                monitor.finish(_hparams(cfg), _results(state))
         except KeyboardInterrupt:  # a second Ctrl-C: stop now; still bundle what finished epochs produced
+            mark_ended(run_dir, "stopped", "a second Ctrl-C")  # resumable from its last checkpoint, if any
             checkpoints.close()
             if checkpoints.store.read_index().best:
                 best = _bundle_best(run_dir, p, console)
@@ -135,11 +156,19 @@ def run_training(
                     f"interrupted: bundle {run_dir / 'model'} built from the best finished epoch ({best})"
                 )
             raise
+        except Exception as err:
+            mark_ended(run_dir, "failed", error_line(err))
+            raise
         finally:
             logger.close()
-            checkpoints.close()  # the write in flight completes (or raises its error) before anything else
+            try:
+                checkpoints.close()  # the write in flight completes (or raises its error) before anything else
+            except Exception as err:
+                mark_ended(run_dir, "failed", error_line(err))
+                raise
 
     stopped = stop.requested or state.stop_reason
+    ending = ("stopped" if stop.requested else "finished", stopped)
     if stop.requested:
         console.print(
             f"stopped by {stop.requested} at step {state.step} (epoch {state.epoch + 1}, batch {state.batch_in_epoch}); "
@@ -156,8 +185,10 @@ def run_training(
     run = Run(run_dir, cfg, spec.classes, state.history, state.best_metric, state.best_epoch, stopped,
               checkpoints.seconds, len(checkpoints.saved))  # fmt: skip
     if state.best_checkpoint is None:
+        mark_ended(run_dir, *ending)
         return run
     best = _bundle_best(run_dir, p, console)
+    mark_ended(run_dir, *ending)  # after the bundle: a "finished" run has its model/
     elapsed = time.perf_counter() - started
     console.print(
         f"best {best}; bundle {run_dir / 'model'} built from the best checkpoint ({state.best_checkpoint}) "
@@ -166,6 +197,49 @@ def run_training(
         highlight=False,
     )
     return run
+
+
+def _create_monitor(p: Prepared, logger: MetricLogger) -> Monitor:
+    dc = p.built.data_config
+    return Monitor(logger, p.cfg.log, p.model, p.groups, p.spec.classes, dc["mean"], dc["std"],
+                   p.train_images, p.val_images)  # fmt: skip
+
+
+def _strategy_text(p: Prepared) -> str:
+    """The strategy explanation for the logs (TensorBoard text, W&B summary): what was chosen, why, and
+    what the advisor measured."""
+    text = f"**{p.cfg.strategy.name}**: {describe(p.cfg.strategy.name, p.stages, p.groups)}"
+    if p.advice is not None:
+        measured = json.dumps(p.advice.to_dict(), indent=2, default=str)
+        text += f"\n\nchosen by --strategy auto: {p.advice.reason}\n\n" + "\n".join(
+            "    " + line for line in measured.splitlines()
+        )
+    return text
+
+
+# The settings that differ between runs people compare; TensorBoard's HPARAMS tab gets one column each.
+HPARAMS = ("model.name", "strategy.name", "strategy.layer_decay", "optim.name", "optim.lr",
+           "optim.weight_decay", "optim.label_smoothing", "train.epochs", "train.batch_size", "data.img_size",
+           "data.augment.enabled", "train.seed")  # fmt: skip
+
+
+def _hparams(cfg: Config) -> dict[str, Any]:
+    return {key: _plain(lookup(cfg, key)) for key in HPARAMS}
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, bool | int | float | str) else str(value)
+
+
+def _results(state: TrainState) -> dict[str, float]:
+    best = state.history[state.best_epoch - 1] if state.best_epoch else state.history[-1]
+    last = state.history[-1]
+    return {
+        "hparam/best_val_acc": best["val_acc"],
+        "hparam/best_val_loss": best["val_loss"],
+        "hparam/final_val_acc": last["val_acc"],
+        "hparam/epochs_trained": float(last["epoch"]),
+    }
 
 
 def default_run_dir(cfg: Config) -> Path:

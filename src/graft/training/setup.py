@@ -15,7 +15,7 @@ from functools import partial
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from graft.config import Config
 from graft.data.discover import DataSpec, Sample
@@ -52,6 +52,8 @@ class Prepared:
     advice: Advice | None = None
     lr_find: LRFinderResult | None = None
     cache_note: str | None = None  # how the feature cache was used, for the console
+    train_images: Dataset | None = None  # the augmented training images and the validation images, for
+    val_images: Dataset | None = None  # the logs' pictures (an epoch may train on cached features instead)
 
 
 @dataclass
@@ -172,7 +174,7 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
     cfg.strategy.name = strategy
     return Prepared(
         cfg, spec, built, model, device, amp_dtype, groups, stages, staging, optimizer, schedule, scaler,
-        inputs_for, advice, lr_result, cache_note,
+        inputs_for, advice, lr_result, cache_note, train_loader.dataset, val_loader.dataset,
     )  # fmt: skip
 
 
