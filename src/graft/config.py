@@ -49,6 +49,13 @@ class DataConfig(_Section):
     num_workers: int | None = Field(None, ge=0)  # None: chosen from the CPU count
     cache_dir: Path | None = None  # frozen-feature cache; None: $GRAFT_CACHE_DIR or ~/.cache/graft
     augment: AugmentConfig = AugmentConfig()
+    task: Literal["auto", "image", "text"] = "auto"  # auto: text when DATA is a text table (data/text.py)
+    text_column: str = "text"
+    label_column: str = "label"
+    text_pair_column: str | None = None  # a second text per sample (sentence-pair tasks)
+    max_length: int = Field(128, ge=8, le=8192)  # tokens per text; longer texts are truncated (and counted)
+    bucket_by_length: bool = False  # batch texts of similar length together: less padding, same epochs
+    pad_to_max_length: bool = False  # pad every batch to max_length (static shapes; slower, see benchmarks)
 
 
 class StrategyConfig(_Section):
@@ -77,7 +84,9 @@ class StrategyConfig(_Section):
 
 
 class ModelConfig(_Section):
-    name: str = "efficientnet_lite0"  # timm name, tv:NAME, or a local bundle/model directory
+    # timm name, tv:NAME, a Hugging Face encoder (hub name or folder), or a bundle/run directory.
+    # None: efficientnet_lite0 for images, minilm (offline MiniLM-L6) for text.
+    name: str | None = None
     pretrained: bool = True
     weights: Path | None = None  # a local .safetensors/.pt/.pth state_dict for `name`'s architecture
     drop_rate: float | None = Field(None, ge=0, lt=1)  # None keeps the model's default
@@ -159,6 +168,11 @@ ALIASES: dict[str, str] = {
     "val": "data.val",
     "val_split": "data.val_split",
     "img_size": "data.img_size",
+    "task": "data.task",
+    "text_column": "data.text_column",
+    "label_column": "data.label_column",
+    "text_pair_column": "data.text_pair_column",
+    "max_length": "data.max_length",
     "num_workers": "data.num_workers",
     "model": "model.name",
     "pretrained": "model.pretrained",
@@ -309,3 +323,12 @@ def _explain(err: ValidationError, source: str) -> str:
         else:
             problems.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
     return f"invalid {source}: " + "; ".join(problems)
+
+
+DEFAULT_MODELS = {"image": "efficientnet_lite0", "text": "minilm"}
+
+
+def apply_task_defaults(cfg: Config, task: str) -> None:
+    """Fill what depends on the data's task (found by discovery): the default model."""
+    if cfg.model.name is None:
+        cfg.model.name = DEFAULT_MODELS[task]

@@ -7,36 +7,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from PIL import Image
 from timm.data import create_transform
 
-from graft.data.discover import IMAGE_EXTENSIONS
 from graft.data.images import load_image
 from graft.errors import GraftError
 from graft.export.bundle import read_bundle_meta
 from graft.models.registry import BUNDLE_META, create_model
+from graft.prediction import Prediction, expand_inputs  # noqa: F401  (torch-free; re-exported here)
 from graft.training.runtime import resolve_device
-
-
-@dataclass
-class Prediction:
-    input: str
-    label: str
-    score: float  # softmax probability of `label`
-    top_k: list[tuple[str, float]]
-
-    def to_dict(self) -> dict:
-        return {
-            "input": self.input,
-            "label": self.label,
-            "score": self.score,
-            "top_k": [{"label": label, "score": score} for label, score in self.top_k],
-        }
 
 
 class Predictor:
@@ -55,6 +38,10 @@ class Predictor:
         if not (path / BUNDLE_META).is_file():
             raise GraftError(f"{path} is not a graft bundle or run directory (no {BUNDLE_META})")
         meta = read_bundle_meta(path)
+        if meta.get("task") == "text-classification":
+            from graft.inference_text import TextPredictor
+
+            return TextPredictor.from_bundle(path, meta, resolve_device(device))
         # The same loader users call without graft (timm local-dir / torchvision + safetensors).
         built = create_model(str(path.resolve()), num_classes=meta["num_classes"])
         return cls(built.model, meta["classes"], built.data_config, resolve_device(device))
@@ -82,20 +69,3 @@ class Predictor:
                 name = str(item) if not isinstance(item, Image.Image) else "<image>"
                 predictions.append(Prediction(name, ranked[0][0], ranked[0][1], ranked))
         return predictions
-
-
-def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files as given; folders searched recursively for images, in sorted order."""
-    paths: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-            if not found:
-                raise GraftError(f"folder {path} has no images ({', '.join(IMAGE_EXTENSIONS[:4])}, ...)")
-            paths += found
-        elif path.is_file():
-            paths.append(path)
-        else:
-            raise GraftError(f"input not found: {path}")
-    return paths

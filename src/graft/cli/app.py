@@ -11,6 +11,8 @@ import typer
 
 import graft
 from graft.cli import board, demo, models, predict, runs, strategy, train
+from graft.cli import eval as eval_cli
+from graft.cli import export as export_cli
 from graft.errors import GraftError
 from graft.monitoring.console import make_console
 
@@ -42,6 +44,8 @@ def _root(
 app.command("train", no_args_is_help=True)(train.train_command)
 app.command("resume", no_args_is_help=True)(train.resume_command)
 app.command("predict", no_args_is_help=True)(predict.predict_command)
+app.command("eval", no_args_is_help=True)(eval_cli.eval_command)
+app.command("export", no_args_is_help=True)(export_cli.export_command)
 app.command("advise", no_args_is_help=True)(strategy.advise_command)
 app.command("lr-find", no_args_is_help=True)(strategy.lr_find_command)
 app.command("summary", no_args_is_help=True)(strategy.summary_command)

@@ -1,4 +1,5 @@
-"""`graft predict BUNDLE_OR_RUN INPUT...`: labels with probabilities for images or folders of images."""
+"""`graft predict BUNDLE_OR_RUN INPUT...`: labels with probabilities for images (files or folders) or,
+with a text bundle, for texts given as arguments or one per line in --file."""
 
 from __future__ import annotations
 
@@ -8,7 +9,19 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from graft.errors import GraftError
 from graft.monitoring.console import make_console
+
+
+def read_lines(path: Path) -> list[str]:
+    """Non-empty lines of a UTF-8 text file."""
+    if not path.is_file():
+        raise GraftError(f"--file {path} not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise GraftError(f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def predict_command(
@@ -16,7 +29,12 @@ def predict_command(
         ..., help="A bundle folder (runs/NAME/model) or a run directory (runs/NAME).", show_default=False
     ),
     inputs: list[str] = typer.Argument(
-        ..., help="Image files and/or folders (searched recursively).", show_default=False
+        None,
+        help="Image files and/or folders (searched recursively); for a text model, texts.",
+        show_default=False,
+    ),
+    file: Path | None = typer.Option(
+        None, "--file", "-f", help="Text model: a UTF-8 file with one text per line.", show_default=False
     ),
     top_k: int = typer.Option(1, "--top-k", "-k", min=1, help="How many labels to show per input."),
     as_json: bool = typer.Option(
@@ -24,12 +42,38 @@ def predict_command(
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Images per forward pass."),
+    backend: str = typer.Option(
+        "torch",
+        "--backend",
+        help="torch, or onnx: onnxruntime on the model.onnx that `graft export RUN "
+        "--format onnx` wrote (images; no torch import).",
+    ),
 ) -> None:
-    """Predict labels for images with a trained bundle."""
-    from graft.inference import Predictor, expand_inputs
+    """Predict labels for images (or texts) with a trained bundle."""
+    if backend == "onnx":  # onnxruntime with NumPy preprocessing (export/onnx_predictor.py)
+        from graft.export.onnx_predictor import OnnxPredictor
+        from graft.prediction import expand_inputs
 
-    predictor = Predictor.from_path(bundle, device=device)
-    predictions = predictor.predict(expand_inputs(inputs), top_k=top_k, batch_size=batch_size)
+        predictor = OnnxPredictor.from_path(bundle)
+    elif backend == "torch":
+        from graft.inference import Predictor, expand_inputs
+
+        predictor = Predictor.from_path(bundle, device=device)
+    else:
+        raise GraftError(f"unknown --backend {backend!r}; choose torch or onnx")
+    if getattr(predictor, "task", "image") == "text":
+        items = list(inputs or []) + (read_lines(file) if file is not None else [])
+        if not items:
+            raise GraftError("no texts given: pass them as arguments or one per line with --file FILE")
+    else:
+        if file is not None:
+            raise GraftError(
+                f"--file is for text models; {bundle} is an image model: pass image files or folders"
+            )
+        if not inputs:
+            raise GraftError("no images given: pass image files or folders")
+        items = expand_inputs(inputs)
+    predictions = predictor.predict(items, top_k=top_k, batch_size=batch_size)
     if as_json:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
         return

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from graft.cli.options import BATCH_SIZE, CONFIG, DATA, DEVICE, IMG_SIZE, MODEL, SEED, SET, STRATEGY, resolve
 from graft.config import resolve_config
-from graft.data.discover import discover
+from graft.data.discover import discover_config
 from graft.errors import GraftError
 from graft.monitoring.console import make_console
 
@@ -37,7 +37,7 @@ def advise_command(
         seed=seed,
         device=device,
     )
-    spec = discover(cfg.data.path, cfg.data.val, cfg.data.val_split, cfg.train.seed)
+    spec = discover_config(cfg)
     from graft.training.setup import advise_on_data
 
     advice, md = advise_on_data(cfg, spec)
@@ -180,7 +180,7 @@ def lr_find_command(
         config, set_, data=data, model=model, strategy=strategy, img_size=img_size, batch_size=batch_size,
         seed=seed, device=device, lr="auto",
     )  # fmt: skip
-    spec = discover(cfg.data.path, cfg.data.val, cfg.data.val_split, cfg.train.seed)
+    spec = discover_config(cfg)
     from graft.training.setup import prepare
 
     prepared = prepare(cfg, spec)

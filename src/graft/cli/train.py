@@ -21,7 +21,7 @@ from graft.cli.options import (
     resolve,
 )
 from graft.config import parse_set
-from graft.data.discover import discover
+from graft.data.discover import discover_config
 from graft.monitoring.console import make_console
 
 
@@ -37,6 +37,17 @@ def train_command(
         f"(default {D.optim.lr:g}, {D.optim.name} with warmup then {D.optim.scheduler}).",
     ),
     img_size: int | None = IMG_SIZE,
+    task: str | None = flag("--task", help="image or text (default: detected from DATA)."),
+    text_column: str | None = flag(
+        "--text-column", help="Text data: the column with the text (default text)."
+    ),
+    label_column: str | None = flag("--label-column", help="Text data: the label column (default label)."),
+    text_pair_column: str | None = flag(
+        "--text-pair-column", help="Text data: a second text column, for sentence-pair tasks."
+    ),
+    max_length: int | None = flag(
+        "--max-length", help="Text: tokens per text; longer ones are truncated (128)."
+    ),
     val: Path | None = flag("--val", help="Validation folder or CSV (overrides val/ inside DATA)."),
     val_split: float | None = flag(
         "--val-split",
@@ -121,7 +132,8 @@ def train_command(
         pretrained=pretrained, num_workers=num_workers, accum_steps=accum_steps, amp=amp, weights=weights,
         monitor=monitor, mode=mode, keep_top_k=keep_top_k, save_every=save_every,
         save_every_minutes=save_every_minutes, patience=patience, min_delta=min_delta, quiet=quiet or None,
-        log=log,
+        log=log, task=task, text_column=text_column, label_column=label_column, text_pair_column=text_pair_column,
+        max_length=max_length,
     )  # fmt: skip
     if resume and cfg.out is not None and (Path(cfg.out) / "config.yaml").is_file():
         from graft.training.resume import resume_run
@@ -131,7 +143,7 @@ def train_command(
         _finish(resume_run(cfg.out, _given(set_, **changeable), make_console()))
         return
     # Find the data before importing torch (seconds), so a wrong path fails at once.
-    spec = discover(cfg.data.path, cfg.data.val, cfg.data.val_split, cfg.train.seed)
+    spec = discover_config(cfg)
     from graft.training.run import run_training
 
     _finish(run_training(cfg, make_console(), spec))
@@ -167,7 +179,8 @@ def _given(set_: list[str], **flags) -> dict:
 def _finish(run) -> None:
     if run.stopped in ("SIGINT", "SIGTERM"):
         return  # stopped on request: the resume command is printed; exit 0
+    what = '"SOME TEXT"' if run.task == "text" else "IMAGE_OR_FOLDER"
     make_console().print(
-        f"next: graft predict {run.path} IMAGE_OR_FOLDER   |   tensorboard --logdir {run.path / 'tb'}",
+        f"next: graft predict {run.path} {what}   |   tensorboard --logdir {run.path / 'tb'}",
         highlight=False,
     )

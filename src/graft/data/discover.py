@@ -20,6 +20,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from graft.config import Config, apply_task_defaults
+from graft.data.text import TextColumns, TextSample, find_text_files, is_text_data, read_table
 from graft.errors import GraftError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
@@ -37,6 +39,10 @@ class Sample:
     path: Path
     label: int
 
+    @property
+    def key(self) -> str:
+        return str(self.path)
+
 
 @dataclass
 class DataSpec:
@@ -47,17 +53,29 @@ class DataSpec:
     val: list[Sample]
     description: str  # how the split was found, for the user: "train/ and val/ folders", ...
     warnings: list[str] = field(default_factory=list)
+    task: str = "image"  # "image" (samples are Sample: files) or "text" (TextSample: strings)
 
     def counts(self, split: str) -> dict[str, int]:
         per_label = Counter(s.label for s in getattr(self, split))
         return {name: per_label.get(i, 0) for i, name in enumerate(self.classes)}
 
 
-def discover(path: Path, val: Path | None = None, val_split: float = 0.2, seed: int = 0) -> DataSpec:
-    """Resolve DATA (+ optional explicit validation data) into classes and a train/val split."""
+def discover(
+    path: Path,
+    val: Path | None = None,
+    val_split: float = 0.2,
+    seed: int = 0,
+    task: str = "auto",
+    columns: TextColumns = TextColumns(),
+) -> DataSpec:
+    """Resolve DATA (+ optional explicit validation data) into classes and a train/val split.
+
+    `task`: "image", "text", or "auto" (text when DATA is a text table, see data/text.py)."""
     path = Path(path)
     if not path.exists():
         raise GraftError(f"data not found: {path} (expected a folder of class sub-folders or a CSV file)")
+    if task == "text" or (task == "auto" and is_text_data(path, columns)):
+        return _discover_text(path, None if val is None else Path(val), val_split, seed, columns)
     warnings: list[str] = []
 
     if path.is_file():
@@ -135,6 +153,17 @@ def discover(path: Path, val: Path | None = None, val_split: float = 0.2, seed: 
     return DataSpec(classes, train, val_samples, description, warnings)
 
 
+def discover_config(cfg: Config) -> DataSpec:
+    """`discover` with the data settings of a run's config; fills the task's defaults into `cfg`."""
+    if cfg.data.path is None:
+        raise GraftError("no training data given: pass DATA, a folder of class sub-folders or a CSV")
+    d = cfg.data
+    spec = discover(d.path, d.val, d.val_split, cfg.train.seed, d.task,
+                    TextColumns(d.text_column, d.label_column, d.text_pair_column))  # fmt: skip
+    apply_task_defaults(cfg, spec.task)
+    return spec
+
+
 def stratified_split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
     """Per-class seeded split: round(n * fraction) of each class to val, clamped to [1, n - 1] for n >= 2,
     so every class keeps at least one training and one validation image (a single image stays in train).
@@ -144,7 +173,7 @@ def stratified_split(samples: list[Sample], fraction: float, seed: int) -> tuple
     Samples are sorted first so the split depends on the files, not on directory listing order.
     """
     by_class: dict[int, list[Sample]] = defaultdict(list)
-    for s in sorted(samples, key=lambda s: (s.label, str(s.path))):
+    for s in sorted(samples, key=lambda s: (s.label, s.key)):
         by_class[s.label].append(s)
     rng = random.Random(seed)
     train, val = [], []
@@ -155,6 +184,53 @@ def stratified_split(samples: list[Sample], fraction: float, seed: int) -> tuple
         val += group[:n_val]
         train += group[n_val:]
     return train, val
+
+
+def _discover_text(
+    path: Path, val: Path | None, val_split: float, seed: int, columns: TextColumns
+) -> DataSpec:
+    train_file, val_file, description = find_text_files(path, val)
+    if val_file is not None and not val_file.exists():
+        raise GraftError(f"validation data not found: {val_file}")
+    rows = read_table(train_file, columns)
+    warnings = []
+    n_test = sum(split == "test" for *_, split in rows)
+    if n_test:
+        warnings.append(
+            f"{n_test} row(s) of {train_file.name} with split=test are not used for training or validation"
+        )
+    train_rows = [r for r in rows if r[3] in ("", "train")]
+    val_rows = [r for r in rows if r[3] == "val"]
+    if val_file is not None:
+        val_rows = read_table(val_file, columns)
+        description += f", validation from {val_file.name}" if val is not None else ""
+    classes = sorted({label for _, label, _, _ in train_rows})
+    if len(classes) < 2:
+        raise GraftError(
+            f"{train_file}: found {len(classes)} label(s) {classes}; classification needs at least 2"
+        )
+    only_val = sorted({label for _, label, _, _ in val_rows} - set(classes))
+    if only_val:
+        raise GraftError(
+            f"validation labels {', '.join(map(repr, only_val))} never occur in the training data "
+            f"({train_file.name}); add training rows for them or remove them from validation"
+        )
+    index = {name: i for i, name in enumerate(classes)}
+    train = [TextSample(text, index[label], pair) for text, label, pair, _ in train_rows]
+    if val_rows:
+        val_samples = [TextSample(text, index[label], pair) for text, label, pair, _ in val_rows]
+        shared = {s.key for s in train} & {s.key for s in val_samples}
+        if shared:
+            warnings.append(
+                f"{len(shared)} validation text(s) also occur in the training data, e.g. "
+                f"{next(iter(shared)).split(chr(0))[0][:60]!r}: validation accuracy will look better than it is"
+            )
+    else:
+        train, val_samples = stratified_split(train, val_split, seed)
+        description += f", {val_split:.0%} held out for validation (stratified, seed {seed})"
+    if not val_samples:
+        raise GraftError(f"{train_file}: nothing to validate on; add rows, a val file, or --val FILE")
+    return DataSpec(classes, train, val_samples, description, warnings, task="text")
 
 
 def _split_of(name: str) -> str | None:

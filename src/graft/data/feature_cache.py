@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from graft.data.discover import Sample
-from graft.training.runtime import autocast
+from graft.training.runtime import autocast, to_device
 
 CACHE_FORMAT = 1
 
@@ -50,8 +50,11 @@ def feature_key(
     for split, samples in splits.items():
         digest.update(split.encode())
         for s in samples:
-            stat = s.path.stat()
-            digest.update(f"{s.path}|{s.label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            if isinstance(s, Sample):
+                stat = s.path.stat()
+                digest.update(f"{s.path}|{s.label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            else:  # a text: its content is the key
+                digest.update(f"{s.key}|{s.label}\n".encode())
     return digest.hexdigest()[:32]
 
 
@@ -68,7 +71,7 @@ def extract_features(
     try:
         for images, targets in loader:
             with autocast(device, amp_dtype):
-                model(images.to(device, non_blocking=True))
+                model(to_device(images, device))
             labels.append(targets)
     finally:
         hook.remove()

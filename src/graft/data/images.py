@@ -107,15 +107,21 @@ def create_loader(
     num_workers: int,
     seed: int,
     pin_memory: bool = False,
+    collate_fn: Callable | None = None,
+    lengths: list[int] | None = None,
 ) -> DataLoader:
     """A DataLoader whose order and augmentation follow from (seed, epoch) alone and can start mid-epoch:
-    call `loader.sampler.set_epoch(epoch, start)` before iterating (see data/sampler.py)."""
+    call `loader.sampler.set_epoch(epoch, start)` before iterating (see data/sampler.py). Text: `collate_fn`
+    pads batches, `lengths` buckets the training order by length."""
     generator = torch.Generator()  # the loader's own: iterating never draws from the global torch RNG
     generator.manual_seed(seed)
     return DataLoader(
         dataset if isinstance(dataset, ImageDataset) else Keyed(dataset),
         batch_size=batch_size,
-        sampler=ResumableSampler(len(dataset), shuffle=train, seed=seed),
+        sampler=ResumableSampler(
+            len(dataset), shuffle=train, seed=seed, lengths=lengths, batch_size=batch_size
+        ),
+        collate_fn=collate_fn,
         generator=generator,
         num_workers=num_workers,
         # Keeping workers alive avoids re-forking (and re-importing torch) at every epoch start.

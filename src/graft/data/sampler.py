@@ -21,8 +21,15 @@ from torch.utils.data import Dataset, Sampler
 
 
 class ResumableSampler(Sampler):
-    def __init__(self, size: int, shuffle: bool, seed: int):
+    """`lengths` + `batch_size` (text): the epoch's order is bucketed by length. The shuffled order is cut
+    into chunks of 50 batches, each chunk sorted by length and cut into batches, and the batches shuffled:
+    batches hold similar lengths (little padding) while every epoch still mixes the whole dataset."""
+
+    def __init__(
+        self, size: int, shuffle: bool, seed: int, lengths: list[int] | None = None, batch_size: int = 1
+    ):
         self.size, self.shuffle, self.seed = size, shuffle, seed
+        self.lengths, self.batch_size = lengths, batch_size
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
@@ -32,10 +39,26 @@ class ResumableSampler(Sampler):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         if self.shuffle:
-            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+            rng = np.random.default_rng([self.seed, self.epoch])
+            order = rng.permutation(self.size)
+            if self.lengths is not None:
+                order = self._bucketed(order, rng)
         else:
             order = np.arange(self.size)
         return iter([(self.epoch, int(i)) for i in order[self.start :]])
+
+    def _bucketed(self, order: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        chunk = self.batch_size * 50
+        lengths = np.asarray(self.lengths)
+        batches = []
+        for begin in range(0, len(order), chunk):
+            part = order[begin : begin + chunk]
+            part = part[np.argsort(lengths[part], kind="stable")]
+            batches += [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
+        # Only the very last batch may be short: a short one in the middle would shift every later batch.
+        full = [b for b in batches if len(b) == self.batch_size]
+        short = [b for b in batches if len(b) < self.batch_size]
+        return np.concatenate([full[i] for i in rng.permutation(len(full))] + short)
 
     def __len__(self) -> int:
         return self.size - self.start

@@ -10,6 +10,11 @@ torchvision models keep torchvision's parameter names in `model.safetensors`:
     model = torchvision.models.get_model(ARCH, num_classes=N)
     model.load_state_dict(safetensors.torch.load_file("runs/NAME/model/model.safetensors"))
 
+Text models (Hugging Face encoders) are saved with `save_pretrained` (model and tokenizer):
+
+    AutoModelForSequenceClassification.from_pretrained("runs/NAME/model")
+    pipeline("text-classification", model="runs/NAME/model")
+
 graft's own metadata (classes, preprocessing, metrics, where the weights came from, graft version)
 is `graft.json` beside them.
 """
@@ -38,13 +43,21 @@ def write_bundle(
     classes: list[str],
     metrics: dict[str, Any],
     source: dict[str, Any],
+    tokenizer: Any = None,
 ) -> Path:
     """Write the bundle next to `out_dir`, then swap it in, so a crash never leaves half a bundle."""
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     preprocessing = {k: _jsonable(v) for k, v in built.data_config.items()}
-    if built.family == "timm":
+    task = "image-classification"
+    if built.family == "transformers":
+        # transformers' own layout (config.json with id2label/label2id, model.safetensors, tokenizer files):
+        # AutoModelForSequenceClassification.from_pretrained and pipeline() load it as it is.
+        model.hf.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        task = "text-classification"
+    elif built.family == "timm":
         from timm.models import save_for_hf
 
         save_for_hf(
@@ -66,7 +79,7 @@ def write_bundle(
         "format": BUNDLE_FORMAT,
         "graft_version": graft.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "task": "image-classification",
+        "task": task,
         "family": built.family,
         "arch": built.arch,
         "num_classes": len(classes),

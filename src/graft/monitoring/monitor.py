@@ -41,14 +41,18 @@ class Monitor:
         model: nn.Module,
         groups: Sequence,
         classes: list[str],
-        mean: Sequence[float],
-        std: Sequence[float],
+        mean: Sequence[float] = (0.0, 0.0, 0.0),
+        std: Sequence[float] = (1.0, 1.0, 1.0),
         train_images: Dataset | None = None,
         val_images: Dataset | None = None,
+        train_texts: Sequence | None = None,
+        val_texts: Sequence | None = None,
     ):
         self.logger, self.cfg, self.model, self.groups, self.classes = logger, cfg, model, groups, classes
         self.mean, self.std = mean, std
         self.train_images, self.val_images = train_images, val_images
+        # Text tasks: the samples (TextSample), shown as text summaries where images would be.
+        self.train_texts, self.val_texts = train_texts, val_texts
         self._clock, self._seen = time.perf_counter(), 0
         self.notes: list[str] = []  # what the console should say about monitoring (a failed graph trace)
 
@@ -68,6 +72,13 @@ class Monitor:
                 x, label = self.train_images[(0, i)]
                 items.append(Captioned(to_image(x, self.mean, self.std), self.classes[label]))
             self.logger.images("Images/train_augmented", items, 0)
+        if self.cfg.images and self.train_texts:
+            shown = [
+                self.train_texts[i]
+                for i in _spread(len(self.train_texts), min(self.cfg.images, len(self.train_texts)))
+            ]
+            self.logger.text("Text/train_samples", _text_table(["label", "text"],
+                             [(self.classes[s.label], _show(s)) for s in shown]), 0)  # fmt: skip
         if self.cfg.graph and example is not None:
             # add_graph traces in eval mode and then calls model.train(), which would switch the frozen
             # BatchNorm layers of a partly frozen model back to training: put every module back as it was.
@@ -118,13 +129,20 @@ class Monitor:
             worst = self.worst_mistakes(outputs, self.cfg.images)
             if worst:
                 self.logger.images("Images/val_worst_misclassified", worst, step)
+        if self.cfg.images and outputs is not None and self.val_texts is not None:
+            rows = [
+                (self.classes[outputs.preds[i]], f"{outputs.confidence[i]:.2f}", self.classes[outputs.targets[i]],
+                 _show(self.val_texts[i]))
+                for i in _worst(outputs, self.cfg.images)
+            ]  # fmt: skip
+            if rows:
+                table = _text_table(["predicted", "p", "true", "text"], rows)
+                self.logger.text("Text/val_worst_misclassified", table, step)
 
     def worst_mistakes(self, outputs: EvalOutputs, n: int) -> list[Captioned]:
         """The `n` misclassified validation images with the highest loss, captioned prediction / truth."""
-        wrong = (outputs.preds != outputs.targets).nonzero().flatten()
-        order = wrong[outputs.losses[wrong].argsort(descending=True)][:n]
         items = []
-        for i in order.tolist():
+        for i in _worst(outputs, n):
             x, _ = self.val_images[i]
             pred, true = self.classes[outputs.preds[i]], self.classes[outputs.targets[i]]
             caption = f"pred {pred} ({outputs.confidence[i]:.2f})\ntrue {true}"
@@ -137,6 +155,25 @@ class Monitor:
         """The run's hyperparameters against its results (TensorBoard's HPARAMS tab, W&B summary)."""
         self.logger.hparams(hparams, metrics)
         self.logger.flush()
+
+
+def _worst(outputs: EvalOutputs, n: int) -> list[int]:
+    """Indices of the `n` misclassified samples with the highest loss, worst first."""
+    wrong = (outputs.preds != outputs.targets).nonzero().flatten()
+    return wrong[outputs.losses[wrong].argsort(descending=True)][:n].tolist()
+
+
+def _show(sample, limit: int = 300) -> str:
+    text = sample.text if sample.pair is None else f"{sample.text} ‖ {sample.pair}"
+    text = " ".join(text.split())
+    return (text[:limit] + "…") if len(text) > limit else text
+
+
+def _text_table(header: list[str], rows: list[tuple]) -> str:
+    """A markdown table (TensorBoard's text tab renders markdown)."""
+    escape = lambda v: str(v).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(escape(v) for v in row) + " |" for row in rows])
 
 
 def _spread(size: int, n: int) -> list[int]:

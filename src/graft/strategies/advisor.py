@@ -138,7 +138,7 @@ def knn_accuracy(features: torch.Tensor, labels: torch.Tensor, k: int = K) -> fl
 
 def _balanced_sample(samples: list[Sample], per_class: int, seed: int) -> list[Sample]:
     by_class: dict[int, list[Sample]] = defaultdict(list)
-    for s in sorted(samples, key=lambda s: (s.label, str(s.path))):
+    for s in sorted(samples, key=lambda s: (s.label, s.key)):
         by_class[s.label].append(s)
     rng = random.Random(seed)
     return [

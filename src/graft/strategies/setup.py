@@ -30,7 +30,9 @@ def resolve_strategy(
     return advice.strategy, advice
 
 
-def use_feature_cache(cfg: Config, strategy: str, stages: list[Stage], head: nn.Module | None) -> bool:
+def use_feature_cache(
+    cfg: Config, strategy: str, stages: list[Stage], head: nn.Module | None, augmented: bool = True
+) -> bool:
     """Head-only stages train on cached features when the images would look the same every epoch
     (augmentation off), for gradual's short head-only warm-up, or when asked (`cache_features: on`);
     never with train_bn, where the backbone's BatchNorm statistics change every step."""
@@ -38,4 +40,4 @@ def use_feature_cache(cfg: Config, strategy: str, stages: list[Stage], head: nn.
         return False
     if cfg.strategy.train_bn:  # BatchNorm statistics move every step: yesterday's features are stale
         return False
-    return cfg.strategy.cache_features == "on" or strategy == "gradual" or not cfg.data.augment.enabled
+    return cfg.strategy.cache_features == "on" or strategy == "gradual" or not augmented

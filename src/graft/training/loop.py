@@ -24,7 +24,7 @@ from graft.monitoring.console import Progress
 from graft.monitoring.monitor import EvalOutputs, Monitor
 from graft.strategies.plan import Stage, Staging, stage_at
 from graft.training.optim import Schedule
-from graft.training.runtime import autocast
+from graft.training.runtime import autocast, to_device
 from graft.training.signals import GracefulStop
 from graft.training.state import TrainState
 
@@ -157,7 +157,7 @@ def train_one_epoch(
     monitor.begin_epoch(seen)
     optimizer.zero_grad(set_to_none=True)
     for i, (x, targets) in enumerate(loader, start=first):
-        x = x.to(cfg.device, non_blocking=True)
+        x = to_device(x, cfg.device)
         targets = targets.to(cfg.device, non_blocking=True)
         with autocast(cfg.device, cfg.amp_dtype):
             logits = net(x)
@@ -223,7 +223,7 @@ def evaluate(
     for batch, (x, targets) in enumerate(loader):
         if batch == 1:
             fault("validation")
-        x = x.to(device, non_blocking=True)
+        x = to_device(x, device)
         targets = targets.to(device, non_blocking=True)
         with autocast(device, amp_dtype):
             logits = model(x).float()

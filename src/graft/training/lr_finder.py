@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from graft.training.runtime import autocast
+from graft.training.runtime import autocast, to_device
 
 
 @dataclass
@@ -81,7 +81,7 @@ def find_lr(
                 group["lr"] = lr * ratio
             x, y = next(batches)
             with autocast(device, amp_dtype):
-                loss = F.cross_entropy(net(x.to(device)).float(), y.to(device))
+                loss = F.cross_entropy(net(to_device(x, device)).float(), y.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

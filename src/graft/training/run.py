@@ -20,8 +20,9 @@ from rich.console import Console
 
 from graft.checkpointing.store import Checkpoint, CheckpointStore
 from graft.config import Config, config_to_dict, lookup, save_config
-from graft.data.discover import DataSpec, discover
+from graft.data.discover import DataSpec, discover_config
 from graft.errors import GraftError
+from graft.evaluation.evaluate import report_after_training
 from graft.export.bundle import write_bundle
 from graft.monitoring.console import Progress, format_seconds, make_console
 from graft.monitoring.logger import MetricLogger, create_logger, rewrite_csv
@@ -48,6 +49,7 @@ class Run:
     stopped: str | None = None  # why it ended before its last epoch: "SIGTERM", "SIGINT", "early stopping"
     checkpoint_seconds: float = 0.0  # time this process spent writing checkpoints
     checkpoints_written: int = 0
+    task: str = "image"  # or "text"
 
     @property
     def bundle(self) -> Path:
@@ -60,9 +62,7 @@ class Run:
 
 
 def discover_data(cfg: Config) -> DataSpec:
-    if cfg.data.path is None:
-        raise GraftError("no training data given: pass DATA, a folder of class sub-folders or a CSV")
-    return discover(cfg.data.path, cfg.data.val, cfg.data.val_split, cfg.train.seed)
+    return discover_config(cfg)
 
 
 def run_training(
@@ -113,7 +113,7 @@ def run_training(
                 monitor.start(
                     (run_dir / "config.yaml").read_text(),
                     _strategy_text(p),
-                    torch.zeros(1, *p.built.data_config["input_size"], device=p.device),
+                    _example_input(p),
                 )
                 for note in monitor.notes:
                     console.print(f"[yellow]note[/yellow] {note}", highlight=False)
@@ -183,7 +183,7 @@ def run_training(
             highlight=False,
         )
     run = Run(run_dir, cfg, spec.classes, state.history, state.best_metric, state.best_epoch, stopped,
-              checkpoints.seconds, len(checkpoints.saved))  # fmt: skip
+              checkpoints.seconds, len(checkpoints.saved), spec.task)  # fmt: skip
     if state.best_checkpoint is None:
         mark_ended(run_dir, *ending)
         return run
@@ -196,13 +196,25 @@ def run_training(
         f"{checkpoints.seconds:.1f}s, {checkpoints.seconds / max(elapsed, 1e-9):.1%})",
         highlight=False,
     )
+    if not stop.requested:  # a stop request wants the process gone soon; `graft eval RUN` writes it later
+        report_after_training(run_dir, console, str(p.device), cfg.data.num_workers)
     return run
 
 
 def _create_monitor(p: Prepared, logger: MetricLogger) -> Monitor:
     dc = p.built.data_config
+    if p.spec.task == "text":
+        return Monitor(logger, p.cfg.log, p.model, p.groups, p.spec.classes,
+                       train_texts=p.spec.train, val_texts=p.spec.val)  # fmt: skip
     return Monitor(logger, p.cfg.log, p.model, p.groups, p.spec.classes, dc["mean"], dc["std"],
                    p.train_images, p.val_images)  # fmt: skip
+
+
+def _example_input(p: Prepared) -> torch.Tensor | None:
+    """What add_graph traces with; None for text models (transformers' dict inputs do not trace cleanly)."""
+    if p.spec.task == "text":
+        return None
+    return torch.zeros(1, *p.built.data_config["input_size"], device=p.device)
 
 
 def _strategy_text(p: Prepared) -> str:
@@ -291,6 +303,7 @@ def _bundle_best(run_dir: Path, p: Prepared, console: Console) -> str:
         p.spec.classes,
         metrics={k: record[k] for k in ("epoch", "val_loss", "val_acc")},
         source={"run": str(run_dir), "data": str(p.cfg.data.path), "checkpoint": checkpoint.name},
+        tokenizer=p.tokenizer,
     )
     monitor = p.cfg.checkpoint.monitor
     shown = f"{record[monitor]:.2%}" if monitor.endswith("acc") else f"{record[monitor]:.4f}"
@@ -298,12 +311,30 @@ def _bundle_best(run_dir: Path, p: Prepared, console: Console) -> str:
 
 
 def _write_split(spec: DataSpec, path: Path) -> None:
-    """The exact train/val files of this run; itself a valid `graft train` CSV (path,label,split)."""
-    with path.open("w", newline="") as f:
+    """The exact train/val samples of this run; itself a valid `graft train` CSV (path,label,split, or
+    text,label,split[,text_pair] for text)."""
+    with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
+        if spec.task == "text":
+            pairs = bool(spec.train) and spec.train[0].pair is not None
+            writer.writerow(["text", "label", "split"] + (["text_pair"] if pairs else []))
+            for split, samples in (("train", spec.train), ("val", spec.val)):
+                writer.writerows(
+                    [s.text, spec.classes[s.label], split] + ([s.pair] if pairs else []) for s in samples
+                )
+            return
         writer.writerow(["path", "label", "split"])
         for split, samples in (("train", spec.train), ("val", spec.val)):
             writer.writerows([str(s.path.resolve()), spec.classes[s.label], split] for s in samples)
+
+
+def _input_line(p: Prepared) -> str:
+    if p.spec.task == "text":
+        bucketed = ", batches bucketed by length" if p.cfg.data.bucket_by_length else ""
+        return f"text, up to {p.cfg.data.max_length} tokens, padded per batch{bucketed}"
+    size = p.built.data_config["input_size"]
+    augment = "on" if p.cfg.data.augment.enabled else "off"
+    return f"{size[1]}x{size[2]} {p.built.data_config['interpolation']}, augment {augment}"
 
 
 def _print_header(
@@ -311,7 +342,6 @@ def _print_header(
 ) -> None:
     cfg, built, spec = p.cfg, p.built, p.spec
     params = sum(x.numel() for x in built.model.parameters())
-    size = built.data_config["input_size"]
     accumulated = f" x {cfg.train.accum_steps} accumulated" if cfg.train.accum_steps > 1 else ""
     autocast = f" with {str(p.amp_dtype).split('.')[-1]} autocast" if p.amp_dtype else ""
     lr = f"lr {cfg.optim.lr:g}" + (" (from the LR range test)" if p.lr_find else "")
@@ -324,11 +354,7 @@ def _print_header(
             "model",
             f"{cfg.model.name} ({built.family} {built.arch}, {params / 1e6:.1f}M params) from {built.weights}",
         ),
-        (
-            "input",
-            f"{size[1]}x{size[2]} {built.data_config['interpolation']}, "
-            f"augment {'on' if cfg.data.augment.enabled else 'off'}",
-        ),
+        ("input", _input_line(p)),
         (
             "train",
             f"{cfg.train.epochs} epochs, batch {cfg.train.batch_size}{accumulated}, "
@@ -358,5 +384,5 @@ def _print_header(
         rows.append(("resume", f"from {resume.name} (step {state.step}): continuing at {position}"))
     for key, value in rows:
         console.print(f"[bold]{key:<6}[/bold] {value}", highlight=False)
-    for warning in spec.warnings:
+    for warning in [*spec.warnings, *p.data_notes]:
         console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)

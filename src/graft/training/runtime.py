@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +39,13 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     if mode == "bf16" or (mode == "auto" and torch.cuda.get_device_capability(device) >= (8, 0)):
         return torch.bfloat16
     return torch.float16
+
+
+def to_device(x: Any, device: torch.device) -> Any:
+    """A batch's inputs on `device`: an image tensor, or a text batch's dict of tensors."""
+    if isinstance(x, dict):
+        return {k: v.to(device, non_blocking=True) for k, v in x.items()}
+    return x.to(device, non_blocking=True)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:

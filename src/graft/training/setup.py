@@ -10,19 +10,22 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from graft.config import Config
+from graft.config import Config, apply_task_defaults
 from graft.data.discover import DataSpec, Sample
 from graft.data.feature_cache import FeatureCache, cached_feature_loaders, default_cache_dir
 from graft.data.images import ImageDataset, create_loader, create_transforms, default_num_workers
+from graft.data.tokens import PadBatch, TextDataset, tokenize
 from graft.errors import GraftError
 from graft.models.registry import create_model
+from graft.models.text import build_text
 from graft.models.vision import BuiltModel
 from graft.strategies.advisor import Advice, advise
 from graft.strategies.groups import LayerGroup, layer_groups
@@ -54,6 +57,8 @@ class Prepared:
     cache_note: str | None = None  # how the feature cache was used, for the console
     train_images: Dataset | None = None  # the augmented training images and the validation images, for
     val_images: Dataset | None = None  # the logs' pictures (an epoch may train on cached features instead)
+    tokenizer: Any = None  # text models: saved with the bundle
+    data_notes: list[str] = field(default_factory=list)  # e.g. how many texts were truncated
 
 
 @dataclass
@@ -69,12 +74,17 @@ class ModelOnData:
     val_loader: DataLoader
     eval_loader: Callable[[list[Sample]], DataLoader]  # samples -> un-augmented loader
     num_workers: int
+    tokenizer: Any = None  # text models: the tokenizer (bundled with the model)
+    notes: list[str] = field(default_factory=list)  # what the data preparation did, for the run header
 
 
 def build_on_data(cfg: Config, spec: DataSpec) -> ModelOnData:
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     device = resolve_device(cfg.train.device)
     amp_dtype = resolve_amp(cfg.train.amp, device)
+    apply_task_defaults(cfg, spec.task)
+    if spec.task == "text":
+        return build_text_on_data(cfg, spec, device, amp_dtype)
     m = cfg.model
     built = create_model(m.name, len(spec.classes), m.pretrained, m.weights, m.drop_rate, cfg.data.img_size)
     model = built.model.to(device)
@@ -92,6 +102,39 @@ def build_on_data(cfg: Config, spec: DataSpec) -> ModelOnData:
     return ModelOnData(
         cfg, built, model, device, amp_dtype, train_loader, eval_loader(spec.val), eval_loader, num_workers
     )
+
+
+def build_text_on_data(
+    cfg: Config, spec: DataSpec, device: torch.device, amp_dtype: torch.dtype | None
+) -> ModelOnData:
+    """The text counterpart of build_on_data: an encoder, its tokenizer, and loaders of token ids
+    (tokenized once, cached) padded per batch."""
+    m, d = cfg.model, cfg.data
+    if m.weights is not None:
+        raise GraftError("--weights applies to image architectures; for text give a model folder as --model")
+    built, tokenizer = build_text(m.name, len(spec.classes), spec.classes, m.pretrained, m.drop_rate)
+    model = built.model.to(device)
+    cache = d.cache_dir or default_cache_dir()
+    # Batches are assembled from in-memory token ids: worker processes would only add start-up time.
+    num_workers = 0 if d.num_workers is None else d.num_workers
+    batch, seed, pin = cfg.train.batch_size, cfg.train.seed, device.type == "cuda"
+    collate = PadBatch(tokenizer.pad_token_id or 0, d.max_length if d.pad_to_max_length else None)
+    notes: list[str] = []
+
+    def text_loader(samples: list[Sample], train: bool = False, report: bool = False) -> DataLoader:
+        tokens = tokenize(samples, tokenizer, d.max_length, cache)
+        if tokens.truncated and report:
+            notes.append(f"{tokens.truncated} of {len(samples)} {'training' if train else 'validation'} texts "
+                         f"were longer than {d.max_length} tokens and were truncated (--max-length)")  # fmt: skip
+        lengths = tokens.lengths() if train and d.bucket_by_length else None
+        dataset = TextDataset(tokens, [s.label for s in samples])
+        return create_loader(dataset, batch, train, num_workers, seed, pin, collate, lengths)
+
+    train_loader = text_loader(spec.train, train=True, report=True)
+    val_loader = text_loader(spec.val, report=True)
+    built.data_config["max_length"] = d.max_length
+    return ModelOnData(cfg, built, model, device, amp_dtype, train_loader, val_loader, text_loader,
+                       num_workers, tokenizer, notes)  # fmt: skip
 
 
 def advise_on_data(cfg: Config, spec: DataSpec) -> tuple[Advice, ModelOnData]:
@@ -130,7 +173,8 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
     )
 
     cached, cache_note = None, None
-    if use_feature_cache(cfg, strategy, stages, head):
+    augmented = spec.task == "image" and cfg.data.augment.enabled  # texts are never augmented
+    if use_feature_cache(cfg, strategy, stages, head, augmented):
         started = time.perf_counter()
         cached = cached_feature_loaders(
             model,
@@ -169,12 +213,16 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
     schedule = create_schedule(cfg.optim, steps_per_epoch, cfg.train.epochs)
     # GradScaler only matters for fp16; with bf16 or fp32 it is a pass-through.
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    cfg.data.img_size = built.data_config["input_size"][-1]
+    if spec.task == "image":
+        cfg.data.img_size = built.data_config["input_size"][-1]
     cfg.data.num_workers = md.num_workers
     cfg.strategy.name = strategy
     return Prepared(
         cfg, spec, built, model, device, amp_dtype, groups, stages, staging, optimizer, schedule, scaler,
-        inputs_for, advice, lr_result, cache_note, train_loader.dataset, val_loader.dataset,
+        inputs_for, advice, lr_result, cache_note,
+        train_images=train_loader.dataset if spec.task == "image" else None,
+        val_images=val_loader.dataset if spec.task == "image" else None,
+        tokenizer=md.tokenizer, data_notes=md.notes,
     )  # fmt: skip
 
 

@@ -1,0 +1,163 @@
+"""Text classification data: tables of text and label, found, checked and split like image folders.
+
+Accepted layouts:
+  DATA.csv | DATA.tsv | DATA.jsonl      columns text,label[,split] (names set by --text-column/--label-column;
+                                        an optional second text for pair tasks via --text-pair-column)
+  DATA/train.csv + DATA/val.csv         a file pair (also .tsv/.jsonl; val may be valid/validation)
+Without a validation file or split column, `val_split` of each class is held out (stratified, seeded), as
+for images. The exact split is saved as the run's split.csv (text,label,split), itself a valid input.
+
+Nothing is tokenized here; that happens once per run in data/tokens.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from graft.errors import GraftError
+
+TEXT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
+MISSING_LABELS = ("", "nan", "none", "null", "na", "n/a")  # what pandas and spreadsheets write for "no value"
+
+
+@dataclass(frozen=True)
+class TextSample:
+    text: str
+    label: int
+    pair: str | None = None  # the second text of a pair task (premise/hypothesis, question/answer)
+
+    @property
+    def key(self) -> str:
+        """A stable sort key (the text itself), as an image sample's is its path."""
+        return f"{self.text}\x00{self.pair or ''}"
+
+
+@dataclass(frozen=True)
+class TextColumns:
+    text: str = "text"
+    label: str = "label"
+    pair: str | None = None
+
+
+def is_text_data(path: Path, columns: TextColumns = TextColumns()) -> bool:
+    """Whether DATA is a text table (or a folder holding train/val tables) rather than images."""
+    path = Path(path)
+    if path.is_dir():
+        return _table_in(path, ("train", "training")) is not None
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        return True
+    if suffix not in (".csv", ".tsv") or not path.is_file():
+        return False
+    with path.open(encoding="utf-8-sig", errors="replace") as f:
+        header = next(csv.reader(f, delimiter="\t" if suffix == ".tsv" else ","), [])
+    names = {h.strip().lower() for h in header}
+    return columns.text.lower() in names and "path" not in names
+
+
+def read_table(path: Path, columns: TextColumns) -> list[tuple[str, str, str | None, str]]:
+    """Rows of (text, label, pair, split) from a CSV/TSV/JSONL file, with errors that say where."""
+    suffix = path.suffix.lower()
+    if suffix not in TEXT_SUFFIXES:
+        raise GraftError(f"{path}: text data must be a .csv, .tsv or .jsonl file")
+    try:
+        raw = path.read_bytes().decode("utf-8-sig")  # -sig: a BOM from Excel would rename the first column
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise GraftError(
+            f"{path}:{line}: not UTF-8 text (byte {err.start}: {path.read_bytes()[err.start : err.start + 1]!r}); "
+            "save the file as UTF-8"
+        ) from None
+    if suffix in (".jsonl", ".json"):
+        records = []
+        for line_no, line in enumerate(raw.splitlines(), start=1):
+            if line.strip():
+                try:
+                    records.append((line_no, json.loads(line)))
+                except json.JSONDecodeError as err:
+                    raise GraftError(
+                        f"{path}:{line_no}: not a JSON object ({err.msg}); one object per line"
+                    ) from None
+        found = sorted({k for _, r in records if isinstance(r, dict) for k in r})
+    else:
+        reader = csv.DictReader(raw.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
+        records = [(line_no, row) for line_no, row in enumerate(reader, start=2)]
+        found = list(reader.fieldnames or [])
+    by_lower = {name.strip().lower(): name for name in found}
+    wanted = [columns.text, columns.label] + ([columns.pair] if columns.pair else [])
+    missing = [c for c in wanted if c.lower() not in by_lower]
+    if missing:
+        raise GraftError(
+            f"{path} has no column {', '.join(repr(m) for m in missing)} (found: {', '.join(found) or 'none'}); "
+            "name the columns with --text-column/--label-column"
+        )
+    text_key, label_key = by_lower[columns.text.lower()], by_lower[columns.label.lower()]
+    pair_key = by_lower[columns.pair.lower()] if columns.pair else None
+    split_key = by_lower.get("split")
+    rows, empty, unlabeled = [], [], []
+    for line_no, record in records:
+        if not isinstance(record, dict):
+            raise GraftError(
+                f"{path}:{line_no}: expected a JSON object with {columns.text} and {columns.label}"
+            )
+        text = _cell(record.get(text_key))
+        label = _cell(record.get(label_key))
+        pair = _cell(record.get(pair_key)) if pair_key else None
+        if not text.strip() or (pair_key and not (pair or "").strip()):
+            empty.append(line_no)
+            continue
+        if label.lower() in MISSING_LABELS:
+            unlabeled.append(line_no)
+            continue
+        split = _cell(record.get(split_key)).lower() if split_key else ""
+        split = {"training": "train", "valid": "val", "validation": "val", "testing": "test"}.get(
+            split, split
+        )
+        if split not in ("", "train", "val", "test"):
+            raise GraftError(f"{path}:{line_no}: split must be train, val or test, got {split!r}")
+        rows.append((text, label, pair, split))
+    if empty:
+        raise GraftError(
+            f"{path}: {len(empty)} row(s) with an empty text, e.g. line(s) {', '.join(map(str, empty[:5]))}; "
+            "remove them or fill them in"
+        )
+    if unlabeled:
+        raise GraftError(
+            f"{path}: {len(unlabeled)} row(s) without a label (empty or NaN), e.g. line(s) "
+            f"{', '.join(map(str, unlabeled[:5]))}; label them or remove them"
+        )
+    if not rows:
+        raise GraftError(f"{path} has no rows")
+    return rows
+
+
+def find_text_files(path: Path, val: Path | None) -> tuple[Path, Path | None, str]:
+    """(train table, val table or None, description) for a table or a folder holding a train/val pair."""
+    if path.is_file():
+        return path, val, f"table {path.name}"
+    train = _table_in(path, ("train", "training"))
+    if train is None:
+        raise GraftError(f"{path} has no train.csv/.tsv/.jsonl (text data) and no class folders (images)")
+    val_file = val or _table_in(path, ("val", "valid", "validation"))
+    return train, val_file, f"files {train.name}" + (f" and {val_file.name}" if val_file else "")
+
+
+def _table_in(folder: Path, stems: tuple[str, ...]) -> Path | None:
+    for candidate in sorted(folder.iterdir()):
+        if (
+            candidate.is_file()
+            and candidate.stem.lower() in stems
+            and candidate.suffix.lower() in TEXT_SUFFIXES
+        ):
+            return candidate
+    return None
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value).strip() if not isinstance(value, str) else value.strip()

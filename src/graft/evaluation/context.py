@@ -1,0 +1,81 @@
+"""What the run folder says about how the model came to be: curves, config, strategy, data.
+
+Everything is read from the files `graft train` wrote (metrics.csv, config.yaml, advice.json, split.csv);
+each part is optional, so a bundle copied away from its run still gets a report, only a shorter one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from torch import nn
+
+from graft.errors import GraftError
+
+
+@dataclass
+class RunContext:
+    history: list[dict[str, float]] = field(default_factory=list)  # metrics.csv, one row per epoch
+    config_yaml: str | None = None
+    strategy: str | None = None  # the resolved strategy name
+    stages: list[str] = field(default_factory=list)  # one line per stage: from which epoch what trains
+    stages_summary: str | None = None  # strategies.plan.describe's one line
+    advice: dict[str, Any] | None = None  # advice.json (--strategy auto): what was measured and chosen
+    split_counts: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> class -> images
+
+    @property
+    def strategy_line(self) -> str | None:
+        """'gradual: head only, then ...' (describe's line already starts with the strategy's name)."""
+        return self.stages_summary or self.strategy
+
+
+def read_run_context(run: Path | None, model: nn.Module, classes: list[str]) -> RunContext:
+    context = RunContext()
+    if run is None:
+        return context
+    if (run / "metrics.csv").is_file():
+        with (run / "metrics.csv").open(newline="") as f:
+            context.history = [
+                {k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)
+            ]
+    if (run / "config.yaml").is_file():
+        context.config_yaml = (run / "config.yaml").read_text()
+        config = yaml.safe_load(context.config_yaml) or {}
+        context.strategy = (config.get("strategy") or {}).get("name")
+        context.stages_summary, context.stages = _stages(config, model)
+    if (run / "advice.json").is_file():
+        context.advice = json.loads((run / "advice.json").read_text())
+    if (run / "split.csv").is_file():
+        with (run / "split.csv").open(newline="", encoding="utf-8") as f:
+            counted = Counter((row.get("split", ""), row.get("label", "")) for row in csv.DictReader(f))
+        for split in ("train", "val"):
+            context.split_counts[split] = {name: counted.get((split, name), 0) for name in classes}
+    return context
+
+
+def _stages(config: dict[str, Any], model: nn.Module) -> tuple[str | None, list[str]]:
+    """The run's stages, recomputed the way training planned them (a pure function of the config and the
+    model's layer groups), as a summary line and one line per stage."""
+    from graft.strategies.groups import layer_groups
+    from graft.strategies.plan import describe, plan_stages
+
+    s, epochs = config.get("strategy") or {}, (config.get("train") or {}).get("epochs")
+    try:
+        groups = layer_groups(model)
+        stages = plan_stages(s["name"], len(groups), epochs, s.get("layer_decay", 0.6), s.get("unfreeze_every", 1),
+                             s.get("unfreeze_at"), s.get("unfreeze_groups"))  # fmt: skip
+    except (KeyError, TypeError, ValueError, AssertionError, GraftError):  # an older or hand-edited config
+        return None, []
+    lines = []
+    for stage in stages:
+        trained = ", ".join(
+            f"{groups[g].name} (lr x{scale:.3g})" for g, scale in zip(stage.trainable, stage.lr_scales)
+        )
+        lines.append(f"from epoch {stage.start_epoch + 1}: {trained}")
+    return describe(s["name"], stages, groups), lines

@@ -1,0 +1,81 @@
+"""Which samples an evaluation runs on: a run's validation split, or data given with --data.
+
+--data takes anything `graft train` takes (class folders, train/ + val/ [+ test/] folders, a
+path,label[,split] CSV) and evaluates its most held-out part: the test split when there is one (a
+test/ folder, split=test rows), else the validation split (val/, split=val), else every image. Its
+labels must be classes the model knows; classes it lacks are fine (their rows in the report are empty).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from graft.data.discover import _read_csv, _scan_class_folders, _split_of, _subfolders
+from graft.errors import GraftError
+from graft.export.locate import run_split
+
+
+@dataclass
+class EvalData:
+    items: list[Path | str]  # what each sample is, as the gallery shows it: an image file (a text, later)
+    targets: list[int]  # indices into the model's classes
+    description: str  # for the report: "validation split of runs/NAME"
+    split: str  # "val", "test" or "all": which part of the data this is
+    warnings: list[str] = field(default_factory=list)
+
+    def counts(self, classes: list[str]) -> dict[str, int]:
+        per = Counter(self.targets)
+        return {name: per.get(i, 0) for i, name in enumerate(classes)}
+
+
+def run_validation(run: Path, classes: list[str]) -> EvalData:
+    """The validation files of `run` as recorded in its split.csv."""
+    rows = run_split(run, "val")
+    missing = [str(p) for p, _ in rows if not p.is_file()]
+    if missing:
+        raise GraftError(
+            f"{len(missing)} validation file(s) listed in {run / 'split.csv'} no longer exist, e.g. {missing[0]}; "
+            "pass the data to evaluate with --data DIR_OR_CSV"
+        )
+    return EvalData(*_with_targets(rows, classes, run / "split.csv"), f"validation split of {run}", "val")
+
+
+def data_at(path: Path, classes: list[str]) -> EvalData:
+    """The samples of --data DIR_OR_CSV to evaluate (see the module docstring for which part)."""
+    path = Path(path)
+    if not path.exists():
+        raise GraftError(f"data not found: {path} (expected a folder of class sub-folders or a CSV file)")
+    warnings: list[str] = []
+    if path.is_file():
+        rows = _read_csv(path)
+        splits = {split for _, _, split in rows}
+        split = "test" if "test" in splits else "val" if "val" in splits else "all"
+        chosen = [(p, label) for p, label, s in rows if split == "all" or s == split]
+        where = f"{path.name}" + (f" (split={split} rows)" if split != "all" else "")
+    else:
+        folders = {_split_of(d.name): d for d in _subfolders(path) if _split_of(d.name)}
+        split = "test" if "test" in folders else "val" if "val" in folders else "all"
+        folder = folders.get(split, path)
+        chosen = _scan_class_folders(folder, warnings, allow_empty_classes=True)
+        where = f"{folder}"
+    if not chosen:
+        raise GraftError(f"{path} has no images to evaluate")
+    items, targets = _with_targets(chosen, classes, path)
+    return EvalData(items, targets, where, split, warnings)
+
+
+def _with_targets(
+    rows: list[tuple[Path, str]], classes: list[str], where: Path
+) -> tuple[list[Path], list[int]]:
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = sorted({label for _, label in rows} - set(index))
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (f", ... ({len(unknown)} in all)" if len(unknown) > 10 else "")
+        raise GraftError(
+            f"{where} has classes the model was not trained on: {shown} "
+            f"(it knows {len(classes)}: {', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''}); "
+            "remove those images or evaluate a model trained with them"
+        )
+    return [p for p, _ in rows], [index[label] for _, label in rows]

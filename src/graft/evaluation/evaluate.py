@@ -1,0 +1,122 @@
+"""`graft eval`: a bundle's model on labelled data -> every metric, and a report folder.
+
+    evaluate("runs/NAME")                        # the run's validation split -> runs/NAME/report/
+    evaluate("runs/NAME", data="holdout/")       # -> runs/NAME/report-holdout/
+    evaluate("shared/model", data="labels.csv")  # a bundle outside its run -> shared/model-report-labels/
+
+It always evaluates the bundle (the best checkpoint, as shipped), loaded the way `graft predict` loads it.
+plan.py decides what to evaluate (and raises every user error) before this module's torch import;
+`report_after_training` runs it all at the end of `graft train`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from torch.utils.data import DataLoader
+
+from graft.data.discover import Sample
+from graft.data.images import ImageDataset
+from graft.evaluation.context import read_run_context
+from graft.evaluation.data import EvalData
+from graft.evaluation.gallery import highest_loss
+from graft.evaluation.metrics import classification_metrics
+from graft.evaluation.plan import EVALUATED_TASKS, EvalPlan, plan_evaluation
+from graft.evaluation.report import Report, write_report
+from graft.export.locate import locate
+from graft.inference import Predictor
+
+IN_PROCESS_BELOW = 512  # samples: fewer are decoded in-process (starting DataLoader workers costs more)
+
+
+@dataclass
+class Evaluation:
+    out: Path  # the report folder
+    metrics: dict
+    data: EvalData
+
+
+def evaluate(
+    target: str | Path,
+    data: str | Path | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int = 64,
+    num_workers: int = 0,
+) -> Evaluation:
+    return run_plan(plan_evaluation(target, data, out), device, batch_size, num_workers)
+
+
+def run_plan(plan: EvalPlan, device: str = "auto", batch_size: int = 64, num_workers: int = 0) -> Evaluation:
+    """The bundle's logits on the planned samples -> metrics -> the report folder."""
+    located, eval_data, classes = plan.located, plan.data, plan.located.classes
+    predictor = Predictor.from_path(located.bundle, device=device)
+    workers = 0 if len(eval_data.items) < IN_PROCESS_BELOW else num_workers
+    logits = LOGITS[plan.task](predictor, eval_data.items, batch_size, workers)
+    targets = torch.tensor(eval_data.targets)
+    metrics = classification_metrics(logits, targets, classes)
+    context = read_run_context(located.run, predictor.model, classes)
+    counts = eval_data.counts(classes)
+    absent = [name for name, n in counts.items() if n == 0]
+    notes = list(eval_data.warnings)
+    if absent:
+        notes.append(f"{len(absent)} class(es) have no samples in this data: {', '.join(absent[:10])}; "
+                     "their recall is undefined (shown as –)")  # fmt: skip
+    meta = located.meta
+    trained = meta.get("metrics", {})
+    report = Report(
+        title=f"{located.run.name if located.run else located.bundle.name}: evaluation",
+        about={
+            "model": f"{meta['arch']} ({meta['family']}, {len(classes)} classes)",
+            "bundle": str(located.bundle),
+            "checkpoint": f"{meta.get('checkpoint', '?')}"
+            + (f", epoch {trained['epoch']}" if "epoch" in trained else ""),
+            "data": f"{eval_data.description}: {len(eval_data.items)} samples",
+        },
+        metrics=metrics,
+        classes=classes,
+        gallery=highest_loss(eval_data.items, logits, targets, classes),
+        context=context,
+        evaluated_counts=counts,
+        best_epoch=trained.get("epoch"),
+        notes=notes,
+    )
+    write_report(plan.out, report)
+    return Evaluation(plan.out, metrics, eval_data)
+
+
+@torch.inference_mode()
+def _image_logits(predictor, items: list[Path], batch_size: int, num_workers: int) -> torch.Tensor:
+    """(N, C) float32 logits in `items` order, through the bundle's eval transform."""
+    dataset = ImageDataset([Sample(path, 0) for path in items], predictor.transform)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    return torch.cat([predictor.model(x.to(predictor.device)).float().cpu() for x, _ in loader])
+
+
+# bundle task -> (predictor, items, batch_size, num_workers) -> logits; one entry per plan.EVALUATED_TASKS.
+LOGITS: dict[str, Callable[..., torch.Tensor]] = {"image-classification": _image_logits}
+assert set(LOGITS) == set(EVALUATED_TASKS), f"{set(LOGITS)} vs {set(EVALUATED_TASKS)}"
+
+
+def report_after_training(
+    run_dir: Path, console: Console, device: str = "auto", num_workers: int = 0
+) -> None:
+    """The end of `graft train`: evaluate the bundled best model on the validation split. A failure here
+    never fails the run (its model is already saved): it is a warning with the command to retry. Tasks
+    without an evaluation yet (LOGITS) are skipped."""
+    try:
+        if locate(run_dir).meta.get("task", "image-classification") not in EVALUATED_TASKS:
+            return
+        result = evaluate(run_dir, device=device, num_workers=num_workers)
+    except Exception as err:  # noqa: BLE001  any failure: the run itself succeeded
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        console.print(f"[yellow]warning[/yellow] no evaluation report ({type(err).__name__}: {reason[:200]}); "
+                      f"retry with: graft eval {run_dir}", highlight=False)  # fmt: skip
+        return
+    m = result.metrics
+    console.print(f"[bold]report[/bold] {result.out / 'index.html'}: accuracy {m['accuracy']:.2%}, macro F1 "
+                  f"{m['macro_f1']:.3f}, ECE {m['ece']:.2%} on {m['num_samples']} validation samples", highlight=False)  # fmt: skip

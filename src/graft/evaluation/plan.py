@@ -1,0 +1,63 @@
+"""What `graft eval` will do, decided before torch is imported: which bundle, which samples, which folder.
+
+Every user error (no such run, a bundle outside its run without --data, unknown labels, an --out folder
+that holds something else) is raised here, so it answers in well under a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from graft.errors import GraftError
+from graft.evaluation.data import EvalData, data_at, run_validation
+from graft.export.locate import Located, locate
+
+# Bundle tasks graft can evaluate; evaluate.LOGITS has how, one entry each (a text task adds itself to both).
+EVALUATED_TASKS = ("image-classification",)
+
+
+@dataclass
+class EvalPlan:
+    located: Located
+    data: EvalData
+    out: Path  # the report folder
+
+    @property
+    def task(self) -> str:
+        return self.located.meta.get("task", "image-classification")
+
+
+def plan_evaluation(
+    target: str | Path, data: str | Path | None = None, out: str | Path | None = None
+) -> EvalPlan:
+    located = locate(target)
+    task = located.meta.get("task", "image-classification")
+    if task not in EVALUATED_TASKS:
+        raise GraftError(
+            f"graft eval handles {', '.join(EVALUATED_TASKS)} bundles so far; {located.bundle} is {task}"
+        )
+    if data is not None:
+        samples = data_at(Path(data), located.classes)
+    elif located.run is not None:
+        samples = run_validation(located.run, located.classes)
+    else:
+        raise GraftError(
+            f"{located.bundle} is not inside its run folder, so there is no validation split; "
+            "pass the data to evaluate with --data DIR_OR_CSV"
+        )
+    out = Path(out) if out is not None else default_out(located, data)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "metrics.json").is_file())):
+        raise GraftError(
+            f"{out} exists and is not a graft report; choose another --out (nothing was changed)"
+        )
+    return EvalPlan(located, samples, out)
+
+
+def default_out(located: Located, data: str | Path | None) -> Path:
+    """RUN/report for the run's own validation split, RUN/report-DATA for --data DATA; a bundle outside a
+    run folder gets BUNDLE-report-DATA beside it. An earlier report there is replaced, nothing else is."""
+    suffix = f"-{Path(data).stem}" if data is not None else ""
+    if located.run is not None:
+        return located.run / f"report{suffix}"
+    return located.bundle.with_name(f"{located.bundle.name}-report{suffix}")

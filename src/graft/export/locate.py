@@ -1,0 +1,67 @@
+"""RUN_OR_BUNDLE -> the bundle folder, the run folder around it (if any) and the bundle's metadata.
+
+`graft eval`, `graft export` and `graft predict --backend onnx` all take either; torch-free, so the ONNX
+path stays light.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from graft.errors import GraftError
+
+BUNDLE_META = "graft.json"  # = graft.models.registry.BUNDLE_META (that module imports timm)
+
+
+@dataclass(frozen=True)
+class Located:
+    bundle: Path  # the folder holding graft.json and the weights
+    run: Path | None  # the run folder it was trained in (config.yaml, split.csv, metrics.csv), if any
+    meta: dict[str, Any]  # graft.json
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["classes"])
+
+
+def locate(path: str | Path) -> Located:
+    """A run folder (runs/NAME) or a bundle folder (runs/NAME/model, or one copied elsewhere)."""
+    path = Path(path)
+    if not path.exists():
+        raise GraftError(
+            f"{path} not found; pass a run folder (runs/NAME) or a bundle folder (runs/NAME/model)"
+        )
+    if (path / "model" / BUNDLE_META).is_file():
+        bundle = path / "model"
+    elif (path / BUNDLE_META).is_file():
+        bundle = path
+    elif (path / "config.yaml").is_file():
+        raise GraftError(
+            f"run {path} has no bundle yet (no epoch finished); train it to the end or `graft resume {path}`"
+        )
+    else:
+        raise GraftError(
+            f"{path} is not a graft run or bundle (no {BUNDLE_META} in it or in {path / 'model'})"
+        )
+    try:
+        meta = json.loads((bundle / BUNDLE_META).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise GraftError(f"cannot read {bundle / BUNDLE_META}: {err}") from None
+    run = bundle.parent if (bundle.parent / "config.yaml").is_file() else None
+    return Located(bundle, run, meta)
+
+
+def run_split(run: Path, split: str = "val") -> list[tuple[Path, str]]:
+    """(file, label) rows of one split of a run's `split.csv` (path,label,split, written by graft train)."""
+    path = run / "split.csv"
+    if not path.is_file():
+        raise GraftError(f"run {run} has no split.csv; pass the data to evaluate with --data DIR_OR_CSV")
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = [(Path(row["path"]), row["label"]) for row in csv.DictReader(f) if row.get("split") == split]
+    if not rows:
+        raise GraftError(f"{path} has no {split} rows; pass the data to evaluate with --data DIR_OR_CSV")
+    return rows

@@ -1,0 +1,118 @@
+"""`graft predict --backend onnx`: the exported model.onnx on onnxruntime, with no torch import.
+
+Preprocessing is export/preprocess.py (PIL + NumPy, the same pixels as the PyTorch path); classes and
+preprocessing come from the sidecar JSON that `graft export` wrote next to the .onnx. There is no export
+on the fly: predict never writes into a bundle, and an export takes seconds and is verified once, by
+`graft export RUN --format onnx`.
+
+>>> OnnxPredictor.from_path("runs/NAME").predict(["cat.jpg"], top_k=3)[0].label    # doctest: +SKIP
+'cat'
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from graft.errors import GraftError
+from graft.export.locate import BUNDLE_META, locate
+from graft.export.preprocess import load_rgb, preprocess_batch
+from graft.prediction import Prediction
+
+ONNX_FILE = "model.onnx"  # = export.formats.FORMATS["onnx"].filename (that module imports torch)
+
+
+class OnnxPredictor:
+    def __init__(self, path: Path, sidecar: dict[str, Any], threads: int | None = None):
+        self.path = path
+        self.session = onnx_session(path, threads)
+        self.classes: list[str] = sidecar["classes"]
+        self.preprocessing: dict[str, Any] = sidecar["preprocessing"]
+        self.input_name: str = sidecar["input"]["name"]
+
+    @classmethod
+    def from_path(cls, path: str | Path, threads: int | None = None) -> OnnxPredictor:
+        """A run or bundle folder holding an export (model.onnx), or a .onnx file with its sidecar."""
+        path = Path(path)
+        if path.suffix == ".onnx":
+            if not path.is_file():
+                raise GraftError(f"{path} not found")
+            onnx_file = path
+        else:
+            onnx_file = locate(path).bundle / ONNX_FILE
+            if not onnx_file.is_file():
+                raise GraftError(
+                    f"no ONNX export in {onnx_file.parent}; create it with: graft export {path} --format onnx"
+                )
+        sidecar_file = onnx_file.with_name(onnx_file.name + ".json")
+        if not sidecar_file.is_file():
+            raise GraftError(
+                f"{sidecar_file} is missing (graft export writes it next to the .onnx); export again"
+            )
+        sidecar = json.loads(sidecar_file.read_text())
+        meta_file = onnx_file.parent / BUNDLE_META
+        if meta_file.is_file() and json.loads(meta_file.read_text()).get("created") != sidecar.get(
+            "bundle_created"
+        ):
+            raise GraftError(
+                f"{onnx_file} was exported from an earlier version of this bundle; export again: "
+                f"graft export {onnx_file.parent} --format onnx"
+            )
+        return cls(onnx_file, sidecar, threads)
+
+    def logits(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(B, num_classes) float32 for decoded RGB images."""
+        batch = preprocess_batch(images, self.preprocessing)
+        return self.session.run(None, {self.input_name: batch})[0]
+
+    def predict(
+        self,
+        inputs: Sequence[str | Path | Image.Image] | str | Path | Image.Image,
+        top_k: int = 1,
+        batch_size: int = 32,
+    ) -> list[Prediction]:
+        """Like graft.inference.Predictor.predict, on onnxruntime."""
+        if isinstance(inputs, (str, Path, Image.Image)):
+            inputs = [inputs]
+        k = max(1, min(top_k, len(self.classes)))
+        predictions = []
+        for start in range(0, len(inputs), batch_size):
+            chunk = inputs[start : start + batch_size]
+            images = [x if isinstance(x, Image.Image) else load_rgb(Path(x)) for x in chunk]
+            probs = softmax(self.logits(images))
+            top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+            for item, row, indices in zip(chunk, probs, top):
+                ranked = [(self.classes[i], float(row[i])) for i in indices]
+                name = str(item) if not isinstance(item, Image.Image) else "<image>"
+                predictions.append(Prediction(name, ranked[0][0], ranked[0][1], ranked))
+        return predictions
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)  # no overflow for large logits
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def onnx_session(path: Path, threads: int | None = None):
+    """An onnxruntime session: CUDA when onnxruntime-gpu is installed, else the CPU."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise GraftError("onnxruntime is not installed: pip install 'torchgraft[onnx]'") from None
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    available = ort.get_available_providers()
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as err:  # noqa: BLE001  onnxruntime raises its own exception types for bad files
+        raise GraftError(
+            f"onnxruntime cannot load {path}: {str(err).strip().splitlines()[0][:300]}"
+        ) from None

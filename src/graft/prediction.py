@@ -1,0 +1,46 @@
+"""What a prediction is, and which files one is made for: shared by every predictor (PyTorch and ONNX).
+
+Kept free of torch so the ONNX path (export/onnx_predictor.py) answers without importing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from graft.data.discover import IMAGE_EXTENSIONS
+from graft.errors import GraftError
+
+
+@dataclass
+class Prediction:
+    input: str
+    label: str
+    score: float  # softmax probability of `label`
+    top_k: list[tuple[str, float]]
+
+    def to_dict(self) -> dict:
+        return {
+            "input": self.input,
+            "label": self.label,
+            "score": self.score,
+            "top_k": [{"label": label, "score": score} for label, score in self.top_k],
+        }
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given; folders searched recursively for images, in sorted order."""
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            if not found:
+                raise GraftError(f"folder {path} has no images ({', '.join(IMAGE_EXTENSIONS[:4])}, ...)")
+            paths += found
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise GraftError(f"input not found: {path}")
+    return paths
