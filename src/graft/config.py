@@ -56,6 +56,11 @@ class DataConfig(_Section):
     max_length: int = Field(128, ge=8, le=8192)  # tokens per text; longer texts are truncated (and counted)
     bucket_by_length: bool = False  # batch texts of similar length together: less padding, same epochs
     pad_to_max_length: bool = False  # pad every batch to max_length (static shapes; slower, see benchmarks)
+    # Class imbalance: auto picks from the measured imbalance (data/check.py `choose_balance`); sampler draws
+    # classes equally often (seeded per epoch, resumable); loss weights cross-entropy by 1/class size.
+    balance: Literal["auto", "none", "sampler", "loss"] = "auto"
+    strict: bool = False  # unreadable files are an error instead of skipped (and listed)
+    dedupe: bool = False  # drop validation samples that duplicate training samples (exact or near)
 
 
 class StrategyConfig(_Section):
@@ -114,6 +119,7 @@ class TrainConfig(_Section):
     deterministic: bool = False  # torch.use_deterministic_algorithms; slower, bitwise repeatable
     patience: int | None = Field(None, ge=1)  # early stopping: epochs without improvement before stopping
     min_delta: float = Field(0.0, ge=0)  # early stopping: the smallest change that counts as improvement
+    skip_nonfinite: int = Field(0, ge=0)  # NaN/Inf losses tolerated (batch skipped) before the run stops
 
     @field_validator("device")
     @classmethod
@@ -174,6 +180,10 @@ ALIASES: dict[str, str] = {
     "text_pair_column": "data.text_pair_column",
     "max_length": "data.max_length",
     "num_workers": "data.num_workers",
+    "balance": "data.balance",
+    "strict": "data.strict",
+    "dedupe": "data.dedupe",
+    "skip_nonfinite": "train.skip_nonfinite",
     "model": "model.name",
     "pretrained": "model.pretrained",
     "weights": "model.weights",

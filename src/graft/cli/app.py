@@ -10,7 +10,7 @@ import sys
 import typer
 
 import graft
-from graft.cli import board, demo, models, predict, runs, strategy, train
+from graft.cli import board, check, demo, models, predict, runs, strategy, train
 from graft.cli import eval as eval_cli
 from graft.cli import export as export_cli
 from graft.errors import GraftError
@@ -41,6 +41,7 @@ def _root(
     """Fine-tune pretrained image models on your own data: train, predict, and share the result."""
 
 
+app.command("check", no_args_is_help=True)(check.check_command)
 app.command("train", no_args_is_help=True)(train.train_command)
 app.command("resume", no_args_is_help=True)(train.resume_command)
 app.command("predict", no_args_is_help=True)(predict.predict_command)

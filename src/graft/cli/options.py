@@ -48,6 +48,16 @@ SET = typer.Option(
 )
 SEED = flag("--seed", help=f"Random seed for split, init and shuffling (default {D.train.seed}).")
 DEVICE = flag("--device", help="auto, cpu, cuda, cuda:N or mps (default auto).")
+BALANCE = flag(
+    "--balance",
+    help="Class imbalance: sampler (draw classes equally often), loss (class-weighted cross-entropy), "
+    "none, or auto (default: chosen from the measured imbalance, see `graft check`).",
+)
+STRICT = flag("--strict/--no-strict", help="Unreadable files are an error instead of skipped (default off).")
+DEDUPE = flag(
+    "--dedupe/--no-dedupe",
+    help="Drop validation samples that duplicate training samples, exactly or nearly (default off).",
+)
 
 
 def resolve(config: Path | None, set_: list[str], **flags: Any) -> Config:

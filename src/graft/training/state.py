@@ -21,6 +21,7 @@ class TrainState:
     top_k: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "metric", "epoch"}], best first
     bad_epochs: int = 0  # early stopping: epochs since the monitored metric last improved by min_delta
     stop_reason: str | None = None  # "early stopping" once patience ran out
+    nonfinite: int = 0  # batches whose loss was NaN/Inf (skipped within --skip-nonfinite)
     history: list[dict[str, float]] = field(default_factory=list)  # one record per completed epoch
 
     def update_best(self, record: dict[str, float], monitor: str, mode: str) -> bool:

@@ -1,0 +1,69 @@
+"""`graft check DATA`: the data report `graft train` shows in one block, in full (data/check.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from graft.cli.options import DATA, DEDUPE, SEED, STRICT, flag, resolve
+from graft.monitoring.console import make_console
+
+SHOWN_PAIRS = 20  # leak pairs printed (all of them with --json)
+
+
+def check_command(
+    data: Path = DATA,
+    val: Path | None = flag("--val", help="Validation folder or CSV (overrides val/ inside DATA)."),
+    val_split: float | None = flag("--val-split", help="Fraction held out when DATA has no val/ (0.2)."),
+    seed: int | None = SEED,
+    task: str | None = flag("--task", help="image or text (default: detected from DATA)."),
+    text_column: str | None = flag("--text-column", help="Text data: the text column (default text)."),
+    label_column: str | None = flag("--label-column", help="Text data: the label column (default label)."),
+    text_pair_column: str | None = flag("--text-pair-column", help="Text data: a second text column."),
+    strict: bool | None = STRICT,
+    dedupe: bool | None = DEDUPE,
+    as_json: bool = typer.Option(False, "--json", help="The full report as JSON on stdout."),
+) -> None:
+    """Check DATA before training: counts, sizes, unreadable files, imbalance, train/val leaks.
+
+    Exit code 0 when training can use the data (warnings included), 2 when it cannot (or, with --strict,
+    when files are unreadable).
+    """
+    from graft.data.check import apply_checks, check_data
+    from graft.data.discover import discover_config
+
+    cfg = resolve(None, [], data=data, val=val, val_split=val_split, seed=seed, task=task,
+                  text_column=text_column, label_column=label_column, text_pair_column=text_pair_column,
+                  strict=strict, dedupe=dedupe)  # fmt: skip
+    spec = discover_config(cfg)
+    report = check_data(spec)
+    kept = apply_checks(spec, report, cfg.data.strict, cfg.data.dedupe)
+    if as_json:
+        print(json.dumps({**report.to_dict(), "kept": {"train": len(kept.train), "val": len(kept.val)}}))
+        return
+    console = make_console()
+    console.print(f"[bold]data[/bold]   {spec.description}", highlight=False)
+    for line in report.lines():
+        console.print(f"[bold]check[/bold]  {line}", highlight=False)
+    for path, reason in report.broken:
+        console.print(f"[red]skip[/red]   {path}: {reason}", highlight=False)
+    for leak in report.leaks[:SHOWN_PAIRS]:
+        how = "identical" if leak.kind == "exact" else f"near-duplicate (phash distance {leak.distance})"
+        if spec.task == "text" and leak.kind == "near":
+            how = "near-duplicate (same text after normalising case, punctuation, spaces)"
+        console.print(f"[yellow]leak[/yellow]   val {_show(leak.val)} = train {_show(leak.train)}: {how}",
+                      highlight=False)  # fmt: skip
+    if len(report.leaks) > SHOWN_PAIRS:
+        console.print(f"       ... and {len(report.leaks) - SHOWN_PAIRS} more (--json lists all)")
+    for warning in [*spec.warnings, *report.warnings]:
+        console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+    if cfg.data.dedupe:
+        console.print(f"[bold]dedupe[/bold] training would use {len(kept.train)} train / {len(kept.val)} val "
+                      "(graft train --dedupe)", highlight=False)  # fmt: skip
+    console.print("ok: graft train can use this data" + (" (see the warnings)" if report.warnings else ""))
+
+
+def _show(key: str) -> str:
+    return key if "\x00" not in key else repr(key.split("\x00")[0][:60])

@@ -1,0 +1,356 @@
+"""`graft check DATA`: what is in the data, and what is wrong with it, before any training.
+
+Run by `graft check` and at the start of every `graft train` (one summary block). It reads every file once:
+  - counts per class and split; image sizes and modes; text lengths
+  - files that cannot be used (0 bytes, truncated, not an image, a mode PIL cannot convert): skipped with
+    their paths, or an error under --strict
+  - files that decode only after a conversion (CMYK, 16-bit, palette/RGBA transparency, grayscale, EXIF
+    rotation): counted; `load_image` converts them the same way during training
+  - train/val leaks (data/leaks.py); --dedupe removes the leaking validation samples
+  - warnings for tiny classes, heavy imbalance and a validation set too small to trust, and the class
+    balancing a run uses when `data.balance` is auto
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import statistics
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from graft.config import Config
+from graft.data.discover import DataSpec
+from graft.data.leaks import Leak, duplicates_within, image_leaks, text_leaks
+from graft.errors import GraftError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+TINY_CLASS = 10  # training samples below which a class is too small to learn reliably
+HEAVY_IMBALANCE = 3.0  # largest / smallest training class from which a warning is shown
+UNTRUSTED_MARGIN = 0.10  # 95% interval half-width of validation accuracy above which it is flagged
+EXIF_ORIENTATION = 0x0112
+# Modes that decode but have no faithful 8-bit RGB: PIL would clip float pixels (0..1 turns black).
+UNSUPPORTED_MODES = {"F": "unsupported mode F (32-bit float pixels); save it as an 8- or 16-bit PNG"}
+
+
+@dataclass
+class ImageInfo:
+    path: Path
+    sha256: str = ""
+    size: tuple[int, int] | None = None
+    mode: str | None = None
+    phash: int | None = None  # None for flat images, whose perceptual hash says nothing
+    problem: str | None = None  # why the file cannot be used
+    conversion: str | None = None  # what decoding does to make it 8-bit RGB, upright
+
+
+def inspect_image(path: Path) -> ImageInfo:
+    """Decode one file fully, as training will (truncation only shows when the pixels are read)."""
+    import imagehash
+
+    from graft.data.images import to_rgb
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        return ImageInfo(path, problem=f"cannot read ({err.strerror})")
+    if not data:
+        return ImageInfo(path, problem="empty file (0 bytes)")
+    info = ImageInfo(path, sha256=hashlib.sha256(data).hexdigest())
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            info.mode, info.size = img.mode, img.size
+            img.load()
+            rotated = img.getexif().get(EXIF_ORIENTATION, 1) not in (1, None)
+            transparent = "transparency" in img.info
+            rgb = to_rgb(ImageOps.exif_transpose(img))
+    except UnidentifiedImageError:
+        info.problem = "not an image (no decoder recognises it)"
+        return info
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        info.problem = f"cannot decode ({str(err).strip() or type(err).__name__})"
+        return info
+    if info.mode in UNSUPPORTED_MODES:
+        info.problem = UNSUPPORTED_MODES[info.mode]
+        return info
+    info.conversion = _conversion(info.mode, transparent, rotated)
+    gray = rgb.convert("L").resize((32, 32))
+    if max(gray.getextrema()) - min(gray.getextrema()) > 8:
+        info.phash = int(str(imagehash.phash(rgb)), 16)
+    return info
+
+
+def _conversion(mode: str, transparent: bool, rotated: bool) -> str | None:
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        what = "16-bit scaled to 8-bit"
+    elif mode in ("RGBA", "LA", "PA") or (mode == "P" and transparent):
+        what = "transparency composited on white"
+    elif mode in ("L", "1"):
+        what = "grayscale expanded to RGB"
+    elif mode != "RGB":
+        what = f"{mode} converted to RGB"
+    else:
+        what = None
+    if rotated:
+        what = f"{what}, EXIF orientation applied" if what else "EXIF orientation applied"
+    return what
+
+
+@dataclass
+class DataReport:
+    task: str
+    classes: list[str]
+    counts: dict[str, dict[str, int]]  # split -> class -> samples
+    broken: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), unusable files
+    conversions: Counter[str] = field(default_factory=Counter)
+    sizes: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # width/height -> min, median, max
+    modes: Counter[str] = field(default_factory=Counter)
+    lengths: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # split -> words min/median/max
+    leaks: list[Leak] = field(default_factory=list)
+    train_duplicates: int = 0  # exact copies inside the training split
+    imbalance: float = 1.0  # largest / smallest training class
+    balance: str = "none"  # what data.balance=auto resolves to
+    balance_reason: str = ""
+    val_margin: float = 0.0  # half-width of the 95% interval of validation accuracy
+    warnings: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """The summary block: what `graft check` prints and `graft train` shows before training."""
+        train, val = self.counts["train"], self.counts["val"]
+        per_class = ", ".join(f"{name} {train[name]}/{val[name]}" for name in self.classes)
+        out = [f"{sum(train.values())} train / {sum(val.values())} val; per class (train/val): {per_class}"]
+        if self.task == "image" and self.sizes:
+            (w0, w1, w2), (h0, h1, h2) = self.sizes["width"], self.sizes["height"]
+            modes = ", ".join(f"{m} {n}" for m, n in self.modes.most_common())
+            out.append(f"images {w0}-{w2} x {h0}-{h2} px (median {w1}x{h1}); modes {modes}")
+        if self.conversions:
+            out.append(
+                "converted on load: " + "; ".join(f"{n} {what}" for what, n in self.conversions.most_common())
+            )
+        for split, (lo, mid, hi) in self.lengths.items():
+            out.append(f"{split} texts {lo}-{hi} words (median {mid})")
+        out.append(
+            f"imbalance {self.imbalance:.1f}x -> balance {self.balance} ({self.balance_reason}); "
+            f"val accuracy known to +-{self.val_margin:.0%} (95%)"
+        )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "classes": self.classes,
+            "counts": self.counts,
+            "broken": [{"path": p, "reason": r} for p, r in self.broken],
+            "conversions": dict(self.conversions),
+            "sizes": self.sizes,
+            "modes": dict(self.modes),
+            "lengths": self.lengths,
+            "leaks": [vars(leak) for leak in self.leaks],
+            "train_duplicates": self.train_duplicates,
+            "imbalance": self.imbalance,
+            "balance": self.balance,
+            "balance_reason": self.balance_reason,
+            "val_margin": self.val_margin,
+            "warnings": self.warnings,
+        }
+
+
+def check_data(spec: DataSpec, workers: int | None = None) -> DataReport:
+    """Read every sample of `spec` once and report; changes nothing (see `apply_checks`)."""
+    report = DataReport(spec.task, spec.classes, {"train": spec.counts("train"), "val": spec.counts("val")})
+    if spec.task == "image":
+        _check_images(spec, report, workers)
+        broken = {p for p, _ in report.broken}  # the counts are of what training will read
+        for split in ("train", "val"):
+            per_label = Counter(s.label for s in getattr(spec, split) if str(s.path) not in broken)
+            report.counts[split] = {name: per_label[i] for i, name in enumerate(spec.classes)}
+    else:
+        _check_texts(spec, report)
+    train_counts = [report.counts["train"][c] for c in spec.classes]
+    report.imbalance = max(train_counts) / max(min(train_counts), 1)
+    report.balance, report.balance_reason = choose_balance(train_counts)
+    report.val_margin = accuracy_margin(sum(report.counts["val"].values()))
+    report.warnings = _warnings(spec, report)
+    return report
+
+
+def _check_images(spec: DataSpec, report: DataReport, workers: int | None) -> None:
+    paths = sorted({s.path for s in spec.train} | {s.path for s in spec.val})
+    # Decoding releases the GIL: threads overlap it without the start-up cost of processes.
+    with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
+        infos = dict(zip(paths, pool.map(inspect_image, paths)))
+    good = [i for i in infos.values() if i.problem is None]
+    report.broken = [(str(i.path), i.problem) for i in infos.values() if i.problem is not None]
+    report.conversions = Counter(i.conversion for i in good if i.conversion)
+    report.modes = Counter(i.mode for i in good)
+    if good:
+        for axis, name in ((0, "width"), (1, "height")):
+            values = sorted(i.size[axis] for i in good)
+            report.sizes[name] = (values[0], int(statistics.median(values)), values[-1])
+
+    def rows(samples):
+        return [(str(s.path), infos[s.path].sha256, infos[s.path].phash) for s in samples
+                if infos[s.path].problem is None]  # fmt: skip
+
+    report.leaks = image_leaks(rows(spec.train), rows(spec.val))
+    report.train_duplicates = duplicates_within([sha for _, sha, _ in rows(spec.train)])
+
+
+def _check_texts(spec: DataSpec, report: DataReport) -> None:
+    for split in ("train", "val"):
+        words = sorted(len(s.text.split()) + len((s.pair or "").split()) for s in getattr(spec, split))
+        if words:
+            report.lengths[split] = (words[0], int(statistics.median(words)), words[-1])
+    report.leaks = text_leaks([s.key for s in spec.train], [s.key for s in spec.val])
+    report.train_duplicates = duplicates_within([s.key for s in spec.train])
+
+
+def choose_balance(train_counts: list[int]) -> tuple[str, str]:
+    """What data.balance=auto means for these class sizes, and why.
+
+    Up to 2x, plain cross-entropy: the bias is small and reweighting only adds gradient noise. Up to 10x,
+    class-weighted loss: every sample is seen once per epoch, the rare classes count as much in total.
+    Beyond 10x, a weighted sampler: a loss weight of 10x or more on a handful of samples makes steps
+    erratic, while oversampling shows the rare samples often, each time differently augmented."""
+    ratio = max(train_counts) / max(min(train_counts), 1)
+    if ratio < 2:
+        return "none", "classes within 2x of each other"
+    if ratio < 10:
+        return "loss", "class-weighted cross-entropy, for imbalance under 10x"
+    return "sampler", "weighted sampling, for imbalance of 10x or more"
+
+
+def class_weights(train_counts: list[int]) -> list[float]:
+    """Cross-entropy weights n / (classes * n_c) (sklearn's "balanced"): every class weighs the same in total."""
+    total, k = sum(train_counts), len(train_counts)
+    return [total / (k * max(n, 1)) for n in train_counts]
+
+
+def sample_weights(labels: list[int], train_counts: list[int]) -> list[float]:
+    """Per-sample draw weights 1 / n_class: each class is drawn equally often."""
+    return [1.0 / train_counts[label] for label in labels]
+
+
+def accuracy_margin(n_val: int) -> float:
+    """Half-width of the 95% normal interval of an accuracy measured on n samples, at its widest (p=0.5)."""
+    return 1.96 * math.sqrt(0.25 / max(n_val, 1))
+
+
+def _warnings(spec: DataSpec, report: DataReport) -> list[str]:
+    warnings = []
+    train, val = report.counts["train"], report.counts["val"]
+    tiny = [f"{c} ({train[c]})" for c in spec.classes if train[c] < TINY_CLASS]
+    if tiny:
+        warnings.append(
+            f"tiny classes: {', '.join(tiny)} training samples; fewer than {TINY_CLASS} is too few to "
+            "learn a class reliably, add samples"
+        )
+    unmeasured = [c for c in spec.classes if val[c] == 0]
+    if unmeasured:
+        warnings.append(f"no validation samples for {', '.join(unmeasured)}: their accuracy is not measured")
+    if report.imbalance >= HEAVY_IMBALANCE:
+        big = max(spec.classes, key=lambda c: train[c])
+        small = min(spec.classes, key=lambda c: train[c])
+        warnings.append(
+            f"heavy imbalance: {big} has {train[big]} training samples, {small} {train[small]} "
+            f"({report.imbalance:.0f}x); balancing with --balance {report.balance} "
+            "(or --balance sampler|loss|none)"
+        )
+    if report.val_margin > UNTRUSTED_MARGIN:
+        warnings.append(
+            f"validation set of {sum(val.values())} is too small to trust: accuracy is known to "
+            f"+-{report.val_margin:.0%} (95% interval), so smaller differences between runs are noise"
+        )
+    if report.leaks:
+        kinds = Counter(leak.kind for leak in report.leaks)
+        first = report.leaks[0]
+        warnings.append(
+            f"{len(report.leaks)} validation sample(s) duplicate training samples "
+            f"({kinds['exact']} exact, {kinds['near']} near), e.g. {_short(first.val)} ~ {_short(first.train)}; "
+            "validation accuracy will look better than it is (--dedupe drops them from validation)"
+        )
+    if report.train_duplicates:
+        warnings.append(f"{report.train_duplicates} exact duplicate(s) inside the training data")
+    if report.broken:
+        listed = ", ".join(f"{p} ({why})" for p, why in report.broken[:5])
+        more = f" and {len(report.broken) - 5} more" if len(report.broken) > 5 else ""
+        warnings.append(
+            f"{len(report.broken)} unreadable file(s) skipped: {listed}{more} (--strict makes this an error)"
+        )
+    return warnings
+
+
+def _short(key: str) -> str:
+    text = key.split("\x00")[0]
+    return text if os.path.sep in text else repr(text[:50])
+
+
+def apply_checks(spec: DataSpec, report: DataReport, strict: bool = False, dedupe: bool = False) -> DataSpec:
+    """The samples a run trains on: unreadable files removed (an error under `strict`), and with `dedupe`
+    the validation samples that leak from training."""
+    if report.broken and strict:
+        listed = ", ".join(f"{p} ({why})" for p, why in report.broken[:5])
+        more = f" and {len(report.broken) - 5} more" if len(report.broken) > 5 else ""
+        raise GraftError(
+            f"{len(report.broken)} unreadable file(s): {listed}{more}; fix or remove them, "
+            "or drop --strict to skip them"
+        )
+    broken = {p for p, _ in report.broken}
+    leaked = {leak.val for leak in report.leaks} if dedupe else set()
+
+    def keep(samples, drop):
+        return [s for s in samples if (str(s.path) if spec.task == "image" else s.key) not in drop]
+
+    train = keep(spec.train, broken) if spec.task == "image" else spec.train
+    val = keep(keep(spec.val, broken) if spec.task == "image" else spec.val, leaked)
+    empty = [c for i, c in enumerate(spec.classes) if not any(s.label == i for s in train)]
+    if empty:
+        raise GraftError(
+            f"no readable training samples left for {', '.join(empty)} after skipping unreadable files; "
+            "add readable images for them"
+        )
+    if not val:
+        raise GraftError("no validation samples left after skipping unreadable files and duplicates")
+    return replace(spec, train=train, val=val)
+
+
+def resolve_balance(balance: str, spec: DataSpec) -> str:
+    """data.balance with auto replaced by the choice for this data's class sizes."""
+    return choose_balance(list(spec.counts("train").values()))[0] if balance == "auto" else balance
+
+
+def balance_weights(balance: str, spec: DataSpec) -> tuple[list[float] | None, list[float] | None]:
+    """(per-sample draw weights for the training sampler, per-class loss weights) for a resolved balance."""
+    counts = list(spec.counts("train").values())
+    if balance == "sampler":
+        return sample_weights([s.label for s in spec.train], counts), None
+    if balance == "loss":
+        return None, class_weights(counts)
+    return None, None
+
+
+def check_for_training(cfg: Config, spec: DataSpec, console: Console) -> DataSpec:
+    """`graft train`'s data check: one summary block, then the samples the run trains on."""
+    report = check_data(spec)
+    if cfg.data.balance != "auto":
+        report.balance, report.balance_reason = cfg.data.balance, "--balance given"
+    spec_kept = apply_checks(spec, report, cfg.data.strict, cfg.data.dedupe)
+    for line in report.lines():
+        console.print(f"[bold]{'check':<6}[/bold] {line}", highlight=False)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+    dropped = len({leak.val for leak in report.leaks})  # leaks are found among readable files only
+    if cfg.data.dedupe and dropped:
+        console.print(
+            f"[bold]{'dedupe':<6}[/bold] {dropped} leaking validation sample(s) dropped", highlight=False
+        )
+    return spec_kept
