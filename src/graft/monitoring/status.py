@@ -216,6 +216,8 @@ def _last_write(run_dir: Path) -> datetime | None:
 
 
 def _write(run_dir: Path, status: dict[str, Any]) -> None:
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run (and has its pid)
+        return
     # Atomic: a reader (`graft runs`) never sees half a file.
     tmp = run_dir / f".{STATUS}.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(status, indent=1))

@@ -13,6 +13,10 @@ Writing happens on one background thread: the training thread only copies the te
 for the demo model), so training goes on while the files are serialized, hashed and fsync'ed (~150 ms). The
 index moves to a checkpoint only once its folder is complete, so a crash mid-write still resumes from the
 previous one; one write is in flight at most, and a write error is raised on the training thread.
+
+Under torchrun (training/distributed.py) only rank 0 writes, the unwrapped model (the replicas are identical);
+every rank's RNG states are gathered into the checkpoint (`rng_ranks`) with the world size, and each rank
+restores its own when resumed with the same world size.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from graft.config import Config, config_to_dict
 from graft.errors import GraftError
 from graft.faults import fault
 from graft.strategies.plan import plan_stages
+from graft.training import distributed
 from graft.training.setup import Prepared
 from graft.training.state import TrainState
 
@@ -94,13 +99,18 @@ class RunCheckpoints:
     def _submit(self, state: TrainState, index: Index) -> None:
         self.finish()  # at most one write in flight; the previous one's error surfaces here
         started = time.perf_counter()
+        rngs = distributed.gather(capture_rng())  # a collective: every rank calls _submit at the same steps
+        if not distributed.is_main():  # rank 0 writes; the others only keep the same clock for `due`
+            self.last_saved = time.monotonic()
+            return
         # A snapshot: training goes on changing these tensors in place while the writer thread works.
         model = {k: v.detach().to("cpu", copy=True) for k, v in self.p.model.state_dict().items()}
         train_state = _copy_tensors(
             {
                 "optimizer": self.p.optimizer.state_dict(),
                 "scaler": self.p.scaler.state_dict(),
-                "rng": capture_rng(),
+                "rng": rngs[0],
+                **({"rng_ranks": rngs} if len(rngs) > 1 else {}),
             }
         )
         progress = {
@@ -108,6 +118,7 @@ class RunCheckpoints:
             "config": self.config_dict,
             "classes": self.p.spec.classes,
             "schedule": self.p.schedule.to_dict(),
+            "world_size": len(rngs),  # TrainState.batch_in_epoch counts batches per process
         }
         self._pending = self._writer.submit(self._write, state.step, model, train_state, progress, index)
         self.last_saved = time.monotonic()
@@ -152,7 +163,16 @@ def restore(prepared: Prepared, checkpoint: Checkpoint) -> TrainState:
     prepared.optimizer = prepared.staging.build(state.stage)  # the stage's param groups, in order
     prepared.optimizer.load_state_dict(checkpoint.train_state["optimizer"])
     prepared.scaler.load_state_dict(checkpoint.train_state["scaler"])
-    restore_rng(checkpoint.train_state["rng"])
+    saved_world, world = checkpoint.state.get("world_size", 1), distributed.world_size()
+    rngs = checkpoint.train_state.get("rng_ranks") or [checkpoint.train_state["rng"]]
+    if saved_world == world:  # exact: each rank continues its own RNG streams and its own share of the order
+        restore_rng(rngs[distributed.rank()])
+    else:
+        restore_rng(rngs[distributed.rank() % len(rngs)])
+        # Valid, not exact: the new ranks take the epoch's order from the same global position (rounded
+        # down to a whole accumulation group of the new world, so up to one global step is trained twice).
+        accum = prepared.cfg.train.accum_steps
+        state.batch_in_epoch = state.batch_in_epoch * saved_world // world // accum * accum
     return state
 
 

@@ -15,6 +15,7 @@ class TrainState:
     batch_in_epoch: int = 0  # batches of the current epoch already trained (a mid-epoch checkpoint)
     epoch_loss_sum: float = 0.0  # running sums of that partial epoch, so its mean loss comes out the same
     epoch_seen: int = 0
+    epoch_loss_shares: list[float] = field(default_factory=list)  # torchrun: each rank's part of that sum
     best_metric: float | None = None
     best_epoch: int | None = None
     best_checkpoint: str | None = None  # checkpoint folder of the best epoch
