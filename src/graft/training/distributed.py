@@ -27,10 +27,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 
 from graft.errors import GraftError
 
 T = TypeVar("T")
+# Small CPU-side collectives (the per-step stop/checkpoint vote, RNG and output gathers) go through gloo
+# even when gradients go through nccl: a vote on the GPU would make the CPU wait for the GPU every step.
+_cpu_group: Any = None
 
 
 def launched() -> bool:
@@ -44,8 +48,15 @@ def init(device: str) -> None:
         return
     cuda = device != "cpu" and not device.startswith("mps") and torch.cuda.is_available()
     if cuda:  # before the first CUDA call: each process owns the GPU of its local rank
+        if local_rank() >= torch.cuda.device_count():
+            raise GraftError(
+                f"process {local_rank()} of this node has no GPU of its own: {torch.cuda.device_count()} visible; "
+                "start at most that many processes per node (--devices / --nproc-per-node), or use --device cpu"
+            )
         torch.cuda.set_device(local_rank())
     dist.init_process_group(backend="nccl" if cuda else "gloo")
+    global _cpu_group
+    _cpu_group = dist.new_group(backend="gloo") if cuda else None  # None: the default (gloo) group
     atexit.register(_shutdown)
 
 
@@ -83,7 +94,7 @@ def local_device(device: torch.device) -> torch.device:
 
 def barrier() -> None:
     if active():
-        dist.barrier()
+        dist.barrier(group=_cpu_group)
 
 
 def broadcast(value: T) -> T:
@@ -91,7 +102,7 @@ def broadcast(value: T) -> T:
     if not active():
         return value
     box = [value]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=0, group=_cpu_group)
     return box[0]
 
 
@@ -115,7 +126,7 @@ def gather(value: T) -> list[T]:
     if not active():
         return [value]
     out: list[Any] = [None] * world_size()
-    dist.all_gather_object(out, value)
+    dist.all_gather_object(out, value, group=_cpu_group)
     return out
 
 
@@ -123,9 +134,8 @@ def any_rank(*flags: bool) -> list[bool]:
     """Each flag OR-ed over the ranks: one small all-reduce, so every rank takes the same branch."""
     if not active():
         return list(flags)
-    device = torch.device("cuda", local_rank()) if dist.get_backend() == "nccl" else torch.device("cpu")
-    t = torch.tensor([float(f) for f in flags], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    t = torch.tensor([float(f) for f in flags])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=_cpu_group)
     return [bool(v) for v in t.tolist()]
 
 
@@ -136,6 +146,18 @@ def sum_ranks(value: torch.Tensor) -> torch.Tensor:
     total = value.detach().clone()
     dist.all_reduce(total)
     return total
+
+
+def shard_loader(loader: DataLoader) -> None:
+    """Deal `loader`'s order to the ranks (data/sampler.py): training shares padded to equal length, so
+    every rank takes the same number of steps; evaluation shares exact. Under one process: nothing."""
+    if not active():
+        return
+    sampler, train = loader.sampler, loader.sampler.shuffle
+    sampler.shard(rank(), world_size(), pad=train)
+    if train and loader.batch_sampler is not None:  # create_loader's rule, on this rank's share: a last
+        share = len(sampler)  # batch of exactly 1 breaks BatchNorm, so that lone sample is dropped
+        loader.batch_sampler.drop_last = share % loader.batch_size == 1 and share > 1
 
 
 def wrap(net: nn.Module) -> nn.Module:
