@@ -13,6 +13,7 @@ from rich.console import Console
 
 import graft
 from conftest import TINY, make_color_images
+from graft.data.text import TextSample
 from graft.errors import GraftError
 from graft.evaluation.data import data_at
 from graft.evaluation.gallery import sample_html, sample_markdown
@@ -103,10 +104,14 @@ def test_gallery_shows_images_or_texts(tmp_path: Path):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "x.png")
     assert sample_html(tmp_path / "x.png").startswith('<img src="data:image/png;base64,')
     assert (
-        sample_html("a <b>bold</b> review")
+        sample_html(TextSample("a <b>bold</b> review", 0))
         == '<blockquote class="text">a &lt;b&gt;bold&lt;/b&gt; review</blockquote>'
     )
-    assert sample_markdown("a long\nreview") == "“a long review”"
+    assert sample_markdown(TextSample("a long\nreview", 0)) == "“a long review”"
+    assert (
+        sample_markdown(TextSample("premise | x", 0, pair="hypothesis")) == "“premise \\| x” / “hypothesis”"
+    )
+    assert sample_html(TextSample("q", 0, pair="a")).count("<blockquote") == 2
 
 
 def test_training_writes_a_report_of_the_bundled_model(trained_run):

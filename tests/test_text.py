@@ -94,6 +94,59 @@ def test_killed_text_run_resumes_to_the_same_weights(text_run, reviews, tmp_path
     assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
 
 
+def test_text_report_eval_and_verified_exports(text_run, reviews, tmp_path):
+    """The end of training wrote a report with texts in its gallery; graft eval takes a text table; ONNX
+    and TorchScript exports reproduce the model's logits, and the ONNX one predicts without torch from the
+    tokenizer written beside it."""
+    out, _, stdout = text_run
+    assert "report " in stdout and (out / "report" / "index.html").is_file()
+    page = (out / "report" / "index.html").read_text()
+    assert (
+        page.count('<blockquote class="text">') >= 1 and 'src="data:image/png' in page
+    )  # texts + plots
+    metrics = json.loads((out / "report" / "metrics.json").read_text())
+    assert metrics["num_samples"] == 16 and metrics["accuracy"] >= 0.9
+
+    held_out = tmp_path / "held_out.csv"
+    held_out.write_text("text,label\nthe cast was wonderful,positive\nawful and dull,negative\n")
+    result = graft_cli("eval", out, "--data", held_out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((out / "report-held_out" / "metrics.json").read_text())["num_samples"] == 2
+
+    texts = ["the cast was wonderful and brilliant", "really dull and boring film", "plot"]
+    for fmt in ("onnx", "torchscript"):
+        result = graft_cli("export", out, "--format", fmt, "--out", tmp_path / fmt / "exported")
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "validation texts at 2 sequence lengths" in result.stdout
+        sidecar = json.loads((tmp_path / fmt / "exported.json").read_text())
+        assert sidecar["input"]["names"] == ["input_ids", "attention_mask", "token_type_ids"]
+        assert sidecar["verification"]["max_abs_diff"] < 1e-4
+        assert (tmp_path / fmt / "tokenizer.json").is_file()  # kept alongside an export outside the bundle
+    scripted = torch.jit.load(str(tmp_path / "torchscript" / "exported"))
+    from transformers import AutoTokenizer
+
+    batch = AutoTokenizer.from_pretrained(str(out / "model"))(texts, padding=True, return_tensors="pt")
+    eager = graft.load(out).model.hf(**batch).logits
+    got = scripted(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    assert torch.allclose(got, eager, atol=1e-4)
+
+    torch_json = graft_cli("predict", out, *texts, "--json")
+    graft_cli("export", out, "--format", "onnx")  # into the bundle, where --backend onnx looks
+    onnx_json = graft_cli("predict", out, *texts, "--json", "--backend", "onnx")
+    assert onnx_json.returncode == 0, onnx_json.stderr[-2000:]
+    ours, theirs = json.loads(torch_json.stdout), json.loads(onnx_json.stdout)
+    assert [p["label"] for p in theirs] == [p["label"] for p in ours]
+    assert all(abs(a["score"] - b["score"]) < 1e-4 for a, b in zip(ours, theirs))
+
+
+@pytest.mark.slow
+def test_text_pt2_export_has_dynamic_batch_and_sequence(text_run, tmp_path):
+    out, _, _ = text_run
+    result = graft_cli("export", out, "--format", "pt2", "--out", tmp_path / "model.pt2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "same top-1 class on 14/14 rows" in result.stdout
+
+
 def test_tensorboard_gets_text_summaries(tmp_path, tiny_bert):
     data = make_review_csv(tmp_path / "reviews.csv")
     run = graft.train(data, out=tmp_path / "run", model=str(tiny_bert), **{**TEXT, "epochs": 1, "lr": 1e-5})

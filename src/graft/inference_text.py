@@ -14,8 +14,11 @@ from graft.prediction import Prediction
 class TextPredictor:
     task = "text"
 
-    def __init__(self, model: Any, tokenizer: Any, classes: list[str], max_length: int, device: torch.device):
-        self.model = model.to(device).eval()
+    def __init__(self, hf: Any, tokenizer: Any, classes: list[str], max_length: int, device: torch.device):
+        from graft.models.text import TextClassifier
+
+        # graft's wrapper (dict batch -> logits, layer groups) around the plain transformers model.
+        self.model = TextClassifier(hf).to(device).eval()
         self.tokenizer, self.classes, self.max_length, self.device = tokenizer, classes, max_length, device
 
     @classmethod
@@ -30,7 +33,16 @@ class TextPredictor:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         return cls(model, tokenizer, meta["classes"], meta["preprocessing"].get("max_length", 512), device)
 
+    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Padded to the longest in the batch, truncated to the bundle's max_length (as in training)."""
+        return self.tokenizer(list(texts), list(pairs) if pairs is not None else None, truncation=True,
+                              max_length=self.max_length, padding=True, return_tensors="pt")  # fmt: skip
+
     @torch.inference_mode()
+    def logits(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> torch.Tensor:
+        """(B, num_classes) float32 logits on the CPU."""
+        return self.model(self.tokenize(texts, pairs).to(self.device)).float().cpu()
+
     def predict(self, texts: Sequence[str] | str, top_k: int = 1, batch_size: int = 32) -> list[Prediction]:
         if isinstance(texts, str):  # one text, not a sequence of characters
             texts = [texts]
@@ -38,10 +50,7 @@ class TextPredictor:
         predictions = []
         for start in range(0, len(texts), batch_size):
             chunk = list(texts[start : start + batch_size])
-            batch = self.tokenizer(chunk, truncation=True, max_length=self.max_length, padding=True,
-                                   return_tensors="pt").to(self.device)  # fmt: skip
-            probs = self.model(**batch).logits.float().softmax(dim=-1)
-            scores, indices = probs.topk(k, dim=-1)
+            scores, indices = self.logits(chunk).softmax(dim=-1).topk(k, dim=-1)
             for text, row_scores, row_indices in zip(chunk, scores.tolist(), indices.tolist()):
                 ranked = [(self.classes[i], s) for i, s in zip(row_indices, row_scores)]
                 predictions.append(Prediction(text, ranked[0][0], ranked[0][1], ranked))

@@ -30,7 +30,7 @@ def export_command(
         raise GraftError(
             f"unknown export format {fmt!r}{did_you_mean(fmt, FORMAT_NAMES)}; choose one of {', '.join(FORMAT_NAMES)}"
         )
-    locate(target)  # a missing run or bundle, also before the torch import
+    located = locate(target)  # a missing run or bundle, also before the torch import
     from graft.export.formats import export
 
     console = make_console()
@@ -45,4 +45,5 @@ def export_command(
         console.print("[yellow]note[/yellow]   torch.jit is deprecated since PyTorch 2.14; --format pt2 is its "
                       "successor (torch.export), onnx runs without torch", highlight=False)  # fmt: skip
     if fmt == "onnx":
-        console.print(f"[bold]next[/bold]   graft predict {target} IMAGE --backend onnx", highlight=False)
+        example = '"SOME TEXT"' if located.meta.get("task") == "text-classification" else "IMAGE"
+        console.print(f"[bold]next[/bold]   graft predict {target} {example} --backend onnx", highlight=False)

@@ -46,7 +46,7 @@ def predict_command(
         "torch",
         "--backend",
         help="torch, or onnx: onnxruntime on the model.onnx that `graft export RUN "
-        "--format onnx` wrote (images; no torch import).",
+        "--format onnx` wrote (no torch import).",
     ),
 ) -> None:
     """Predict labels for images (or texts) with a trained bundle."""

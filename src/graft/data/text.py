@@ -47,7 +47,7 @@ def is_text_data(path: Path, columns: TextColumns = TextColumns()) -> bool:
     """Whether DATA is a text table (or a folder holding train/val tables) rather than images."""
     path = Path(path)
     if path.is_dir():
-        return _table_in(path, ("train", "training")) is not None
+        return table_in(path, ("train", "training")) is not None
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
         return True
@@ -139,14 +139,14 @@ def find_text_files(path: Path, val: Path | None) -> tuple[Path, Path | None, st
     """(train table, val table or None, description) for a table or a folder holding a train/val pair."""
     if path.is_file():
         return path, val, f"table {path.name}"
-    train = _table_in(path, ("train", "training"))
+    train = table_in(path, ("train", "training"))
     if train is None:
         raise GraftError(f"{path} has no train.csv/.tsv/.jsonl (text data) and no class folders (images)")
-    val_file = val or _table_in(path, ("val", "valid", "validation"))
+    val_file = val or table_in(path, ("val", "valid", "validation"))
     return train, val_file, f"files {train.name}" + (f" and {val_file.name}" if val_file else "")
 
 
-def _table_in(folder: Path, stems: tuple[str, ...]) -> Path | None:
+def table_in(folder: Path, stems: tuple[str, ...]) -> Path | None:
     for candidate in sorted(folder.iterdir()):
         if (
             candidate.is_file()

@@ -4,6 +4,7 @@
 path,label[,split] CSV) and evaluates its most held-out part: the test split when there is one (a
 test/ folder, split=test rows), else the validation split (val/, split=val), else every image. Its
 labels must be classes the model knows; classes it lacks are fine (their rows in the report are empty).
+For a text model the same holds for tables: a test/val file beside train.csv, or split=test/val rows.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from graft.data.discover import _read_csv, _scan_class_folders, _split_of, _subfolders
+from graft.data.text import TextColumns, TextSample, read_table, table_in
 from graft.errors import GraftError
 from graft.export.locate import run_split
+
+Item = Path | TextSample  # an image file, or a text (with its pair) for text tasks
 
 
 @dataclass
 class EvalData:
-    items: list[Path | str]  # what each sample is, as the gallery shows it: an image file (a text, later)
+    items: list[Item]  # what each sample is, as the gallery shows it
     targets: list[int]  # indices into the model's classes
     description: str  # for the report: "validation split of runs/NAME"
     split: str  # "val", "test" or "all": which part of the data this is
@@ -30,8 +34,15 @@ class EvalData:
         return {name: per.get(i, 0) for i, name in enumerate(classes)}
 
 
-def run_validation(run: Path, classes: list[str]) -> EvalData:
-    """The validation files of `run` as recorded in its split.csv."""
+def run_validation(run: Path, classes: list[str], text: bool = False) -> EvalData:
+    """The validation samples of `run` as recorded in its split.csv."""
+    if text:  # split.csv of a text run is itself a text table: text,label,split[,text_pair]
+        rows = _text_rows(run / "split.csv", _split_columns(run / "split.csv"), "val")
+        if not rows:
+            raise GraftError(
+                f"{run / 'split.csv'} has no val rows; pass the data to evaluate with --data FILE"
+            )
+        return EvalData(*_with_targets(rows, classes, run / "split.csv"), f"validation split of {run}", "val")
     rows = run_split(run, "val")
     missing = [str(p) for p, _ in rows if not p.is_file()]
     if missing:
@@ -42,11 +53,14 @@ def run_validation(run: Path, classes: list[str]) -> EvalData:
     return EvalData(*_with_targets(rows, classes, run / "split.csv"), f"validation split of {run}", "val")
 
 
-def data_at(path: Path, classes: list[str]) -> EvalData:
-    """The samples of --data DIR_OR_CSV to evaluate (see the module docstring for which part)."""
+def data_at(path: Path, classes: list[str], text_columns: TextColumns | None = None) -> EvalData:
+    """The samples of --data DIR_OR_CSV to evaluate (see the module docstring for which part); a text
+    model passes the columns it was trained with."""
     path = Path(path)
     if not path.exists():
         raise GraftError(f"data not found: {path} (expected a folder of class sub-folders or a CSV file)")
+    if text_columns is not None:
+        return _text_data_at(path, classes, text_columns)
     warnings: list[str] = []
     if path.is_file():
         rows = _read_csv(path)
@@ -66,9 +80,48 @@ def data_at(path: Path, classes: list[str]) -> EvalData:
     return EvalData(items, targets, where, split, warnings)
 
 
+def _text_data_at(path: Path, classes: list[str], columns: TextColumns) -> EvalData:
+    if path.is_dir():  # a folder of tables: test.csv, else val.csv, as `graft train` would read them
+        for split, stems in (("test", ("test", "testing")), ("val", ("val", "valid", "validation"))):  # noqa: B007  split is used after the loop
+            table = table_in(path, stems)
+            if table is not None:
+                rows = _text_rows(table, columns)
+                break
+        else:
+            raise GraftError(
+                f"{path} has no test or val table (test.csv, val.csv, .tsv or .jsonl) to evaluate"
+            )
+        where = f"{table}"
+    else:
+        every = read_table(path, columns)
+        splits = {row[3] for row in every}
+        split = "test" if "test" in splits else "val" if "val" in splits else "all"
+        rows = _text_rows(path, columns, None if split == "all" else split, every)
+        where = f"{path.name}" + (f" (split={split} rows)" if split != "all" else "")
+    items, targets = _with_targets(rows, classes, path)
+    return EvalData(items, targets, where, split)
+
+
+def _text_rows(
+    path: Path, columns: TextColumns, split: str | None = None, rows: list | None = None
+) -> list[tuple[TextSample, str]]:
+    """(sample, label) of the rows of one split (None: all rows). The sample's own label index is unused
+    (targets come from the label names), so it is -1."""
+    rows = read_table(path, columns) if rows is None else rows
+    return [
+        (TextSample(text, -1, pair), label) for text, label, pair, s in rows if split is None or s == split
+    ]
+
+
+def _split_columns(path: Path) -> TextColumns:
+    with path.open(encoding="utf-8") as f:
+        header = f.readline().strip().split(",")
+    return TextColumns(pair="text_pair" if "text_pair" in header else None)
+
+
 def _with_targets(
-    rows: list[tuple[Path, str]], classes: list[str], where: Path
-) -> tuple[list[Path], list[int]]:
+    rows: list[tuple[Item, str]], classes: list[str], where: Path
+) -> tuple[list[Item], list[int]]:
     index = {name: i for i, name in enumerate(classes)}
     unknown = sorted({label for _, label in rows} - set(index))
     if unknown:
@@ -76,6 +129,6 @@ def _with_targets(
         raise GraftError(
             f"{where} has classes the model was not trained on: {shown} "
             f"(it knows {len(classes)}: {', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''}); "
-            "remove those images or evaluate a model trained with them"
+            "remove those samples or evaluate a model trained with them"
         )
     return [p for p, _ in rows], [index[label] for _, label in rows]

@@ -89,6 +89,17 @@ def run_plan(plan: EvalPlan, device: str = "auto", batch_size: int = 64, num_wor
     return Evaluation(plan.out, metrics, eval_data)
 
 
+def _text_logits(predictor, items: list, batch_size: int, num_workers: int) -> torch.Tensor:
+    """(N, C) logits in `items` order; batches of similar length, so padding stays short."""
+    order = sorted(range(len(items)), key=lambda i: len(items[i].text) + len(items[i].pair or ""))
+    logits = torch.empty(len(items), len(predictor.classes))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        pairs = [items[i].pair for i in chunk] if items[chunk[0]].pair is not None else None
+        logits[chunk] = predictor.logits([items[i].text for i in chunk], pairs)
+    return logits
+
+
 @torch.inference_mode()
 def _image_logits(predictor, items: list[Path], batch_size: int, num_workers: int) -> torch.Tensor:
     """(N, C) float32 logits in `items` order, through the bundle's eval transform."""
@@ -98,7 +109,10 @@ def _image_logits(predictor, items: list[Path], batch_size: int, num_workers: in
 
 
 # bundle task -> (predictor, items, batch_size, num_workers) -> logits; one entry per plan.EVALUATED_TASKS.
-LOGITS: dict[str, Callable[..., torch.Tensor]] = {"image-classification": _image_logits}
+LOGITS: dict[str, Callable[..., torch.Tensor]] = {
+    "image-classification": _image_logits,
+    "text-classification": _text_logits,
+}
 assert set(LOGITS) == set(EVALUATED_TASKS), f"{set(LOGITS)} vs {set(EVALUATED_TASKS)}"
 
 

@@ -1,7 +1,7 @@
 """The highest-loss samples, and how one sample is shown: an image thumbnail, or (text tasks) the text.
 
 `sample_html` / `sample_markdown` are the only places that know what a sample looks like; a text task
-passes strings as items and gets quoted text instead of pictures, with nothing else changed.
+passes TextSamples as items and gets quoted text instead of pictures, with nothing else changed.
 """
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from graft.data.text import TextSample
+
 THUMB = 128  # px: small inputs (the demo's 8x8 digits) are scaled up, pixel-sharp
 TEXT_CHARS = 300  # longer texts are cut in the gallery
 
 
 @dataclass
 class GalleryEntry:
-    item: Path | str  # an image file, or a text
+    item: Path | TextSample  # an image file, or a text (and its pair)
     true: str
     predicted: str
     p_predicted: float
@@ -35,7 +37,11 @@ class GalleryEntry:
 
 
 def highest_loss(
-    items: list[Path | str], logits: torch.Tensor, targets: torch.Tensor, classes: list[str], n: int = 16
+    items: list[Path | TextSample],
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    classes: list[str],
+    n: int = 16,
 ) -> list[GalleryEntry]:
     """The `n` samples the model is most wrong about (cross-entropy), worst first."""
     losses = F.cross_entropy(logits.float(), targets, reduction="none")
@@ -48,18 +54,24 @@ def highest_loss(
     return entries
 
 
-def sample_html(item: Path | str) -> str:
+def sample_html(item: Path | TextSample) -> str:
     if isinstance(item, Path):
         return f'<img src="{thumbnail_uri(item)}" alt="{html.escape(item.name)}" title="{html.escape(str(item))}">'
-    text = item if len(item) <= TEXT_CHARS else item[:TEXT_CHARS] + "…"
-    return f'<blockquote class="text">{html.escape(text)}</blockquote>'
+    return "".join(f'<blockquote class="text">{html.escape(_cut(t))}</blockquote>' for t in _texts(item))
 
 
-def sample_markdown(item: Path | str) -> str:
+def sample_markdown(item: Path | TextSample) -> str:
     if isinstance(item, Path):
         return f"`{item}`"
-    text = item if len(item) <= TEXT_CHARS else item[:TEXT_CHARS] + "…"
-    return "“" + text.replace("\n", " ") + "”"
+    return " / ".join("“" + _cut(t).replace("\n", " ").replace("|", "\\|") + "”" for t in _texts(item))
+
+
+def _texts(item: TextSample) -> list[str]:
+    return [item.text] + ([item.pair] if item.pair is not None else [])
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= TEXT_CHARS else text[:TEXT_CHARS] + "…"
 
 
 def thumbnail_uri(path: Path) -> str:

@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
+from graft.data.text import TextColumns
 from graft.errors import GraftError
 from graft.evaluation.data import EvalData, data_at, run_validation
 from graft.export.locate import Located, locate
 
-# Bundle tasks graft can evaluate; evaluate.LOGITS has how, one entry each (a text task adds itself to both).
-EVALUATED_TASKS = ("image-classification",)
+# Bundle tasks graft can evaluate; evaluate.LOGITS has how, one entry each.
+EVALUATED_TASKS = ("image-classification", "text-classification")
 
 
 @dataclass
@@ -37,10 +40,11 @@ def plan_evaluation(
         raise GraftError(
             f"graft eval handles {', '.join(EVALUATED_TASKS)} bundles so far; {located.bundle} is {task}"
         )
+    text = task == "text-classification"
     if data is not None:
-        samples = data_at(Path(data), located.classes)
+        samples = data_at(Path(data), located.classes, text_columns(located) if text else None)
     elif located.run is not None:
-        samples = run_validation(located.run, located.classes)
+        samples = run_validation(located.run, located.classes, text)
     else:
         raise GraftError(
             f"{located.bundle} is not inside its run folder, so there is no validation split; "
@@ -52,6 +56,14 @@ def plan_evaluation(
             f"{out} exists and is not a graft report; choose another --out (nothing was changed)"
         )
     return EvalPlan(located, samples, out)
+
+
+def text_columns(located: Located) -> TextColumns:
+    """The columns the model was trained on (the run's config), else text,label."""
+    config = located.run / "config.yaml" if located.run is not None else None
+    data = (yaml.safe_load(config.read_text()) or {}).get("data", {}) if config is not None else {}
+    return TextColumns(data.get("text_column") or "text", data.get("label_column") or "label",
+                       data.get("text_pair_column"))  # fmt: skip
 
 
 def default_out(located: Located, data: str | Path | None) -> Path:

@@ -2,8 +2,9 @@
 
 Each export is written to a temporary name, loaded back with the runtime that will serve it, compared
 with the eager model (export/verify.py) and only then renamed into place, next to a sidecar JSON
-(`<file>.json`) with everything needed to feed it: input name and shape, the preprocessing as numbers
-and in words, the class names, and the verification result. By default exports go into the bundle
+(`<file>.json`) with everything needed to feed it: input names and shapes, the preprocessing as numbers
+and in words (for a text model: the tokenizer, whose files go beside the export), the class names, and
+the verification result. By default exports go into the bundle
 folder, so they travel with it and disappear with it when a resumed run rebuilds the bundle (an export
 never outlives the weights it was made from).
 
@@ -30,7 +31,7 @@ from graft.errors import GraftError, did_you_mean
 from graft.export import preprocess
 from graft.export.locate import Located, locate
 from graft.export.onnx_predictor import onnx_session
-from graft.export.verify import ATOL, Check, compare, verification_inputs
+from graft.export.verify import ATOL, Check, Inputs, compare, verification_inputs
 
 # 17: first opset with a native LayerNormalization (ViTs, ConvNeXts), and old enough that every
 # runtime people deploy to (onnxruntime, TensorRT, OpenVINO, onnxruntime-web) takes it.
@@ -39,59 +40,85 @@ INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 
 @dataclass(frozen=True)
+class ModelIO:
+    """The model's positional inputs and which of their axes vary."""
+
+    names: tuple[str, ...]
+    axes: dict[int, str]  # dynamic axes of every input
+
+
+IMAGE_IO = ModelIO((INPUT_NAME,), {0: "batch"})
+
+
+@dataclass(frozen=True)
 class Format:
     filename: str  # default file name inside the bundle
     load_hint: str  # how to run it, for the sidecar
-    write: Callable[[nn.Module, torch.Tensor, Path, dict[str, Any]], None]  # header: for safetensors
-    load: Callable[[Path, nn.Module], Callable[[torch.Tensor], torch.Tensor]]  # -> logits(x), to verify
+    write: Callable[[nn.Module, Inputs, Path, dict[str, Any], ModelIO], None]  # header: for safetensors
+    load: Callable[[Path, nn.Module, ModelIO], Callable[..., torch.Tensor]]  # -> logits(*x), to verify
 
 
-def write_onnx(model: nn.Module, example: torch.Tensor, path: Path, header: dict[str, Any]) -> None:
+def write_onnx(model: nn.Module, example: Inputs, path: Path, header: dict[str, Any], io: ModelIO) -> None:
     # The TorchScript-based exporter (dynamo=False): it traces timm and torchvision CNNs and ViTs reliably
     # and needs nothing beyond torch, while the torch.export-based one (the default since torch 2.9) needs
     # onnxscript, which is not a graft dependency. Its deprecation warning is not actionable for users.
     with warnings.catch_warnings():
+        # Tracing warns about every data-dependent Python branch (transformers' masking has several); the
+        # export is verified on real inputs at two batch sizes and sequence lengths instead.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*advanced indexing.*")
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         warnings.filterwarnings("ignore", message=".*feature will be removed.*")
         torch.onnx.export(
-            model, (example,), str(path), dynamo=False, opset_version=OPSET,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            model, example, str(path), dynamo=False, opset_version=OPSET,
+            input_names=list(io.names), output_names=[OUTPUT_NAME],
+            dynamic_axes={**{name: io.axes for name in io.names}, OUTPUT_NAME: {0: "batch"}},
         )  # fmt: skip
 
 
-def _load_onnx(path: Path, _: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+def _load_onnx(path: Path, _: nn.Module, io: ModelIO) -> Callable[..., torch.Tensor]:
     session = onnx_session(path)
-    return lambda x: torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0])
+    return lambda *xs: torch.from_numpy(
+        session.run([OUTPUT_NAME], {name: x.numpy() for name, x in zip(io.names, xs)})[0]
+    )
 
 
-def _write_pt2(model: nn.Module, example: torch.Tensor, path: Path, header: dict[str, Any]) -> None:
-    # torch.export: the non-deprecated successor of TorchScript; the batch axis is declared dynamic (the
-    # example has 2 rows because export specializes sizes 0 and 1).
-    batch = torch.export.Dim("batch", min=1, max=65536)
-    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+def _write_pt2(model: nn.Module, example: Inputs, path: Path, header: dict[str, Any], io: ModelIO) -> None:
+    # torch.export: the non-deprecated successor of TorchScript; the batch (and sequence) axes are declared
+    # dynamic (the example has 2 rows because export specializes sizes 0 and 1).
+    # A text model's sequence axis is bounded by its position embeddings: at most the max_length it was
+    # trained with (what the tokenizer truncates to).
+    longest = {"batch": 65536, "sequence": header.get("tokenizer", {}).get("max_length", 512)}
+    dims = {axis: torch.export.Dim(name, min=2 if name == "sequence" else 1, max=longest[name])
+            for axis, name in io.axes.items()}  # fmt: skip
+    program = torch.export.export(model, example, dynamic_shapes=tuple(dims for _ in io.names))
     torch.export.save(program, str(path))
 
 
-def _load_pt2(path: Path, _: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+def _load_pt2(path: Path, _: nn.Module, io: ModelIO) -> Callable[..., torch.Tensor]:
     return torch.export.load(str(path)).module()
 
 
-def _write_torchscript(model: nn.Module, example: torch.Tensor, path: Path, header: dict[str, Any]) -> None:
+def _write_torchscript(
+    model: nn.Module, example: Inputs, path: Path, header: dict[str, Any], io: ModelIO
+) -> None:
     # torch.jit is deprecated in torch 2.14 but still what libtorch (C++) loads; the warnings say so on
     # every call, the CLI says it once.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*torch.jit.*deprecated.*")
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # verified on real inputs instead
         torch.jit.save(torch.jit.trace(model, example), str(path))
 
 
-def _load_torchscript(path: Path, _: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+def _load_torchscript(path: Path, _: nn.Module, io: ModelIO) -> Callable[..., torch.Tensor]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*torch.jit.*deprecated.*")
         return torch.jit.load(str(path)).eval()
 
 
-def _write_safetensors(model: nn.Module, example: torch.Tensor, path: Path, header: dict[str, Any]) -> None:
+def _write_safetensors(
+    model: nn.Module, example: Inputs, path: Path, header: dict[str, Any], io: ModelIO
+) -> None:
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -100,7 +127,7 @@ def _write_safetensors(model: nn.Module, example: torch.Tensor, path: Path, head
     save_file(state, str(path), metadata={"format": "pt", "graft": json.dumps(header)})
 
 
-def _load_safetensors(path: Path, model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+def _load_safetensors(path: Path, model: nn.Module, io: ModelIO) -> Callable[..., torch.Tensor]:
     from safetensors.torch import load_file
 
     fresh = copy.deepcopy(model)
@@ -149,10 +176,7 @@ def export(target: str | Path, fmt: str, out: str | Path | None = None, atol: fl
             f"unknown export format {fmt!r}{did_you_mean(fmt, FORMATS)}; choose one of {', '.join(FORMATS)}"
         )
     located = locate(target)
-    if located.meta.get("task", "image-classification") != "image-classification":
-        raise GraftError(
-            f"graft export handles image models so far; {located.bundle} is a {located.meta['task']} bundle"
-        )
+    text = located.meta.get("task") == "text-classification"
     spec = FORMATS[fmt]
     out = Path(out) if out is not None else located.bundle / spec.filename
     if out.is_dir():
@@ -161,20 +185,29 @@ def export(target: str | Path, fmt: str, out: str | Path | None = None, atol: fl
 
     started = time.perf_counter()
     predictor = Predictor.from_path(located.bundle, device="cpu")
-    model = predictor.model.eval()
-    inputs, what = verification_inputs(located, predictor.transform, predictor.data_config["input_size"])
-    header = _header(located, predictor.data_config)
+    if text:
+        from graft.export.text import TextLogits, input_names, keep_tokenizer_beside, text_cases, text_header
+
+        io = ModelIO(input_names(predictor.tokenizer), {0: "batch", 1: "sequence"})
+        model = TextLogits(predictor.model.hf).eval()
+        cases, what = text_cases(located, predictor)
+        header = {**_header(located), **text_header(predictor, located.meta)}
+    else:
+        io, model = IMAGE_IO, predictor.model.eval()
+        cases, what = verification_inputs(located, predictor.transform, predictor.data_config["input_size"])
+        header = {**_header(located), **_image_header(predictor.data_config)}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")  # torch.export.load wants the .pt2 suffix
     try:
-        example = inputs[:2] if len(inputs) >= 2 else torch.cat([inputs, inputs])
+        rows = cases[0]
+        example = tuple(t[:2] if len(t) >= 2 else torch.cat([t, t]) for t in rows)
         try:
             with torch.no_grad():
-                spec.write(model, example, tmp, header)
+                spec.write(model, example, tmp, header, io)
         except (RuntimeError, ValueError, TypeError, AssertionError) as err:  # what torch's exporters raise
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise GraftError(f"cannot export {located.meta['arch']} to {fmt}: {first[:300]}") from None
-        check = compare(model, spec.load(tmp, model), inputs, what, fmt, atol)
+        check = compare(model, spec.load(tmp, model, io), cases, what, fmt, atol)
         sidecar = {
             **header,
             "format": fmt,
@@ -186,6 +219,8 @@ def export(target: str | Path, fmt: str, out: str | Path | None = None, atol: fl
             sidecar["opset"] = OPSET
         sidecar_tmp = tmp.with_name(tmp.name + ".json")
         sidecar_tmp.write_text(json.dumps(sidecar, indent=2))
+        if text:
+            keep_tokenizer_beside(predictor, out.parent, located.bundle)
         os.replace(tmp, out)
         os.replace(sidecar_tmp, out.with_name(out.name + ".json"))
     finally:
@@ -194,11 +229,9 @@ def export(target: str | Path, fmt: str, out: str | Path | None = None, atol: fl
     return Exported(out, out.with_name(out.name + ".json"), fmt, check, time.perf_counter() - started)
 
 
-def _header(located: Located, data_config: dict[str, Any]) -> dict[str, Any]:
-    """What a consumer of the file needs: classes, input, preprocessing; and what it was made from."""
+def _header(located: Located) -> dict[str, Any]:
+    """What a consumer of the file needs: classes and outputs; and what it was made from."""
     meta = located.meta
-    _, height, width = data_config["input_size"]
-    pre = {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()}
     return {
         "graft_version": graft.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -210,16 +243,24 @@ def _header(located: Located, data_config: dict[str, Any]) -> dict[str, Any]:
         "checkpoint": meta.get("checkpoint"),
         "num_classes": meta["num_classes"],
         "classes": list(meta["classes"]),
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": ["batch", meta["num_classes"]],
+            "meaning": "unnormalized class scores, in the order of `classes`; softmax gives probabilities",
+        },
+    }
+
+
+def _image_header(data_config: dict[str, Any]) -> dict[str, Any]:
+    """The input an image model takes, and the preprocessing that makes it, as numbers and in words."""
+    _, height, width = data_config["input_size"]
+    pre = {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()}
+    return {
         "input": {
             "name": INPUT_NAME,
             "shape": ["batch", 3, height, width],
             "dtype": "float32",
             "layout": "NCHW, RGB",
-        },  # fmt: skip
-        "output": {
-            "name": OUTPUT_NAME,
-            "shape": ["batch", meta["num_classes"]],
-            "meaning": "unnormalized class scores, in the order of `classes`; softmax gives probabilities",
         },  # fmt: skip
         "preprocessing": pre,
         "preprocessing_steps": preprocess.describe(pre),

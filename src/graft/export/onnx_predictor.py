@@ -3,7 +3,8 @@
 Preprocessing is export/preprocess.py (PIL + NumPy, the same pixels as the PyTorch path); classes and
 preprocessing come from the sidecar JSON that `graft export` wrote next to the .onnx. There is no export
 on the fly: predict never writes into a bundle, and an export takes seconds and is verified once, by
-`graft export RUN --format onnx`.
+`graft export RUN --format onnx`. A text model's export is fed by the `tokenizers` package from the
+tokenizer.json beside it (OnnxTextPredictor), again without torch.
 
 >>> OnnxPredictor.from_path("runs/NAME").predict(["cat.jpg"], top_k=3)[0].label    # doctest: +SKIP
 'cat'
@@ -36,7 +37,7 @@ class OnnxPredictor:
         self.input_name: str = sidecar["input"]["name"]
 
     @classmethod
-    def from_path(cls, path: str | Path, threads: int | None = None) -> OnnxPredictor:
+    def from_path(cls, path: str | Path, threads: int | None = None) -> OnnxPredictor | OnnxTextPredictor:
         """A run or bundle folder holding an export (model.onnx), or a .onnx file with its sidecar."""
         path = Path(path)
         if path.suffix == ".onnx":
@@ -63,6 +64,8 @@ class OnnxPredictor:
                 f"{onnx_file} was exported from an earlier version of this bundle; export again: "
                 f"graft export {onnx_file.parent} --format onnx"
             )
+        if sidecar.get("task") == "text-classification":
+            return OnnxTextPredictor(onnx_file, sidecar, threads)
         return cls(onnx_file, sidecar, threads)
 
     def logits(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -84,13 +87,64 @@ class OnnxPredictor:
         for start in range(0, len(inputs), batch_size):
             chunk = inputs[start : start + batch_size]
             images = [x if isinstance(x, Image.Image) else load_rgb(Path(x)) for x in chunk]
-            probs = softmax(self.logits(images))
-            top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-            for item, row, indices in zip(chunk, probs, top):
-                ranked = [(self.classes[i], float(row[i])) for i in indices]
-                name = str(item) if not isinstance(item, Image.Image) else "<image>"
-                predictions.append(Prediction(name, ranked[0][0], ranked[0][1], ranked))
+            names = [str(x) if not isinstance(x, Image.Image) else "<image>" for x in chunk]
+            predictions += ranked(names, softmax(self.logits(images)), k, self.classes)
         return predictions
+
+
+class OnnxTextPredictor:
+    """Like graft.inference_text.TextPredictor, on onnxruntime with the `tokenizers` package."""
+
+    task = "text"
+    # tokenizers' Encoding attribute for each input a transformers encoder takes
+    ENCODING = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
+
+    def __init__(self, path: Path, sidecar: dict[str, Any], threads: int | None = None):
+        try:
+            from tokenizers import Tokenizer
+        except ImportError:
+            raise GraftError(
+                "text models need the tokenizers package: pip install 'torchgraft[text]'"
+            ) from None
+        spec = sidecar["tokenizer"]
+        file = path.parent / spec["file"]
+        if not file.is_file():
+            raise GraftError(
+                f"{file} is missing: graft export writes the tokenizer next to the .onnx; export again"
+            )
+        self.path, self.session = path, onnx_session(path, threads)
+        self.classes: list[str] = sidecar["classes"]
+        self.input_names: list[str] = sidecar["input"]["names"]
+        self.tokenizer = Tokenizer.from_file(str(file))
+        # As graft trained and validated: truncate to max_length, pad to the longest text of the batch.
+        self.tokenizer.enable_truncation(spec["max_length"])
+        self.tokenizer.enable_padding(pad_id=spec["pad_id"], pad_token=spec["pad_token"])
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(list(texts))
+        feed = {name: np.array([getattr(e, self.ENCODING[name]) for e in encodings], dtype=np.int64)
+                for name in self.input_names}  # fmt: skip
+        return self.session.run(None, feed)[0]
+
+    def predict(self, texts: Sequence[str] | str, top_k: int = 1, batch_size: int = 32) -> list[Prediction]:
+        if isinstance(texts, str):
+            texts = [texts]
+        k = max(1, min(top_k, len(self.classes)))
+        predictions = []
+        for start in range(0, len(texts), batch_size):
+            chunk = list(texts[start : start + batch_size])
+            predictions += ranked(chunk, softmax(self.logits(chunk)), k, self.classes)
+        return predictions
+
+
+def ranked(names: Sequence[str], probs: np.ndarray, k: int, classes: list[str]) -> list[Prediction]:
+    """One Prediction per row of (B, C) probabilities: the top k classes, best first."""
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    out = []
+    for name, row, indices in zip(names, probs, top):
+        labels = [(classes[i], float(row[i])) for i in indices]
+        out.append(Prediction(name, labels[0][0], labels[0][1], labels))
+    return out
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
