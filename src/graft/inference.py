@@ -18,7 +18,7 @@ from graft.data.images import load_image
 from graft.errors import GraftError
 from graft.export.bundle import read_bundle_meta
 from graft.models.registry import BUNDLE_META, create_model
-from graft.prediction import Prediction, expand_inputs  # noqa: F401  (torch-free; re-exported here)
+from graft.prediction import Prediction, expand_inputs, ranked  # noqa: F401  (expand_inputs re-exported)
 from graft.training.runtime import resolve_device
 
 
@@ -62,10 +62,7 @@ class Predictor:
             chunk = inputs[start : start + batch_size]
             images = [x if isinstance(x, Image.Image) else load_image(Path(x)) for x in chunk]
             batch = torch.stack([self.transform(img.convert("RGB")) for img in images]).to(self.device)
-            probs = self.model(batch).float().softmax(dim=-1)
-            scores, indices = probs.topk(k, dim=-1)
-            for item, row_scores, row_indices in zip(chunk, scores.tolist(), indices.tolist()):
-                ranked = [(self.classes[i], s) for i, s in zip(row_indices, row_scores)]
-                name = str(item) if not isinstance(item, Image.Image) else "<image>"
-                predictions.append(Prediction(name, ranked[0][0], ranked[0][1], ranked))
+            probs = self.model(batch).float().softmax(dim=-1).cpu().numpy()
+            names = [str(x) if not isinstance(x, Image.Image) else "<image>" for x in chunk]
+            predictions += ranked(names, probs, k, self.classes)
         return predictions

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from graft.prediction import Prediction
+from graft.prediction import Prediction, ranked
 
 
 class TextPredictor:
@@ -50,8 +50,5 @@ class TextPredictor:
         predictions = []
         for start in range(0, len(texts), batch_size):
             chunk = list(texts[start : start + batch_size])
-            scores, indices = self.logits(chunk).softmax(dim=-1).topk(k, dim=-1)
-            for text, row_scores, row_indices in zip(chunk, scores.tolist(), indices.tolist()):
-                ranked = [(self.classes[i], s) for i, s in zip(row_indices, row_scores)]
-                predictions.append(Prediction(text, ranked[0][0], ranked[0][1], ranked))
+            predictions += ranked(chunk, self.logits(chunk).softmax(dim=-1).numpy(), k, self.classes)
         return predictions

@@ -5,9 +5,11 @@ Kept free of torch so the ONNX path (export/onnx_predictor.py) answers without i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from graft.data.discover import IMAGE_EXTENSIONS
 from graft.errors import GraftError
@@ -44,3 +46,19 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
         else:
             raise GraftError(f"input not found: {path}")
     return paths
+
+
+def ranked(names: Sequence[str], probs: np.ndarray, k: int, classes: list[str]) -> list[Prediction]:
+    """One Prediction per row of (B, C) probabilities: the top k classes, best first."""
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    out = []
+    for name, row, indices in zip(names, probs, top):
+        labels = [(classes[i], float(row[i])) for i in indices]
+        out.append(Prediction(name, labels[0][0], labels[0][1], labels))
+    return out
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)  # no overflow for large logits
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)

@@ -23,7 +23,7 @@ from PIL import Image
 from graft.errors import GraftError
 from graft.export.locate import BUNDLE_META, locate
 from graft.export.preprocess import load_rgb, preprocess_batch
-from graft.prediction import Prediction
+from graft.prediction import Prediction, ranked, softmax
 
 ONNX_FILE = "model.onnx"  # = export.formats.FORMATS["onnx"].filename (that module imports torch)
 
@@ -135,22 +135,6 @@ class OnnxTextPredictor:
             chunk = list(texts[start : start + batch_size])
             predictions += ranked(chunk, softmax(self.logits(chunk)), k, self.classes)
         return predictions
-
-
-def ranked(names: Sequence[str], probs: np.ndarray, k: int, classes: list[str]) -> list[Prediction]:
-    """One Prediction per row of (B, C) probabilities: the top k classes, best first."""
-    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    out = []
-    for name, row, indices in zip(names, probs, top):
-        labels = [(classes[i], float(row[i])) for i in indices]
-        out.append(Prediction(name, labels[0][0], labels[0][1], labels))
-    return out
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)  # no overflow for large logits
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def onnx_session(path: Path, threads: int | None = None):
