@@ -9,7 +9,6 @@ swapped in, so a report folder is always whole.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from graft.evaluation import plots
 from graft.evaluation.context import RunContext
 from graft.evaluation.gallery import GalleryEntry
+from graft.files import replace_folder, staging_folder
 
 SECTIONS = {  # id -> title
     "summary": "Summary",
@@ -100,21 +100,11 @@ def write_report(out: Path, report: Report) -> Path:
     from graft.evaluation.render_html import render_html
     from graft.evaluation.render_markdown import render_markdown
 
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = staging_folder(out)
     figures = report.figures()
     for name, data in figures.items():
         (tmp / name).write_bytes(data)
     (tmp / "metrics.json").write_text(json.dumps({"about": report.about, **report.metrics}, indent=2))
     (tmp / "index.html").write_text(render_html(report, figures))
     (tmp / "report.md").write_text(render_markdown(report, figures))
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(out)
-    return out / "index.html"
+    return replace_folder(tmp, out) / "index.html"

@@ -22,7 +22,6 @@ is `graft.json` beside them.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 from torch import nn
 
 import graft
+from graft.files import replace_folder, staging_folder
 from graft.models.registry import BUNDLE_META
 from graft.models.vision import BuiltModel
 
@@ -46,9 +46,7 @@ def write_bundle(
     tokenizer: Any = None,
 ) -> Path:
     """Write the bundle next to `out_dir`, then swap it in, so a crash never leaves half a bundle."""
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = staging_folder(out_dir)
     preprocessing = {k: _jsonable(v) for k, v in built.data_config.items()}
     task = "image-classification"
     if built.family == "transformers":
@@ -90,15 +88,7 @@ def write_bundle(
         **source,
     }
     (tmp / BUNDLE_META).write_text(json.dumps(meta, indent=2))
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out_dir.rename(old)
-        tmp.rename(out_dir)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(out_dir)
-    return out_dir
+    return replace_folder(tmp, out_dir)
 
 
 def read_bundle_meta(path: Path) -> dict[str, Any]:
