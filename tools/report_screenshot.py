@@ -9,29 +9,12 @@ without a report gets one from `graft eval`. Needs Chromium (Debian: `apt-get in
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from chromium import ROOT, demo_run, find_chromium, graft_command, screenshot
+
 WINDOW = (1200, 2400)  # the report's first screens: summary, curves, confusion matrix, per-class table
-
-
-def find_chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-def screenshot(chromium: str, page: Path, target: Path, window: tuple[int, int] = WINDOW) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--window-size={window[0]},{window[1]}", f"--screenshot={target}", page.resolve().as_uri()],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    return target
 
 
 def main() -> None:
@@ -42,20 +25,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "report.png")
     args = parser.parse_args()
     chromium = find_chromium()
-    if chromium is None:
-        sys.exit("Chromium not found: apt-get update && apt-get install chromium")
-    graft = str(Path(sys.executable).parent / "graft")
-    run = args.run
-    if run is None:
-        run = ROOT / "runs" / f"report-demo-{time.strftime('%Y%m%d-%H%M%S')}"
-        subprocess.run([graft, "demo", "--out", str(run), "-q"], check=True)
+    run = demo_run(args.run, "report-demo")
     page = run / "report" / "index.html"
     if not page.is_file():
-        subprocess.run([graft, "eval", str(run)], check=True)
-    target = screenshot(chromium, page, args.out)
-    print(f"{target} ({target.stat().st_size // 1024} KB) from {page}")
+        subprocess.run([graft_command(), "eval", str(run)], check=True)
+    screenshot(chromium, page.resolve().as_uri(), args.out, WINDOW)
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     main()

@@ -12,18 +12,16 @@ import argparse
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from chromium import ROOT, demo_run, find_chromium, graft_command, screenshot
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
 SHOTS = {
     # TensorBoard's classic dashboards (they draw without WebGL), filtered to what each picture is about.
     "tensorboard-scalars.png": "#scalars&tagFilter=Loss%7CAccuracy%7CLR%2Fhead&_ignoreYOutliers=false&_smoothingWeight=0",
@@ -40,14 +38,9 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="an existing run folder (default: train a demo run)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
     args = parser.parse_args()
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if chromium is None:
-        sys.exit("Chromium not found: apt-get update && apt-get install chromium")
-    graft = str(Path(sys.executable).parent / "graft")
-    run = args.run
-    if run is None:
-        run = ROOT / "runs" / f"screenshots-{time.strftime('%Y%m%d-%H%M%S')}"
-        subprocess.run([graft, "demo", "--out", str(run), "-q"], check=True)
+    chromium = find_chromium()
+    run = demo_run(args.run, "screenshots")
+    graft = graft_command()
     port = _free_port()
     board = subprocess.Popen(
         [graft, "board", str(run), "--port", str(port)], stdout=subprocess.PIPE, text=True
@@ -57,14 +50,7 @@ def main() -> None:
         _wait_for(url + "data/runs", run_count=1)
         args.out.mkdir(parents=True, exist_ok=True)
         for name, fragment in SHOTS.items():
-            target = args.out / name
-            subprocess.run(
-                [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                 "--window-size=1400,1100", "--virtual-time-budget=15000", f"--screenshot={target}",
-                 url + fragment],
-                check=True, capture_output=True, timeout=120,
-            )  # fmt: skip
-            print(f"{target} ({target.stat().st_size // 1024} KB)")
+            screenshot(chromium, url + fragment, args.out / name, (1400, 1100), "--virtual-time-budget=15000")
         # The dashboard shrinks image grids to its card width; the gallery itself, at its real size:
         _shoot_image(
             chromium, url, "Images/val_worst_misclassified", args.out / "tensorboard-worst-mistakes.png"
@@ -80,13 +66,8 @@ def _shoot_image(chromium: str, url: str, tag: str, target: Path) -> None:
     query = urllib.parse.urlencode({"run": run, "tag": tag})
     entries = json.loads(urllib.request.urlopen(f"{url}data/plugin/images/images?{query}").read())
     source = f"{url}data/plugin/images/individualImage?{entries[0]['query']}"  # epoch 1: the most mistakes
-    width, height = Image.open(io.BytesIO(urllib.request.urlopen(source).read())).size
-    subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--hide-scrollbars", "--default-background-color=ffffffff",
-         f"--window-size={width},{height}", f"--screenshot={target}", source],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    print(f"{target} ({target.stat().st_size // 1024} KB)")
+    size = Image.open(io.BytesIO(urllib.request.urlopen(source).read())).size
+    screenshot(chromium, source, target, size, "--default-background-color=ffffffff")
 
 
 def _free_port() -> int:
