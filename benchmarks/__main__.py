@@ -7,7 +7,7 @@
 The three loops train the same thing (full fine-tuning of the demo's ImageNet EfficientNet-Lite0 on the
 digits, batch 32, 64 px, AdamW with graft's param groups and cosine schedule), built by the same
 `graft.training.setup.prepare`, with the same seed, threads and DataLoader. Repetitions are interleaved
-(plain, graft, Lightning, plain, ...) so background load hits all three alike. Reported:
+and rotated (plain, graft, Lightning; graft, Lightning, plain; ...) so background load hits all three alike. Reported:
 1. training throughput (samples/s over each epoch's training steps): best and median over all epochs of
    all repetitions, and the ratios graft / plain and Lightning / plain;
 2. time to the target validation accuracy, counted from the call (model building included), for the
@@ -69,9 +69,12 @@ def main() -> None:
     print(f"# {machine()}")
     sys.stdout.flush()
     results: dict[str, list[Result]] = {name: [] for name in contenders}
+    names = list(contenders)
     for rep in range(reps):
-        for name, run in contenders.items():
-            results[name].append(run(data, epochs, work / f"{name}-{rep}"))
+        # Rotated each repetition (plain first, then graft first, ...): a load that drifts during the
+        # suite does not always favor whichever loop runs last.
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
+            results[name].append(contenders[name](data, epochs, work / f"{name}-{rep}"))
     auto = graft_run(data, epochs, work / "graft-auto", strategy="auto")
 
     print("\n" + "\n".join(throughput_table(results)))
@@ -105,6 +108,13 @@ def throughput_table(results: dict[str, list[Result]]) -> list[str]:
         if name != "plain"
     )
     lines.append(f"\nthroughput ratios (median): {ratios}")
+    # Paired: each repetition's ratio of medians, so drift in machine load between repetitions cancels.
+    for name, runs in results.items():
+        if name != "plain":
+            paired = [statistics.median(r.samples_per_s) / statistics.median(b.samples_per_s)
+                      for r, b in zip(runs, results["plain"])]  # fmt: skip
+            shown = " ".join(f"{x:.3f}x" for x in paired)
+            lines.append(f"{name} / plain per repetition: {shown} (median {statistics.median(paired):.3f}x)")
     return lines
 
 
@@ -112,14 +122,14 @@ def accuracy_table(results: dict[str, list[Result]], auto: Result, target: float
     rows = {f"{name} (full)": runs for name, runs in results.items()}
     rows["graft (auto, the default)"] = [auto]
     lines = [
-        f"| loop | time to {target:.0%} (median) | best val acc | val acc per epoch (last repetition) |",
+        f"| loop | time to {target:.0%} (median) | best val acc | val acc @ s since the call, per epoch (last repetition) |",
         "|---|---|---|---|",
     ]
     for name, runs in rows.items():
         times = [t for t in (time_to(target, r) for r in runs) if t is not None]
         shown = f"{statistics.median(times):.1f} s" if len(times) == len(runs) else "not reached"
         best = statistics.median(max(r.val_acc) for r in runs)
-        per_epoch = " ".join(f"{a:.3f}" for a in runs[-1].val_acc)
+        per_epoch = ", ".join(f"{a:.3f} @ {t:.0f}" for a, t in zip(runs[-1].val_acc, runs[-1].epoch_end))
         lines.append(f"| {name} | {shown} | {best:.2%} | {per_epoch} |")
     return lines
 

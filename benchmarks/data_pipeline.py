@@ -1,5 +1,7 @@
 """Images/s of graft's training loader vs torchvision's ImageFolder + default transforms, same folder.
 
+    python benchmarks/data_pipeline.py    # where a graft sample's time goes, piece by piece (1 thread)
+
 Both decode the same PNG files to RGB, crop-resize to the model's input size, flip, convert and normalize,
 in batches of the run's size with the run's number of workers (persistent), shuffled. Passes alternate
 (graft, torchvision, graft, ...) after one warm-up pass each that starts the workers.
@@ -78,3 +80,52 @@ def report(data: Path, num_workers_options: list[int], passes: int) -> list[str]
                 f"| {name} | {workers} | {statistics.median(values):.0f} | {max(values):.0f} | {shown} |"
             )
     return lines
+
+
+def breakdown(data: Path, n: int = 200, repeats: int = 5) -> list[str]:
+    """Microseconds per image of each piece of a training sample, in one process (best of `repeats`)."""
+    from PIL import Image
+
+    from graft.data.images import load_image
+    from graft.data.sampler import seeded
+
+    found = loaders(data, 0)
+    graft_set, tv_set = found["graft"].dataset, found["torchvision"].dataset
+    paths = [s.path for s in graft_set.samples[:n]]
+    image = load_image(paths[0])
+
+    def seeded_only(i: int) -> None:
+        with seeded(graft_set.seed, 0, i):
+            pass
+
+    pieces = {
+        "graft sample (decode + seeded transform)": lambda i: graft_set[(0, i)],
+        "torchvision ImageFolder sample": lambda i: tv_set[i],
+        "graft decode (load_image: EXIF, modes)": lambda i: load_image(paths[i]),
+        "PIL open + convert('RGB')": lambda i: Image.open(paths[i]).convert("RGB"),
+        "graft sample without seeded()": lambda i: graft_set.transform(load_image(paths[i])),
+        "graft transform (timm), one image": lambda i: graft_set.transform(image),
+        "torchvision transform, one image": lambda i: tv_set.transform(image),
+        "seeded(seed, epoch, index) enter + exit": seeded_only,
+    }
+    best = {name: float("inf") for name in pieces}
+    for _ in range(repeats):  # interleaved, so load drift hits every piece alike
+        for name, piece in pieces.items():
+            started = time.perf_counter()
+            for i in range(len(paths)):
+                piece(i)
+            best[name] = min(best[name], (time.perf_counter() - started) / len(paths) * 1e6)
+    return [f"{name:<42} {us:>7.0f} us/image" for name, us in best.items()]
+
+
+if __name__ == "__main__":
+    import sys
+    import tempfile
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks._common import digits_folder
+
+    torch.set_num_threads(1)
+    print("\n".join(breakdown(digits_folder(Path(tempfile.mkdtemp(prefix="graft-loader-"))))))

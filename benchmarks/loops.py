@@ -32,7 +32,9 @@ def plain_run(data: Path, epochs: int, out: Path) -> Result:
     model, optimizer, schedule, device = p.model, p.optimizer, p.schedule, p.device
     inputs = p.inputs_for(p.stages[0])
     assert inputs.net is model and not p.staging.frozen_modules, "full fine-tuning trains the whole model"
-    smoothing = p.cfg.optim.label_smoothing
+    smoothing, clip = p.cfg.optim.label_smoothing, p.cfg.optim.clip_grad_norm
+    # The optimizer's parameter order, as graft and Lightning clip: the same float sums, the same run.
+    params = [param for group in optimizer.param_groups for param in group["params"]]
     result, step = Result(), 0
     out.mkdir(parents=True)
     for epoch in range(epochs):
@@ -45,6 +47,8 @@ def plain_run(data: Path, epochs: int, out: Path) -> Result:
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=smoothing)
             loss.backward()
+            if clip is not None:  # graft's default recipe clips the gradient norm at 1.0
+                torch.nn.utils.clip_grad_norm_(params, clip)
             schedule.apply(optimizer, step)  # what LambdaLR would do, on the same curve
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -122,6 +126,8 @@ def lightning_run(data: Path, epochs: int, out: Path) -> Result:
             ModelCheckpoint(out / "checkpoints", monitor="val_acc", mode="max", save_top_k=1, save_last=True)
         ],
         log_every_n_steps=10,
+        gradient_clip_val=p.cfg.optim.clip_grad_norm,  # the same recipe: norm clipping at 1.0
+        gradient_clip_algorithm="norm",
         enable_progress_bar=False,  # off for all three: graft runs quiet too
         enable_model_summary=False,
         default_root_dir=out,
