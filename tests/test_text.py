@@ -101,9 +101,7 @@ def test_text_report_eval_and_verified_exports(text_run, reviews, tmp_path):
     out, _, stdout = text_run
     assert "report " in stdout and (out / "report" / "index.html").is_file()
     page = (out / "report" / "index.html").read_text()
-    assert (
-        page.count('<blockquote class="text">') >= 1 and 'src="data:image/png' in page
-    )  # texts + plots
+    assert page.count('<blockquote class="text">') >= 1 and 'src="data:image/png' in page  # texts + plots
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     assert metrics["num_samples"] == 16 and metrics["accuracy"] >= 0.9
 

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import typer
 
 from graft.cli.options import (
+    BALANCE,
     BATCH_SIZE,
     CONFIG,
     DATA,
+    DEDUPE,
     DEVICE,
     IMG_SIZE,
     MODEL,
     SEED,
     SET,
     STRATEGY,
+    STRICT,
     D,
     flag,
     resolve,
@@ -47,6 +52,12 @@ def train_command(
     ),
     max_length: int | None = flag(
         "--max-length", help="Text: tokens per text; longer ones are truncated (128)."
+    ),
+    balance: str | None = BALANCE,
+    strict: bool | None = STRICT,
+    dedupe: bool | None = DEDUPE,
+    skip_nonfinite: int | None = flag(
+        "--skip-nonfinite", help="Skip up to N batches whose loss is NaN/Inf before stopping (default 0)."
     ),
     val: Path | None = flag("--val", help="Validation folder or CSV (overrides val/ inside DATA)."),
     val_split: float | None = flag(
@@ -120,11 +131,19 @@ def train_command(
         help="Where metrics go: a comma list of tensorboard, csv, wandb; or none (default tensorboard,csv).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain per-epoch lines, no live progress bar."),
+    devices: int | None = flag(
+        "--devices",
+        help="Train data-parallel on N processes of this machine (GPUs, else CPU): launches torchrun for you.",
+    ),
 ) -> None:
     """Fine-tune a pretrained model on DATA; writes runs/NAME/ (config, metrics, checkpoints, TensorBoard, bundle).
 
     Precedence: defaults < --config file < flags < --set.
     """
+    if devices is not None and devices > 1 and not _under_torchrun():
+        from graft.training.launch import launch
+
+        raise typer.Exit(launch(devices, sys.argv[1:]))
     cfg = resolve(
         config, set_, data=data, model=model, strategy=strategy, epochs=epochs, batch_size=batch_size, lr=lr,
         img_size=img_size, val=val, val_split=val_split, out=out, seed=seed, device=device, layer_decay=layer_decay,
@@ -133,7 +152,7 @@ def train_command(
         monitor=monitor, mode=mode, keep_top_k=keep_top_k, save_every=save_every,
         save_every_minutes=save_every_minutes, patience=patience, min_delta=min_delta, quiet=quiet or None,
         log=log, task=task, text_column=text_column, label_column=label_column, text_pair_column=text_pair_column,
-        max_length=max_length,
+        max_length=max_length, balance=balance, strict=strict, dedupe=dedupe, skip_nonfinite=skip_nonfinite,
     )  # fmt: skip
     if resume and cfg.out is not None and (Path(cfg.out) / "config.yaml").is_file():
         from graft.training.resume import resume_run
@@ -160,11 +179,18 @@ def resume_command(
     num_workers: int | None = flag("--num-workers", help="DataLoader worker processes (default: the run's)."),
     set_: list[str] = SET,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain per-epoch lines, no live progress bar."),
+    devices: int | None = flag(
+        "--devices", help="Continue data-parallel on N processes of this machine (launches torchrun)."
+    ),
 ) -> None:
     """Continue a run from its newest intact checkpoint (mid-epoch too): the result is the run that never stopped.
 
     Only epochs, early stopping, device, workers, logging and checkpoint keeping may change.
     """
+    if devices is not None and devices > 1 and not _under_torchrun():
+        from graft.training.launch import launch
+
+        raise typer.Exit(launch(devices, sys.argv[1:]))
     from graft.training.resume import resume_run
 
     changeable = dict(epochs=epochs, patience=patience, min_delta=min_delta, device=device,
@@ -172,13 +198,17 @@ def resume_command(
     _finish(resume_run(run_dir, _given(set_, **changeable), make_console()))
 
 
+def _under_torchrun() -> bool:
+    return "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ
+
+
 def _given(set_: list[str], **flags) -> dict:
     return {**{k: v for k, v in flags.items() if v is not None}, **parse_set(set_)}
 
 
 def _finish(run) -> None:
-    if run.stopped in ("SIGINT", "SIGTERM"):
-        return  # stopped on request: the resume command is printed; exit 0
+    if run.stopped in ("SIGINT", "SIGTERM") or os.environ.get("RANK", "0") != "0":
+        return  # stopped on request: the resume command is printed; exit 0 (under torchrun: rank 0 speaks)
     what = '"SOME TEXT"' if run.task == "text" else "IMAGE_OR_FOLDER"
     make_console().print(
         f"next: graft predict {run.path} {what}   |   tensorboard --logdir {run.path / 'tb'}",

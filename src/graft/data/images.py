@@ -15,12 +15,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from timm.data import create_transform
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from graft.config import AugmentConfig
 from graft.data.discover import Sample
 from graft.data.sampler import Keyed, ResumableSampler, seeded
 from graft.errors import GraftError
+from graft.faults import fault
 
 
 def load_image(path: Path) -> Image.Image:
@@ -61,6 +62,9 @@ class ImageDataset(Dataset):
         self.samples = samples
         self.transform = transform
         self.seed = seed
+        # Per worker, the index being decoded (-1: none), in shared memory: when a worker dies (killed for
+        # memory, a decoder crash) the main process can still name the file (training/guards.py).
+        self.in_flight: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -68,9 +72,16 @@ class ImageDataset(Dataset):
     def __getitem__(self, key: tuple[int, int] | int) -> tuple[torch.Tensor, int]:
         epoch, index = key if isinstance(key, tuple) else (0, key)
         sample = self.samples[index]
+        worker = get_worker_info() if self.in_flight is not None else None
+        if worker is not None:
+            self.in_flight[worker.id] = index
+        fault("decode")
         image = load_image(sample.path)
         with seeded(self.seed, epoch, index):
-            return self.transform(image), sample.label
+            item = self.transform(image), sample.label
+        if worker is not None:
+            self.in_flight[worker.id] = -1
+        return item
 
 
 def create_transforms(data_config: dict[str, Any], augment: AugmentConfig) -> tuple[Callable, Callable]:
@@ -109,18 +120,20 @@ def create_loader(
     pin_memory: bool = False,
     collate_fn: Callable | None = None,
     lengths: list[int] | None = None,
+    weights: list[float] | None = None,
 ) -> DataLoader:
     """A DataLoader whose order and augmentation follow from (seed, epoch) alone and can start mid-epoch:
     call `loader.sampler.set_epoch(epoch, start)` before iterating (see data/sampler.py). Text: `collate_fn`
-    pads batches, `lengths` buckets the training order by length."""
+    pads batches, `lengths` buckets the training order by length. `weights`: per-sample draw weights
+    (class balancing, training only)."""
+    if isinstance(dataset, ImageDataset) and num_workers > 0:
+        dataset.in_flight = torch.full((num_workers,), -1, dtype=torch.long).share_memory_()
     generator = torch.Generator()  # the loader's own: iterating never draws from the global torch RNG
     generator.manual_seed(seed)
     return DataLoader(
         dataset if isinstance(dataset, ImageDataset) else Keyed(dataset),
         batch_size=batch_size,
-        sampler=ResumableSampler(
-            len(dataset), shuffle=train, seed=seed, lengths=lengths, batch_size=batch_size
-        ),
+        sampler=ResumableSampler(len(dataset), train, seed, lengths, batch_size, weights if train else None),
         collate_fn=collate_fn,
         generator=generator,
         num_workers=num_workers,

@@ -3,6 +3,12 @@ anywhere and resume bitwise-identical, whatever the number of DataLoader workers
 
 - `ResumableSampler` yields `(epoch, index)` keys: the epoch's permutation comes from a generator seeded with
   (seed, epoch), and iteration can start at any position (the batches a checkpoint already consumed).
+- Under torchrun, `shard(rank, world_size)` deals that same order to the ranks the way torch's
+  DistributedSampler does: sample i of the (remaining) order goes to rank i % world_size, training orders
+  padded with the order's first samples to an equal count per rank (every rank takes the same number of
+  steps). Positions count per rank; the sharded order of epoch e from position p is the single order from
+  p * world_size on, so a resume with the same world size is exact, and one with a different world size
+  deals every remaining sample of the epoch to the new ranks.
 - `seeded(seed, epoch, index)` runs a sample's transform with python/numpy/torch RNGs seeded from the
   key, then restores them. Random crops and flips therefore do not depend on which worker process decodes
   the image, on persistent-worker state, or on how many samples came before a restart; and in a
@@ -23,29 +29,51 @@ from torch.utils.data import Dataset, Sampler
 class ResumableSampler(Sampler):
     """`lengths` + `batch_size` (text): the epoch's order is bucketed by length. The shuffled order is cut
     into chunks of 50 batches, each chunk sorted by length and cut into batches, and the batches shuffled:
-    batches hold similar lengths (little padding) while every epoch still mixes the whole dataset."""
+    batches hold similar lengths (little padding) while every epoch still mixes the whole dataset.
+
+    `weights` (class balancing, --balance sampler): the epoch is `size` draws with replacement, sample i
+    drawn with probability weights[i] / sum, from the same (seed, epoch) generator, so it resumes the same."""
 
     def __init__(
-        self, size: int, shuffle: bool, seed: int, lengths: list[int] | None = None, batch_size: int = 1
-    ):
+        self, size: int, shuffle: bool, seed: int, lengths: list[int] | None = None, batch_size: int = 1,
+        weights: list[float] | None = None,
+    ):  # fmt: skip
         self.size, self.shuffle, self.seed = size, shuffle, seed
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64) / sum(weights)
         self.lengths, self.batch_size = lengths, batch_size
         self.epoch, self.start = 0, 0
+        self.rank, self.world_size, self.pad = 0, 1, False
+
+    def shard(self, rank: int, world_size: int, pad: bool) -> None:
+        """Yield only rank `rank`'s share of each epoch; `pad`: equal shares (training), else exact ones."""
+        self.rank, self.world_size, self.pad = rank, world_size, pad
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
-        """The next iteration yields epoch `epoch`'s order from position `start` on (past the end: nothing,
-        as when a checkpoint was taken after the epoch's last, partial batch)."""
-        self.epoch, self.start = epoch, min(start, self.size)
+        """The next iteration yields epoch `epoch`'s order from this rank's position `start` on (past the
+        end: nothing, as when a checkpoint was taken after the epoch's last, partial batch)."""
+        self.epoch, self.start = epoch, min(start * self.world_size, self.size)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         if self.shuffle:
             rng = np.random.default_rng([self.seed, self.epoch])
-            order = rng.permutation(self.size)
+            order = (
+                rng.permutation(self.size)
+                if self.weights is None
+                else rng.choice(self.size, self.size, replace=True, p=self.weights)
+            )
             if self.lengths is not None:
                 order = self._bucketed(order, rng)
         else:
             order = np.arange(self.size)
-        return iter([(self.epoch, int(i)) for i in order[self.start :]])
+        return iter([(self.epoch, int(i)) for i in self._share(order)])
+
+    def _share(self, order: np.ndarray) -> np.ndarray:
+        rest = order[self.start :]
+        if self.world_size == 1:
+            return rest
+        if self.pad:  # DistributedSampler's padding: repeat the epoch's first samples
+            rest = np.concatenate([rest, np.resize(order, (-len(rest)) % self.world_size)])
+        return rest[self.rank :: self.world_size]
 
     def _bucketed(self, order: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         chunk = self.batch_size * 50
@@ -61,7 +89,10 @@ class ResumableSampler(Sampler):
         return np.concatenate([full[i] for i in rng.permutation(len(full))] + short)
 
     def __len__(self) -> int:
-        return self.size - self.start
+        rest = self.size - self.start
+        if self.pad:
+            return -(-rest // self.world_size)
+        return len(range(self.rank, rest, self.world_size))
 
 
 @contextmanager

@@ -23,6 +23,8 @@ from graft.faults import fault
 from graft.monitoring.console import Progress
 from graft.monitoring.monitor import EvalOutputs, Monitor
 from graft.strategies.plan import Stage, Staging, stage_at
+from graft.training import distributed
+from graft.training.guards import skip_nonfinite
 from graft.training.optim import Schedule
 from graft.training.runtime import autocast, to_device
 from graft.training.signals import GracefulStop
@@ -40,6 +42,8 @@ class StepConfig:
     label_smoothing: float
     log_every: int
     base_lr: float  # the configured LR: the head's LR before the schedule's factor
+    skip_nonfinite: int = 0  # NaN/Inf losses tolerated before stopping (training/guards.py)
+    class_weights: torch.Tensor | None = None  # cross-entropy weights per class (--balance loss)
 
 
 @dataclass
@@ -96,9 +100,8 @@ def fit(
             fault("unfreeze")
         inputs = inputs_for(stage)
         started = time.perf_counter()
-        progress.start_epoch(
-            epoch + 1, epochs, len(inputs.train.dataset), state.batch_in_epoch * inputs.train.batch_size
-        )
+        done = state.batch_in_epoch * inputs.train.batch_size * distributed.world_size()  # over all ranks
+        progress.start_epoch(epoch + 1, epochs, len(inputs.train.dataset), done)
         train = train_one_epoch(
             inputs, optimizer, schedule, scaler, state, step_cfg, monitor, progress, checkpoints, stop
         )
@@ -106,6 +109,7 @@ def fit(
             return state
         val, outputs = evaluate(inputs.net, inputs.val, step_cfg.device, step_cfg.amp_dtype, num_classes)
         state.epoch, state.batch_in_epoch, state.epoch_loss_sum, state.epoch_seen = epoch + 1, 0, 0.0, 0
+        state.epoch_loss_shares = []
         record = {
             "epoch": state.epoch,
             "step": state.step,
@@ -126,9 +130,18 @@ def fit(
         monitor.end_epoch(record, state.step, outputs)
         checkpoints.save_epoch(state, improved)
         progress.end_epoch(record, improved, state)
-        if state.stop_reason or stop.requested:
+        if state.stop_reason or _stop_agreed(stop):
             return state
     return state
+
+
+def _stop_agreed(stop: GracefulStop, *others: bool) -> tuple[bool, ...]:
+    """Whether any rank was asked to stop (and the `others` flags, OR-ed over the ranks too): the ranks
+    leave the loop together, or the ones left behind would wait forever in DDP's next all-reduce."""
+    stopping, *rest = distributed.any_rank(bool(stop.requested), *others)
+    if stopping and not stop.requested:
+        stop.requested = "SIGTERM"  # another rank got the signal (torchrun forwards it to every worker)
+    return (stopping, *rest) if others else stopping
 
 
 def train_one_epoch(
@@ -150,7 +163,16 @@ def train_one_epoch(
     inputs.train_mode(net)
     first = state.batch_in_epoch
     loader.sampler.set_epoch(state.epoch, first * loader.batch_size)
-    loss_sum = torch.tensor(state.epoch_loss_sum, device=cfg.device)
+    world = distributed.world_size()
+    # This process's share of the epoch's loss sum: a resumed epoch's earlier part is each rank's own
+    # when saved by as many processes (the mean comes out bitwise the same), else all of it on rank 0.
+    # `seen` counts the samples of all ranks.
+    shares = state.epoch_loss_shares
+    if len(shares) == world:
+        resumed = shares[distributed.rank()]
+    else:
+        resumed = state.epoch_loss_sum if distributed.is_main() else 0.0
+    loss_sum = torch.tensor(resumed, device=cfg.device)
     seen = resumed_from = state.epoch_seen
     lr = cfg.base_lr * schedule.factor(state.step)
     n_batches = first + len(loader)
@@ -159,17 +181,29 @@ def train_one_epoch(
     for i, (x, targets) in enumerate(loader, start=first):
         x = to_device(x, cfg.device)
         targets = targets.to(cfg.device, non_blocking=True)
-        with autocast(cfg.device, cfg.amp_dtype):
-            logits = net(x)
-        loss = F.cross_entropy(logits.float(), targets, label_smoothing=cfg.label_smoothing)
         # Divide by the number of batches actually accumulated, so a short final group is not down-weighted.
         group_start = i - i % cfg.accum_steps
         group_size = min(cfg.accum_steps, n_batches - group_start)
-        scaler.scale(loss / group_size).backward()
+        stepping = i + 1 - group_start == group_size
+        with distributed.no_sync(net, stepping):  # DDP: all-reduce gradients only on a group's last backward
+            with autocast(cfg.device, cfg.amp_dtype):
+                logits = net(x)
+            loss = F.cross_entropy(
+                logits.float(), targets, cfg.class_weights, label_smoothing=cfg.label_smoothing
+            )
+            skip = skip_nonfinite(
+                loss, state, cfg.skip_nonfinite, cfg.base_lr, loader, i - first, progress.note
+            )
+            if world > 1 and cfg.skip_nonfinite:  # one rank's NaN skips the batch on every rank
+                skip = distributed.any_rank(skip)[0]
+            scaler.scale(loss / group_size).backward()
+        if skip:  # a NaN/Inf loss within --skip-nonfinite: drop its gradients, no step, not counted
+            optimizer.zero_grad(set_to_none=True)
+            continue
         loss_sum += loss.detach() * len(targets)
-        seen += len(targets)
-        progress.advance(len(targets))
-        if i + 1 - group_start < group_size:
+        seen += len(targets) * world  # every rank trains an equal batch (the sampler pads their shares)
+        progress.advance(len(targets) * world)
+        if not stepping:
             continue  # more batches to accumulate before this group's step
 
         if cfg.clip_grad_norm is not None:
@@ -191,12 +225,14 @@ def train_one_epoch(
             monitor.log_step(state.step, step_loss, optimizer, seen)
             progress.show_loss(step_loss, lr)
         fault("step")
-        if stop.requested or checkpoints.due(state):
-            state.epoch_loss_sum, state.epoch_seen = loss_sum.item(), seen
+        stopping, due = _stop_agreed(stop, checkpoints.due(state))
+        if stopping or due:
+            state.epoch_loss_sum, state.epoch_seen = distributed.sum_ranks(loss_sum).item(), seen
+            state.epoch_loss_shares = distributed.gather(loss_sum.item()) if world > 1 else []
             checkpoints.save_step(state)
-            if stop.requested:
+            if stopping:
                 return None
-    mean_loss = (loss_sum / max(seen, 1)).item()
+    mean_loss = (distributed.sum_ranks(loss_sum) / max(seen, 1)).item()
     # Throughput counts what this process trained: a resumed epoch's first part ran before the restart.
     return {
         "loss": mean_loss,
@@ -215,7 +251,10 @@ def evaluate(
     num_classes: int,
 ) -> tuple[dict[str, float], EvalOutputs]:
     """Validation loss (plain cross-entropy, no label smoothing) and top-1 accuracy; and per sample, in
-    validation-set order, the loss, prediction and its probability (for the worst-mistakes gallery)."""
+    validation-set order, the loss, prediction and its probability (for the worst-mistakes gallery).
+    Under torchrun each rank evaluates its share of the set; accuracy is synced by torchmetrics and the
+    per-sample outputs gathered back into validation-set order on every rank."""
+    model = distributed.unwrap(model)  # no DDP in evaluation: ranks may hold shares one sample apart
     model.eval()
     accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro").to(device)
     per_sample: list[tuple[torch.Tensor, ...]] = []
@@ -231,5 +270,6 @@ def evaluate(
         confidence, preds = logits.softmax(dim=1).max(dim=1)
         accuracy.update(logits, targets)
         per_sample.append((losses, preds, targets, confidence))
-    outputs = EvalOutputs(*(torch.cat(column).cpu() for column in zip(*per_sample, strict=True)))
+    columns = [torch.cat(column).cpu() for column in zip(*per_sample, strict=True)]
+    outputs = EvalOutputs(*distributed.gather_in_order(columns))
     return {"val_loss": outputs.losses.mean().item(), "val_acc": accuracy.compute().item()}, outputs

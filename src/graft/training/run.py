@@ -20,6 +20,7 @@ from rich.console import Console
 
 from graft.checkpointing.store import Checkpoint, CheckpointStore
 from graft.config import Config, config_to_dict, lookup, save_config
+from graft.data.check import check_for_training
 from graft.data.discover import DataSpec, discover_config
 from graft.errors import GraftError
 from graft.evaluation.evaluate import report_after_training
@@ -29,7 +30,9 @@ from graft.monitoring.logger import MetricLogger, create_logger, rewrite_csv
 from graft.monitoring.monitor import Monitor
 from graft.monitoring.status import error_line, mark_ended, mark_running
 from graft.strategies.plan import describe
+from graft.training import distributed
 from graft.training.checkpoints import RunCheckpoints, restore
+from graft.training.guards import check_run_space, explain_failure
 from graft.training.loop import StepConfig, fit
 from graft.training.setup import Prepared, prepare
 from graft.training.signals import GracefulStop
@@ -73,16 +76,29 @@ def run_training(
 ) -> Run:
     """Train per `cfg`, or continue the run that `resume` (a verified checkpoint of `cfg.out`) belongs to.
     `spec` is the already-discovered data, when the caller checked it first."""
+    distributed.init(cfg.train.device)  # under torchrun: join the other ranks (a no-op otherwise)
+    main = distributed.is_main()  # only rank 0 writes files and prints
     console = console or make_console()
     spec = spec or discover_data(cfg)
+    if resume is None:  # a resumed run trains on its split.csv, checked when the run began
+        spec = check_for_training(cfg, spec, console if main else Console(quiet=True))
     run_dir = (
-        Path(cfg.out) if resume else claim_run_dir(default_run_dir(cfg) if cfg.out is None else Path(cfg.out))
+        Path(cfg.out)
+        if resume
+        else distributed.on_main(
+            lambda: claim_run_dir(default_run_dir(cfg) if cfg.out is None else Path(cfg.out))
+        )
     )
     p = prepare(cfg, spec)
     cfg = p.cfg
     cfg.out = run_dir
     state = restore(p, resume) if resume else TrainState()
-    if resume is None:
+    if not main:  # the other ranks train in silence: no console, no log sinks (their cfg is never saved)
+        console = Console(quiet=True)
+        silent = {"sinks": [], "histogram_every_n_steps": 0, "images": 0, "graph": False}
+        cfg.log = cfg.log.model_copy(update=silent)
+    elif resume is None:
+        check_run_space(run_dir, sum(x.numel() for x in p.model.parameters()), cfg.checkpoint.keep_top_k)
         try:
             (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -92,8 +108,10 @@ def run_training(
         _write_split(spec, run_dir / "split.csv")
     else:  # the checkpoint's history is the truth: drop rows logged after it (a crash between log and save)
         rewrite_csv(run_dir / "metrics.csv", state.history)
-    save_config(cfg, run_dir / "config.yaml")
-    _print_header(console, p, run_dir, resume, state)
+    if main:
+        save_config(cfg, run_dir / "config.yaml")
+        _print_header(console, p, run_dir, resume, state)
+    distributed.barrier()  # the run folder exists before any rank writes into it
 
     mark_running(run_dir, cfg.train.epochs)  # `graft runs` tells running from crashed by this pid
     mode = resolve_mode(cfg.checkpoint.monitor, cfg.checkpoint.mode)
@@ -109,7 +127,7 @@ def run_training(
     started = time.perf_counter()
     with GracefulStop() as stop:
         try:
-            if resume is None:
+            if resume is None and main:
                 monitor.start(
                     (run_dir / "config.yaml").read_text(),
                     _strategy_text(p),
@@ -135,6 +153,8 @@ def run_training(
                     label_smoothing=cfg.optim.label_smoothing,
                     log_every=cfg.log.every_n_steps,
                     base_lr=cfg.optim.lr,
+                    skip_nonfinite=cfg.train.skip_nonfinite,
+                    class_weights=p.class_weights,
                 ),
                 metric=cfg.checkpoint.monitor,
                 mode=mode,
@@ -150,7 +170,7 @@ def run_training(
         except KeyboardInterrupt:  # a second Ctrl-C: stop now; still bundle what finished epochs produced
             mark_ended(run_dir, "stopped", "a second Ctrl-C")  # resumable from its last checkpoint, if any
             checkpoints.close()
-            if checkpoints.store.read_index().best:
+            if main and checkpoints.store.read_index().best:
                 best = _bundle_best(run_dir, p, console)
                 console.print(
                     f"interrupted: bundle {run_dir / 'model'} built from the best finished epoch ({best})"
@@ -158,7 +178,12 @@ def run_training(
             raise
         except Exception as err:
             mark_ended(run_dir, "failed", error_line(err))
-            raise
+            # Out of GPU memory, a DataLoader worker killed: one line saying what to change.
+            explained = explain_failure(err, cfg.train.batch_size, cfg.train.accum_steps, p.device,
+                                        (p.train_images, p.val_images))  # fmt: skip
+            if explained is None:
+                raise
+            raise explained from None
         finally:
             logger.close()
             try:
@@ -184,6 +209,8 @@ def run_training(
         )
     run = Run(run_dir, cfg, spec.classes, state.history, state.best_metric, state.best_epoch, stopped,
               checkpoints.seconds, len(checkpoints.saved), spec.task)  # fmt: skip
+    if not main:  # rank 0 bundles and reports
+        return run
     if state.best_checkpoint is None:
         mark_ended(run_dir, *ending)
         return run
@@ -343,6 +370,8 @@ def _print_header(
     cfg, built, spec = p.cfg, p.built, p.spec
     params = sum(x.numel() for x in built.model.parameters())
     accumulated = f" x {cfg.train.accum_steps} accumulated" if cfg.train.accum_steps > 1 else ""
+    if distributed.world_size() > 1:
+        accumulated += f" x {distributed.world_size()} processes"
     autocast = f" with {str(p.amp_dtype).split('.')[-1]} autocast" if p.amp_dtype else ""
     lr = f"lr {cfg.optim.lr:g}" + (" (from the LR range test)" if p.lr_find else "")
     rows: list[tuple[str, Any]] = [

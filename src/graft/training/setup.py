@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from graft.config import Config, apply_task_defaults
+from graft.data.check import balance_weights, resolve_balance
 from graft.data.discover import DataSpec, Sample
 from graft.data.feature_cache import FeatureCache, cached_feature_loaders, default_cache_dir
 from graft.data.images import ImageDataset, create_loader, create_transforms, default_num_workers
@@ -31,6 +32,7 @@ from graft.strategies.advisor import Advice, advise
 from graft.strategies.groups import LayerGroup, layer_groups
 from graft.strategies.plan import Stage, Staging, head_module, plan_stages
 from graft.strategies.setup import resolve_strategy, use_feature_cache
+from graft.training import distributed
 from graft.training.loop import EpochInputs
 from graft.training.lr_finder import LRFinderResult, find_lr
 from graft.training.optim import Schedule, create_optimizer, create_schedule
@@ -59,6 +61,7 @@ class Prepared:
     val_images: Dataset | None = None  # the logs' pictures (an epoch may train on cached features instead)
     tokenizer: Any = None  # text models: saved with the bundle
     data_notes: list[str] = field(default_factory=list)  # e.g. how many texts were truncated
+    class_weights: torch.Tensor | None = None  # cross-entropy weight per class (--balance loss)
 
 
 @dataclass
@@ -80,9 +83,10 @@ class ModelOnData:
 
 def build_on_data(cfg: Config, spec: DataSpec) -> ModelOnData:
     seed_everything(cfg.train.seed, cfg.train.deterministic)
-    device = resolve_device(cfg.train.device)
+    device = distributed.local_device(resolve_device(cfg.train.device))
     amp_dtype = resolve_amp(cfg.train.amp, device)
     apply_task_defaults(cfg, spec.task)
+    cfg.data.balance = resolve_balance(cfg.data.balance, spec)
     if spec.task == "text":
         return build_text_on_data(cfg, spec, device, amp_dtype)
     m = cfg.model
@@ -97,8 +101,9 @@ def build_on_data(cfg: Config, spec: DataSpec) -> ModelOnData:
         return create_loader(ImageDataset(samples, eval_tf, seed), batch, False, num_workers, seed, pin)
 
     train_loader = create_loader(
-        ImageDataset(spec.train, train_tf, seed), batch, True, num_workers, seed, pin
-    )
+        ImageDataset(spec.train, train_tf, seed), batch, True, num_workers, seed, pin,
+        weights=balance_weights(cfg.data.balance, spec)[0],
+    )  # fmt: skip
     return ModelOnData(
         cfg, built, model, device, amp_dtype, train_loader, eval_loader(spec.val), eval_loader, num_workers
     )
@@ -128,7 +133,8 @@ def build_text_on_data(
                          f"were longer than {d.max_length} tokens and were truncated (--max-length)")  # fmt: skip
         lengths = tokens.lengths() if train and d.bucket_by_length else None
         dataset = TextDataset(tokens, [s.label for s in samples])
-        return create_loader(dataset, batch, train, num_workers, seed, pin, collate, lengths)
+        weights = balance_weights(d.balance, spec)[0] if train else None
+        return create_loader(dataset, batch, train, num_workers, seed, pin, collate, lengths, weights)
 
     train_loader = text_loader(spec.train, train=True, report=True)
     val_loader = text_loader(spec.val, report=True)
@@ -153,6 +159,7 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
     groups = layer_groups(model)
     head = head_module(model, groups)
     strategy, advice = resolve_strategy(cfg, spec, model, head, built.pretrained, eval_loader, device)
+    strategy = distributed.broadcast(strategy)  # `auto` measures on each GPU: rank 0's choice is the run's
     s = cfg.strategy
     stages = plan_stages(
         strategy,
@@ -173,22 +180,24 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
     )
 
     cached, cache_note = None, None
+    draw_weights, loss_weights = balance_weights(cfg.data.balance, spec)  # --balance sampler / loss
     augmented = spec.task == "image" and cfg.data.augment.enabled  # texts are never augmented
     if use_feature_cache(cfg, strategy, stages, head, augmented):
         started = time.perf_counter()
-        cached = cached_feature_loaders(
-            model,
-            head,
-            built.arch,
-            built.data_config,
-            spec.train,
-            spec.val,
-            eval_loader,
-            lambda data, train: create_loader(data, batch, train, 0, seed),
-            FeatureCache(cfg.data.cache_dir or default_cache_dir()),
-            device,
-            amp_dtype,
-        )
+        with distributed.feature_cache_turns():  # rank 0 computes and stores; the others then load
+            cached = cached_feature_loaders(
+                model,
+                head,
+                built.arch,
+                built.data_config,
+                spec.train,
+                spec.val,
+                eval_loader,
+                lambda data, train: create_loader(data, batch, train, 0, seed, weights=draw_weights),
+                FeatureCache(cfg.data.cache_dir or default_cache_dir()),
+                device,
+                amp_dtype,
+            )
         verb = "loaded from the cache" if cached[2] else "computed and cached"
         cache_note = f"frozen features {verb} in {time.perf_counter() - started:.1f}s"
 
@@ -199,15 +208,21 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
         lr_result = lr_range_test(
             model, head if on_cache else None, make_staging, cfg, loader, device, amp_dtype
         )
-        cfg.optim.lr = float(f"{lr_result.suggestion:.2g}")
+        cfg.optim.lr = distributed.broadcast(float(f"{lr_result.suggestion:.2g}"))
 
     staging = make_staging(model, base_lr=cfg.optim.lr)
     optimizer = staging.build(0)
 
+    # Under torchrun: each rank trains and evaluates its share of every epoch, through a DDP wrapper
+    # rebuilt whenever a stage changes which parameters train (distributed.Wrapper).
+    for loader in (train_loader, val_loader, *(cached[:2] if cached else ())):
+        distributed.shard_loader(loader)
+    ddp = distributed.Wrapper()
+
     def inputs_for(stage: Stage) -> EpochInputs:
         if cached is not None and stage.head_only:  # the head alone, on the stored features
-            return EpochInputs(head, cached[0], cached[1], nn.Module.train)
-        return EpochInputs(model, train_loader, val_loader, staging.train_mode)
+            return EpochInputs(ddp(head, stage.index), cached[0], cached[1], nn.Module.train)
+        return EpochInputs(ddp(model, stage.index), train_loader, val_loader, staging.train_mode)
 
     steps_per_epoch = math.ceil(len(train_loader) / cfg.train.accum_steps)
     schedule = create_schedule(cfg.optim, steps_per_epoch, cfg.train.epochs)
@@ -223,6 +238,7 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
         train_images=train_loader.dataset if spec.task == "image" else None,
         val_images=val_loader.dataset if spec.task == "image" else None,
         tokenizer=md.tokenizer, data_notes=md.notes,
+        class_weights=None if loss_weights is None else torch.tensor(loss_weights, device=device),
     )  # fmt: skip
 
 
