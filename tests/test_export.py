@@ -15,10 +15,9 @@ from timm.data import create_transform
 
 import graft
 from conftest import TINY, make_color_images
-from graft.data.images import load_image
 from graft.errors import GraftError
 from graft.export.formats import FORMATS, export
-from graft.export.preprocess import load_rgb, preprocess
+from graft.export.preprocess import preprocess
 from test_cli import assert_user_error
 from test_cli import graft as graft_cli
 
@@ -86,25 +85,6 @@ def test_numpy_preprocessing_is_timms_eval_transform(mode: str, interpolation: s
         for width, height in ((24, 24), (300, 200), (31, 77)):
             img = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
             np.testing.assert_array_equal(preprocess(img, config), transform(img).numpy())
-
-
-def test_numpy_decoding_is_graft_decoding(tmp_path: Path):
-    rng = np.random.default_rng(0)
-    deep = (rng.integers(0, 65536, (9, 7))).astype(np.uint16)
-    Image.fromarray(deep).save(tmp_path / "16bit.png")
-    rgba = rng.integers(0, 256, (9, 7, 4), dtype=np.uint8)
-    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
-    palette = Image.fromarray(rng.integers(0, 8, (9, 7), dtype=np.uint8), "P")
-    palette.info["transparency"] = 3
-    palette.save(tmp_path / "palette.png", transparency=3)
-    rotated = Image.fromarray(rng.integers(0, 256, (9, 7, 3), dtype=np.uint8))
-    exif = rotated.getexif()
-    exif[0x0112] = 6  # orientation: rotate 90 degrees on display
-    rotated.save(tmp_path / "rotated.jpg", exif=exif)
-    for path in sorted(tmp_path.iterdir()):
-        np.testing.assert_array_equal(
-            np.asarray(load_rgb(path)), np.asarray(load_image(path)), err_msg=path.name
-        )
 
 
 def test_predict_with_onnx_backend_matches_torch(tmp_path: Path):

@@ -57,7 +57,7 @@ def inspect_image(path: Path) -> ImageInfo:
     """Decode one file fully, as training will (truncation only shows when the pixels are read)."""
     import imagehash
 
-    from graft.data.images import to_rgb
+    from graft.data.decode import to_rgb
 
     try:
         data = Path(path).read_bytes()

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from graft.data.decode import load_image
 from graft.errors import GraftError
 from graft.export.locate import BUNDLE_META, locate
-from graft.export.preprocess import load_rgb, preprocess_batch
+from graft.export.preprocess import preprocess_batch
 from graft.prediction import Prediction, ranked, softmax
 
 ONNX_FILE = "model.onnx"  # = export.formats.FORMATS["onnx"].filename (that module imports torch)
@@ -86,7 +87,7 @@ class OnnxPredictor:
         predictions = []
         for start in range(0, len(inputs), batch_size):
             chunk = inputs[start : start + batch_size]
-            images = [x if isinstance(x, Image.Image) else load_rgb(Path(x)) for x in chunk]
+            images = [x if isinstance(x, Image.Image) else load_image(Path(x)) for x in chunk]
             names = [str(x) if not isinstance(x, Image.Image) else "<image>" for x in chunk]
             predictions += ranked(names, softmax(self.logits(images)), k, self.classes)
         return predictions

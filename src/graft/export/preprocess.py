@@ -3,7 +3,7 @@
 Mirrors what training validated with (timm's `transforms_imagenet_eval` on a PIL image, via torchvision's
 PIL backend) step by step, so an ONNX model sees the same pixels as the PyTorch one:
 
-  decode (EXIF rotation, 16-bit scaled, transparency on white)       = graft.data.images.load_image
+  decode (EXIF rotation, 16-bit scaled, transparency on white)       graft.data.decode.load_image
   resize: shorter side to floor(size / crop_pct) ("center"), both sides ("squash"),
           or longer side, then pad with the mean color ("border")      PIL resize, same filter
   center crop to the input size (zero padding if the image is smaller) torchvision's rounding
@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from graft.errors import GraftError
 
@@ -35,31 +34,6 @@ PIL_FILTERS = {
     "lanczos": Image.Resampling.LANCZOS,
 }
 DEFAULT_CROP_PCT = 0.875  # timm's default when a config has none
-
-
-def load_rgb(path: Path) -> Image.Image:
-    """Decode to 8-bit RGB exactly as graft.data.images.load_image does (that module imports torch).
-
-    EXIF orientation is applied; 16-bit images are scaled, not clipped; transparency goes onto white.
-    """
-    try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-                pixels = np.asarray(img, dtype=np.float64)
-                top = 65535.0 if pixels.max() > 255 else 255.0
-                img = Image.fromarray(
-                    (pixels.clip(0, top) * (255.0 / top)).round().astype(np.uint8), mode="L"
-                )
-            if img.mode == "P" and "transparency" in img.info:
-                img = img.convert("RGBA")
-            if img.mode in ("RGBA", "LA", "PA"):
-                rgba = img.convert("RGBA")
-                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                return Image.alpha_composite(white, rgba).convert("RGB")
-            return img.convert("RGB")
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
-        raise GraftError(f"cannot read image {path}: {err}") from None
 
 
 def preprocess(img: Image.Image, preprocessing: dict[str, Any]) -> np.ndarray:
