@@ -50,3 +50,25 @@ def test_unreadable_and_oversized_images_are_clear_errors(tmp_path: Path, monkey
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64*64 > 2x the limit: PIL refuses it as a bomb
     with pytest.raises(GraftError, match="cannot read image .*big.png"):
         load_image(tmp_path / "big.png")
+
+
+def test_augmentation_is_the_same_with_and_without_workers(tmp_path: Path):
+    """Each sample's augmentation is drawn from (seed, epoch, index): worker processes (which skip the
+    global-RNG save/restore) give the very tensors the main process gives."""
+    import torch
+
+    from conftest import make_color_images
+    from graft.config import AugmentConfig
+    from graft.data.discover import discover
+    from graft.data.images import ImageDataset, create_loader, create_transforms
+
+    spec = discover(make_color_images(tmp_path / "colors", per_class=6))
+    config = {"input_size": (3, 16, 16), "interpolation": "bilinear", "mean": (0.5,) * 3, "std": (0.5,) * 3,
+              "crop_pct": 0.875, "crop_mode": "center"}  # fmt: skip
+    train_tf, _ = create_transforms(config, AugmentConfig(auto_augment="rand-m9-mstd0.5", color_jitter=0.4))
+    batches = {}
+    for workers in (0, 2):
+        loader = create_loader(ImageDataset(spec.train, train_tf, seed=3), 4, True, workers, seed=3)
+        loader.sampler.set_epoch(1, 0)
+        batches[workers] = torch.cat([x for x, _ in loader])
+    assert torch.equal(batches[0], batches[2])
