@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from rich.console import Console
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -65,13 +68,25 @@ def main() -> None:
     print(f"tokenize: {tokenize_s:.2f}s for {len(spec.train)} texts ({len(spec.train) / tokenize_s:,.0f} texts/s), "
           f"{tokens.truncated} truncated; tokens per text: median {statistics.median(lengths):.0f}, "
           f"max {max(lengths)}")  # fmt: skip
-    base = {"model": "minilm", "strategy": "full", "epochs": 1, "batch_size": 16, "lr": 1e-4,
-            "max_length": max_length, "quiet": True, "log": "none", "log.histogram_every_n_steps": 0,
-            "log.images": 0, "data.cache_dir": str(work / "cache")}  # fmt: skip
+    base = {
+        "model": "minilm",
+        "strategy": "full",
+        "epochs": 1,
+        "batch_size": 16,
+        "lr": 1e-4,
+        "max_length": max_length,
+        "quiet": True,
+        "log": "none",
+        "log.histogram_every_n_steps": 0,
+        "log.images": 0,
+        "data.cache_dir": str(work / "cache"),
+        "data.balance": "none",
+    }  # fmt: skip  (a weighted sampler would change which texts share a batch)
+    silent = Console(file=io.StringIO())  # the table below is the output
     print(f"{'batches':<28} {'samples/s':>10} {'epoch s':>8} {'vs max_length':>14}")
     baseline = None
-    for label, extra in RUNS:
-        run = graft.train(data, out=work / label.split()[0], **base, **extra)
+    for i, (label, extra) in enumerate(RUNS):
+        run = graft.train(data, out=work / f"run{i}", console=silent, **base, **extra)
         rate = run.history[0]["samples_per_s"]
         baseline = baseline or rate
         print(f"{label:<28} {rate:>10.1f} {run.history[0]['epoch_time']:>8.1f} {rate / baseline:>13.2f}x")
