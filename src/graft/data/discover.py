@@ -218,13 +218,9 @@ def _discover_text(
     index = {name: i for i, name in enumerate(classes)}
     train = [TextSample(text, index[label], pair) for text, label, pair, _ in train_rows]
     if val_rows:
+        # Texts shared with the training data are reported by the data check (data/leaks.py), which
+        # also finds them after normalising case and punctuation.
         val_samples = [TextSample(text, index[label], pair) for text, label, pair, _ in val_rows]
-        shared = {s.key for s in train} & {s.key for s in val_samples}
-        if shared:
-            warnings.append(
-                f"{len(shared)} validation text(s) also occur in the training data, e.g. "
-                f"{next(iter(shared)).split(chr(0))[0][:60]!r}: validation accuracy will look better than it is"
-            )
     else:
         train, val_samples = stratified_split(train, val_split, seed)
         description += f", {val_split:.0%} held out for validation (stratified, seed {seed})"
