@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from timm.data import create_transform
 
-from graft.data.images import load_image
 from graft.errors import GraftError
 from graft.export.bundle import read_bundle_meta
 from graft.models.registry import BUNDLE_META, create_model
-from graft.prediction import Prediction, expand_inputs, ranked  # noqa: F401  (expand_inputs re-exported)
+from graft.prediction import Prediction, decoded, expand_inputs, image_name, predict_in_batches  # noqa: F401  (expand_inputs re-exported)
 from graft.training.runtime import resolve_device
 
 
@@ -56,13 +56,8 @@ class Predictor:
         """Predict each image (a path or a PIL image); folders are not expanded here, see `expand_inputs`."""
         if isinstance(inputs, (str, Path, Image.Image)):  # one image, not a sequence of characters
             inputs = [inputs]
-        k = max(1, min(top_k, len(self.classes)))
-        predictions = []
-        for start in range(0, len(inputs), batch_size):
-            chunk = inputs[start : start + batch_size]
-            images = [x if isinstance(x, Image.Image) else load_image(Path(x)) for x in chunk]
-            batch = torch.stack([self.transform(img.convert("RGB")) for img in images]).to(self.device)
-            probs = self.model(batch).float().softmax(dim=-1).cpu().numpy()
-            names = [str(x) if not isinstance(x, Image.Image) else "<image>" for x in chunk]
-            predictions += ranked(names, probs, k, self.classes)
-        return predictions
+        return predict_in_batches(inputs, top_k, batch_size, self.classes, self._probs, image_name)
+
+    def _probs(self, chunk: list) -> np.ndarray:
+        batch = torch.stack([self.transform(img.convert("RGB")) for img in decoded(chunk)]).to(self.device)
+        return self.model(batch).float().softmax(dim=-1).cpu().numpy()

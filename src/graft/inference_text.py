@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from graft.prediction import Prediction, ranked
+from graft.prediction import Prediction, predict_in_batches
 
 
 class TextPredictor:
@@ -46,9 +46,5 @@ class TextPredictor:
     def predict(self, texts: Sequence[str] | str, top_k: int = 1, batch_size: int = 32) -> list[Prediction]:
         if isinstance(texts, str):  # one text, not a sequence of characters
             texts = [texts]
-        k = max(1, min(top_k, len(self.classes)))
-        predictions = []
-        for start in range(0, len(texts), batch_size):
-            chunk = list(texts[start : start + batch_size])
-            predictions += ranked(chunk, self.logits(chunk).softmax(dim=-1).numpy(), k, self.classes)
-        return predictions
+        probs = lambda chunk: self.logits(chunk).softmax(dim=-1).numpy()  # noqa: E731
+        return predict_in_batches(texts, top_k, batch_size, self.classes, probs)

@@ -5,12 +5,14 @@ Kept free of torch so the ONNX path (export/onnx_predictor.py) answers without i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from graft.data.decode import load_image
 from graft.data.discover import IMAGE_EXTENSIONS
 from graft.errors import GraftError
 
@@ -62,3 +64,25 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)  # no overflow for large logits
     exp = np.exp(shifted)
     return exp / exp.sum(axis=1, keepdims=True)
+
+
+def predict_in_batches(
+    items: Sequence, top_k: int, batch_size: int, classes: list[str], probs: Callable[[list], np.ndarray],
+    name: Callable[[object], str] = str,
+) -> list[Prediction]:  # fmt: skip
+    """Every predictor's loop: `probs(chunk)` -> (B, C) probabilities for each chunk of `batch_size` items."""
+    k = max(1, min(top_k, len(classes)))
+    predictions = []
+    for start in range(0, len(items), batch_size):
+        chunk = list(items[start : start + batch_size])
+        predictions += ranked([name(x) for x in chunk], probs(chunk), k, classes)
+    return predictions
+
+
+def decoded(images: Sequence[str | Path | Image.Image]) -> list[Image.Image]:
+    """Paths decoded the way training decodes them; PIL images as given."""
+    return [x if isinstance(x, Image.Image) else load_image(Path(x)) for x in images]
+
+
+def image_name(item: str | Path | Image.Image) -> str:
+    return "<image>" if isinstance(item, Image.Image) else str(item)

@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from graft.data.decode import load_image
 from graft.errors import GraftError
 from graft.export.locate import BUNDLE_META, locate
 from graft.export.preprocess import preprocess_batch
-from graft.prediction import Prediction, ranked, softmax
+from graft.prediction import Prediction, decoded, image_name, predict_in_batches, softmax
 
 ONNX_FILE = "model.onnx"  # = export.formats.FORMATS["onnx"].filename (that module imports torch)
 
@@ -83,14 +82,8 @@ class OnnxPredictor:
         """Like graft.inference.Predictor.predict, on onnxruntime."""
         if isinstance(inputs, (str, Path, Image.Image)):
             inputs = [inputs]
-        k = max(1, min(top_k, len(self.classes)))
-        predictions = []
-        for start in range(0, len(inputs), batch_size):
-            chunk = inputs[start : start + batch_size]
-            images = [x if isinstance(x, Image.Image) else load_image(Path(x)) for x in chunk]
-            names = [str(x) if not isinstance(x, Image.Image) else "<image>" for x in chunk]
-            predictions += ranked(names, softmax(self.logits(images)), k, self.classes)
-        return predictions
+        probs = lambda chunk: softmax(self.logits(decoded(chunk)))  # noqa: E731
+        return predict_in_batches(inputs, top_k, batch_size, self.classes, probs, image_name)
 
 
 class OnnxTextPredictor:
@@ -130,12 +123,8 @@ class OnnxTextPredictor:
     def predict(self, texts: Sequence[str] | str, top_k: int = 1, batch_size: int = 32) -> list[Prediction]:
         if isinstance(texts, str):
             texts = [texts]
-        k = max(1, min(top_k, len(self.classes)))
-        predictions = []
-        for start in range(0, len(texts), batch_size):
-            chunk = list(texts[start : start + batch_size])
-            predictions += ranked(chunk, softmax(self.logits(chunk)), k, self.classes)
-        return predictions
+        probs = lambda chunk: softmax(self.logits(chunk))  # noqa: E731
+        return predict_in_batches(texts, top_k, batch_size, self.classes, probs)
 
 
 def onnx_session(path: Path, threads: int | None = None):
