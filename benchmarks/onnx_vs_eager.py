@@ -47,7 +47,7 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from graft.export.formats import write_onnx
+    from graft.export.formats import IMAGE_IO, write_onnx
     from graft.models.registry import create_model
 
     torch.set_num_threads(args.threads)
@@ -67,7 +67,7 @@ def main() -> None:
         torch.nn.init.normal_(model.get_classifier().weight, std=0.05)  # not the all-zero new head
         path = work / f"lite0-{size}.onnx"
         with torch.no_grad():
-            write_onnx(model, torch.randn(2, 3, size, size), path, {})
+            write_onnx(model, (torch.randn(2, 3, size, size),), path, {}, IMAGE_IO)
         options = ort.SessionOptions()
         options.intra_op_num_threads = args.threads
         options.inter_op_num_threads = 1
