@@ -18,7 +18,8 @@ from rich.console import Console
 from graft.api import train
 from graft.data.discover import Sample, stratified_split
 from graft.monitoring.console import make_console
-from graft.training.run import Run, claim_run_dir
+from graft.training.run import Run
+from graft.training.run_dir import claim_run_dir
 
 DEMO_SETTINGS = {
     "model": "efficientnet_lite0",

@@ -22,7 +22,8 @@ from rich.console import Console
 from graft.api import train
 from graft.errors import GraftError
 from graft.monitoring.console import make_console
-from graft.training.run import Run, claim_run_dir
+from graft.training.run import Run
+from graft.training.run_dir import claim_run_dir
 
 TEXT_DEMO_SETTINGS = {
     "model": "minilm",

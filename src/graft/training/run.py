@@ -7,9 +7,7 @@ run folder that already holds anything is never written into.
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,7 @@ from graft.training import distributed
 from graft.training.checkpoints import RunCheckpoints, restore
 from graft.training.guards import check_run_space, explain_failure
 from graft.training.loop import StepConfig, fit
+from graft.training.run_dir import claim_run_dir, default_run_dir, write_split
 from graft.training.setup import Prepared, prepare
 from graft.training.signals import GracefulStop
 from graft.training.state import TrainState, resolve_mode
@@ -105,7 +104,7 @@ def run_training(
             raise GraftError(
                 f"cannot create run directory {run_dir}: {err.strerror}; choose another --out"
             ) from None
-        _write_split(spec, run_dir / "split.csv")
+        write_split(spec, run_dir / "split.csv")
     else:  # the checkpoint's history is the truth: drop rows logged after it (a crash between log and save)
         rewrite_csv(run_dir / "metrics.csv", state.history)
     if main:
@@ -281,30 +280,6 @@ def _results(state: TrainState) -> dict[str, float]:
     }
 
 
-def default_run_dir(cfg: Config) -> Path:
-    data_name = Path(cfg.data.path).stem or "data"
-    model_name = Path(cfg.model.name).name.replace(":", "-")
-    return Path("runs") / f"{data_name}-{model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def claim_run_dir(run_dir: Path) -> Path:
-    """Check that `run_dir` can become a new run: absent or empty, and creatable. Creates nothing."""
-    if run_dir.exists():
-        if not run_dir.is_dir():
-            raise GraftError(f"--out {run_dir} is a file, not a folder")
-        if any(run_dir.iterdir()):
-            what = "a run" if (run_dir / "config.yaml").exists() else "files"
-            raise GraftError(f"{run_dir} already holds {what}; choose another --out (nothing was changed)")
-    parent = run_dir
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise GraftError(f"cannot create {run_dir}: {parent} is a file")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise GraftError(f"cannot create {run_dir}: no write permission in {parent}; choose another --out")
-    return run_dir
-
-
 def _bundle_best(run_dir: Path, p: Prepared, console: Console) -> str:
     """Write the bundle from the best checkpoint (not the last epoch); returns what 'best' was.
 
@@ -335,24 +310,6 @@ def _bundle_best(run_dir: Path, p: Prepared, console: Console) -> str:
     monitor = p.cfg.checkpoint.monitor
     shown = f"{record[monitor]:.2%}" if monitor.endswith("acc") else f"{record[monitor]:.4f}"
     return f"{monitor} {shown} at epoch {epoch}/{p.cfg.train.epochs}"
-
-
-def _write_split(spec: DataSpec, path: Path) -> None:
-    """The exact train/val samples of this run; itself a valid `graft train` CSV (path,label,split, or
-    text,label,split[,text_pair] for text)."""
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        if spec.task == "text":
-            pairs = bool(spec.train) and spec.train[0].pair is not None
-            writer.writerow(["text", "label", "split"] + (["text_pair"] if pairs else []))
-            for split, samples in (("train", spec.train), ("val", spec.val)):
-                writer.writerows(
-                    [s.text, spec.classes[s.label], split] + ([s.pair] if pairs else []) for s in samples
-                )
-            return
-        writer.writerow(["path", "label", "split"])
-        for split, samples in (("train", spec.train), ("val", spec.val)):
-            writer.writerows([str(s.path.resolve()), spec.classes[s.label], split] for s in samples)
 
 
 def _input_line(p: Prepared) -> str:
