@@ -22,7 +22,7 @@ demo: $(STAMP)
 
 # The default suite: CPU-only, offline, well under 15 minutes on 2 cores.
 test: $(STAMP)
-	$(PYTEST) -m "not slow"
+	$(PYTEST) -m "not slow" --durations=25
 
 # Minutes-long runs (the full demo, long kill-and-resume sweeps).
 test-slow: $(STAMP)

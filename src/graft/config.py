@@ -77,8 +77,9 @@ class StrategyConfig(_Section):
     )  # gradual: groups per unfreeze; None: all train by the last
     train_bn: bool = False  # every BatchNorm layer in train mode from the start (frozen weights stay frozen)
     cache_features: Literal["auto", "on", "off"] = (
-        "auto"  # auto: for gradual's head stage, and when augment is off
+        "auto"  # auto: gradual's head stage, and frozen parts when augment is off; on: always
     )
+    cache_max_gb: float = Field(4.0, ge=0)  # activations kept for gradual's stages: the largest are skipped
 
     @field_validator("unfreeze_at", mode="before")
     @classmethod

@@ -2,12 +2,14 @@
 
 While only the head trains, every epoch pushes the same images through the same frozen backbone. With
 augmentation off the result is the same every time, so graft computes the head's inputs once, stores
-them, and trains the head on the stored tensors: an epoch then costs a matrix multiply.
+them, and trains the head on the stored tensors: an epoch then costs a matrix multiply. The same pass
+also records the activations at each gradual stage's cut (strategies/cuts.py), so a stage that trains
+only the top blocks starts from there instead of from the images.
 
 The cache key covers everything the features depend on, so a stale entry is never used: the frozen
-weights (a hash of every tensor but the head's), the architecture, the preprocessing, and each file's
-path, size and modification time, in split order. Entries are safetensors files under the cache folder
-(`data.cache_dir`, default ~/.cache/graft/features), written atomically.
+weights (a hash of every tensor but the head's), the architecture, the preprocessing, which activations
+are recorded, and each file's path, size and modification time, in split order. Entries are safetensors
+files under the cache folder (`data.cache_dir`, default ~/.cache/graft/features), written atomically.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from graft.data.discover import Sample
 from graft.training.runtime import autocast, to_device
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: several taps per entry
 
 
 def default_cache_dir() -> Path:
@@ -34,13 +36,19 @@ def default_cache_dir() -> Path:
 
 
 def feature_key(
-    model: nn.Module, head_keys: set[str], arch: str, data_config: dict, splits: dict[str, list[Sample]]
+    model: nn.Module,
+    head_keys: set[str],
+    arch: str,
+    data_config: dict,
+    splits: dict[str, list[Sample]],
+    taps: tuple[str, ...] = ("head",),
 ) -> str:
     digest = hashlib.sha256()
     meta = {
         "format": CACHE_FORMAT,
         "arch": arch,
         "preprocessing": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
+        "taps": sorted(taps),
     }
     digest.update(json.dumps(meta, sort_keys=True).encode())
     for name, tensor in model.state_dict().items():
@@ -58,13 +66,33 @@ def feature_key(
     return digest.hexdigest()[:32]
 
 
+# What to record in one pass: a module and whether its input (True: the head's features) or its output
+# (False: the activation at a cut) is wanted.
+Tap = tuple[nn.Module, bool]
+
+
 @torch.inference_mode()
-def extract_features(
-    model: nn.Module, head: nn.Module, loader: DataLoader, device: torch.device, amp_dtype: torch.dtype | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, D) inputs of `head` and (N,) labels for every sample of `loader`, model in eval mode."""
-    captured: list[torch.Tensor] = []
-    hook = head.register_forward_pre_hook(lambda _module, args: captured.append(args[0].float().cpu()))
+def extract(
+    model: nn.Module,
+    taps: dict[str, Tap],
+    loader: DataLoader,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Per tap, its (N, ...) float32 activations on every sample of `loader`, and the (N,) labels; one
+    pass with the model in eval mode."""
+    captured: dict[str, list[torch.Tensor]] = {key: [] for key in taps}
+    hooks = []
+    for key, (module, wants_input) in taps.items():
+        keep = captured[key].append
+        if wants_input:
+            hooks.append(
+                module.register_forward_pre_hook(lambda _m, args, keep=keep: keep(args[0].float().cpu()))
+            )
+        else:
+            hooks.append(
+                module.register_forward_hook(lambda _m, _args, out, keep=keep: keep(out.float().cpu()))
+            )
     was_training = model.training
     model.eval()
     labels = []
@@ -74,9 +102,18 @@ def extract_features(
                 model(to_device(images, device))
             labels.append(targets)
     finally:
-        hook.remove()
+        for hook in hooks:
+            hook.remove()
         model.train(was_training)
-    return torch.cat(captured), torch.cat(labels)
+    return {key: torch.cat(parts) for key, parts in captured.items()}, torch.cat(labels)
+
+
+def extract_features(
+    model: nn.Module, head: nn.Module, loader: DataLoader, device: torch.device, amp_dtype: torch.dtype | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, D) inputs of `head` and (N,) labels for every sample of `loader`, model in eval mode."""
+    features, labels = extract(model, {"head": (head, True)}, loader, device, amp_dtype)
+    return features["head"], labels
 
 
 class FeatureCache:
@@ -103,9 +140,10 @@ class FeatureCache:
         os.replace(tmp, self.path(key))
 
 
-def cached_feature_loaders(
+def cached_loaders(
     model: nn.Module,
-    head: nn.Module,
+    head: nn.Module | None,  # its weights do not shape any tap: left out of the key
+    taps: dict[str, Tap],
     arch: str,
     data_config: dict,
     train: list[Sample],
@@ -115,21 +153,30 @@ def cached_feature_loaders(
     cache: FeatureCache,
     device: torch.device,
     amp_dtype: torch.dtype | None,
-) -> tuple[DataLoader, DataLoader, bool]:
-    """(train, val) loaders of the head's input features, from the cache or computed now; True on a hit."""
-    key = feature_key(model, _head_param_keys(model, head), arch, data_config, {"train": train, "val": val})
+) -> tuple[dict[str, tuple[DataLoader, DataLoader]], bool]:
+    """Per tap, (train, val) loaders of its recorded activations, from the cache or computed now (one pass
+    over each split for all taps); True on a cache hit."""
+    splits = {"train": train, "val": val}
+    key = feature_key(model, _head_param_keys(model, head), arch, data_config, splits, tuple(taps))
     tensors = cache.get(key)
     hit = tensors is not None
     if tensors is None:
-        train_x, train_y = extract_features(model, head, eval_loader(train), device, amp_dtype)
-        val_x, val_y = extract_features(model, head, eval_loader(val), device, amp_dtype)
-        tensors = {"train_x": train_x, "train_y": train_y, "val_x": val_x, "val_y": val_y}
+        tensors = {}
+        for split, samples in splits.items():
+            recorded, labels = extract(model, taps, eval_loader(samples), device, amp_dtype)
+            tensors |= {f"{tap}/{split}_x": x for tap, x in recorded.items()} | {f"{split}_y": labels}
         cache.put(key, tensors)
-    train_data = TensorDataset(tensors["train_x"], tensors["train_y"])
-    val_data = TensorDataset(tensors["val_x"], tensors["val_y"])
-    return make_loader(train_data, True), make_loader(val_data, False), hit
+    return {
+        tap: (
+            make_loader(TensorDataset(tensors[f"{tap}/train_x"], tensors["train_y"]), True),
+            make_loader(TensorDataset(tensors[f"{tap}/val_x"], tensors["val_y"]), False),
+        )
+        for tap in taps
+    }, hit
 
 
-def _head_param_keys(model: nn.Module, head: nn.Module) -> set[str]:
+def _head_param_keys(model: nn.Module, head: nn.Module | None) -> set[str]:
+    if head is None:
+        return set()
     prefix = next(name for name, module in model.named_modules() if module is head)
     return {f"{prefix}.{name}" for name, _ in head.named_parameters()}

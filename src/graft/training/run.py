@@ -352,7 +352,7 @@ def _print_header(
         (run_dir / "advice.json").write_text(json.dumps(p.advice.to_dict(), indent=2))
     rows.append(("stages", describe(cfg.strategy.name, p.stages, p.groups)))
     if p.cache_note:
-        rows.append(("cache", f"head-only epochs train on {p.cache_note}"))
+        rows.append(("cache", p.cache_note))
     if p.lr_find is not None:
         rows.append(
             (

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from graft.config import Config, apply_task_defaults
 from graft.data.check import balance_weights, resolve_balance
 from graft.data.discover import DataSpec, Sample
-from graft.data.feature_cache import FeatureCache, cached_feature_loaders, default_cache_dir
+from graft.data.feature_cache import FeatureCache, Tap, cached_loaders, default_cache_dir
 from graft.data.images import ImageDataset, create_loader, create_transforms, default_num_workers
 from graft.data.tokens import PadBatch, TextDataset, tokenize
 from graft.errors import GraftError
@@ -29,9 +29,10 @@ from graft.models.registry import create_model
 from graft.models.text import build_text
 from graft.models.vision import BuiltModel
 from graft.strategies.advisor import Advice, advise
+from graft.strategies.cuts import Cut, Suffix
 from graft.strategies.groups import LayerGroup, layer_groups
 from graft.strategies.plan import Stage, Staging, head_module, plan_stages
-from graft.strategies.setup import resolve_strategy, use_feature_cache
+from graft.strategies.setup import resolve_strategy, stage_cuts, use_cuts, use_feature_cache
 from graft.training import distributed
 from graft.training.loop import EpochInputs
 from graft.training.lr_finder import LRFinderResult, find_lr
@@ -179,15 +180,26 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
         train_bn=s.train_bn,
     )
 
-    cached, cache_note = None, None
+    cached: dict[str, tuple[DataLoader, DataLoader]] = {}
+    cuts: dict[int, Cut] = {}
+    taps: dict[str, Tap] = {}
+    cache_note = None
     draw_weights, loss_weights = balance_weights(cfg.data.balance, spec)  # --balance sampler / loss
     augmented = spec.task == "image" and cfg.data.augment.enabled  # texts are never augmented
     if use_feature_cache(cfg, strategy, stages, head, augmented):
+        taps["head"] = (head, True)
+    if spec.task == "image" and use_cuts(cfg, augmented):  # texts: no single activation
+        sample = eval_loader(spec.train[:4]).dataset  # a few images to find and verify each cut on
+        images = torch.stack([sample[i][0] for i in range(len(sample))]).to(device)
+        cuts = stage_cuts(stages, groups, model, images, len(spec.train) + len(spec.val), s.cache_max_gb)
+        taps |= {cut.output: (model.get_submodule(cut.output), False) for cut in cuts.values()}
+    if taps:
         started = time.perf_counter()
         with distributed.feature_cache_turns():  # rank 0 computes and stores; the others then load
-            cached = cached_feature_loaders(
+            cached, hit = cached_loaders(
                 model,
                 head,
+                taps,
                 built.arch,
                 built.data_config,
                 spec.train,
@@ -198,13 +210,16 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
                 device,
                 amp_dtype,
             )
-        verb = "loaded from the cache" if cached[2] else "computed and cached"
-        cache_note = f"frozen features {verb} in {time.perf_counter() - started:.1f}s"
+        verb = "loaded from the cache" if hit else "computed and cached"
+        cache_note = f"frozen features {verb} in {time.perf_counter() - started:.1f}s: " + ", ".join(
+            ["head-only epochs train on the head's inputs"] * ("head" in cached)
+            + [f"from epoch {stages[i].start_epoch + 1} start after {cut.output}" for i, cut in cuts.items()]
+        )
 
     lr_result = None
     if cfg.optim.lr == "auto":
-        on_cache = cached is not None and stages[-1].head_only
-        loader = cached[0] if on_cache else train_loader
+        on_cache = "head" in cached and stages[-1].head_only
+        loader = cached["head"][0] if on_cache else train_loader
         lr_result = lr_range_test(
             model, head if on_cache else None, make_staging, cfg, loader, device, amp_dtype
         )
@@ -215,13 +230,17 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
 
     # Under torchrun: each rank trains and evaluates its share of every epoch, through a DDP wrapper
     # rebuilt whenever a stage changes which parameters train (distributed.Wrapper).
-    for loader in (train_loader, val_loader, *(cached[:2] if cached else ())):
+    for loader in (train_loader, val_loader, *(x for pair in cached.values() for x in pair)):
         distributed.shard_loader(loader)
     ddp = distributed.Wrapper()
+    suffixes = {i: Suffix(model, cut) for i, cut in cuts.items()}
 
     def inputs_for(stage: Stage) -> EpochInputs:
-        if cached is not None and stage.head_only:  # the head alone, on the stored features
-            return EpochInputs(ddp(head, stage.index), cached[0], cached[1], nn.Module.train)
+        if "head" in cached and stage.head_only:  # the head alone, on the stored features
+            return EpochInputs(ddp(head, stage.index), *cached["head"], nn.Module.train)
+        if stage.index in suffixes:  # the model from the stage's cut on, on the stored activations
+            return EpochInputs(ddp(suffixes[stage.index], stage.index), *cached[cuts[stage.index].output],
+                               staging.train_mode)  # fmt: skip
         return EpochInputs(ddp(model, stage.index), train_loader, val_loader, staging.train_mode)
 
     steps_per_epoch = math.ceil(len(train_loader) / cfg.train.accum_steps)

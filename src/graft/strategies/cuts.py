@@ -1,0 +1,116 @@
+"""Running a model from the middle: a frozen prefix computed once, its output replayed every epoch.
+
+While gradual unfreezing trains only the top of a network, every epoch pushes the same images through
+the same frozen bottom layers; on a CPU that forward pass is most of an epoch (the early layers work at
+the highest resolution). When the images look the same every epoch, graft runs the frozen prefix once
+over the data (data/feature_cache.py stores the result), and the stage trains the rest from there.
+
+Where "the rest" begins comes from the model's own call order, not from hard-coded names: one forward
+pass with hooks on every module finds the first module that owns a trainable parameter; the modules that
+ran to completion before it are the prefix. `Suffix` then calls the model itself with those modules
+replaced by identities, so the model's own forward code (dropout, drop-path, pooling, the head) runs
+the rest unchanged and the checkpointed model is the model.
+
+A cut is used only once it is verified: in eval mode, the suffix on the prefix's output must reproduce
+the model's logits on real images. Models whose forward does anything between prefix and suffix outside
+a module (ViT adds its position embedding, some models flatten) fail the check and train through the
+images, as without a cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Cut:
+    output: str  # the last prefix module to finish: its output is what the suffix starts from
+    prefix: tuple[str, ...]  # the outermost modules that run before the trainable part (identities in Suffix)
+    shape: tuple[int, ...]  # one sample's activation at the cut
+
+    @property
+    def sample_bytes(self) -> int:
+        return 4 * int(torch.Size(self.shape).numel())  # stored as float32
+
+
+def _identity(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    return x
+
+
+class Suffix(nn.Module):
+    """The model from a cut on: `Suffix(model, cut)(activation)` == `model(images)` when `activation` is the
+    prefix's output on `images`. The prefix modules are bypassed for the duration of each call only."""
+
+    def __init__(self, model: nn.Module, cut: Cut):
+        super().__init__()
+        self.model, self.cut = model, cut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bypassed = [self.model.get_submodule(name) for name in self.cut.prefix]
+        for module in bypassed:  # an instance attribute shadows the class's forward; hooks still run
+            module.forward = _identity
+        try:
+            return self.model(x)
+        finally:
+            for module in bypassed:
+                del module.forward
+
+
+@torch.inference_mode()
+def find_cut(model: nn.Module, trainable: set[str], images: torch.Tensor) -> Cut | None:
+    """Where the parameters named in `trainable` start being used, as a verified Cut; None if the model
+    has no clean cut there (something outside a module sits between the two parts, or the first
+    trainable parameter belongs to the model itself rather than to a sub-module)."""
+    owners = {name.rpartition(".")[0] for name in trainable}
+    if "" in owners:
+        return None
+    events: list[tuple[str, str]] = []
+    outputs: dict[str, object] = {}
+
+    def before(name: str):
+        return lambda _module, _args: events.append(("start", name))
+
+    def after(name: str):
+        def hook(_module, _args, output):
+            events.append(("end", name))
+            outputs[name] = output
+
+        return hook
+
+    handles = []
+    for name, module in model.named_modules():
+        if name:
+            handles += [
+                module.register_forward_pre_hook(before(name)),
+                module.register_forward_hook(after(name)),
+            ]
+    was_training = model.training
+    model.eval()
+    try:
+        logits = model(images)
+    finally:
+        for handle in handles:
+            handle.remove()
+    first = next((i for i, (kind, name) in enumerate(events) if kind == "start" and name in owners), None)
+    if first is None or first == 0:
+        model.train(was_training)
+        return None
+    late = {name for kind, name in events[first:] if kind == "start"}  # also called after the cut
+    done = [name for kind, name in events[:first] if kind == "end" and name not in late]
+    outermost = [n for n in done if not any(n.startswith(f"{other}.") for other in done)]
+    if not outermost or not isinstance(outputs[outermost[-1]], torch.Tensor):
+        model.train(was_training)
+        return None
+    activation = outputs[outermost[-1]]
+    cut = Cut(outermost[-1], tuple(dict.fromkeys(outermost)), tuple(activation.shape[1:]))
+    try:
+        replayed = Suffix(model, cut)(activation)
+    except Exception:  # noqa: BLE001 - the suffix cannot take the activation (ViT: the position embedding)
+        return None
+    finally:
+        model.train(was_training)
+    same = replayed.shape == logits.shape and torch.allclose(replayed, logits, rtol=1e-4, atol=1e-5)
+    return cut if same else None

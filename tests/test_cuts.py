@@ -1,0 +1,110 @@
+"""Stages that start from a cut: the frozen prefix runs once, from the cache, and training is the same.
+
+find_cut locates each stage's cut in real timm/torchvision models and verifies it; a gradual run whose
+stages start from cached activations ends where the same run through the images ends; a killed run
+resumed inside such a stage equals the uninterrupted one."""
+
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+import torchvision
+
+import graft
+from conftest import TINY, checkpoint, make_color_images
+from graft.strategies.cuts import Suffix, find_cut
+from graft.strategies.groups import layer_groups
+from test_resume import RUN, assert_same_run
+from test_resume import graft as graft_cli
+
+
+def _cuts(model: torch.nn.Module, size: int = 64) -> dict[str, str | None]:
+    groups = layer_groups(model)
+    images = torch.randn(3, 3, size, size)
+    found = {}
+    for k in range(1, len(groups)):
+        cut = find_cut(model, {n for g in groups[k:] for n in g.param_names}, images)
+        found[groups[k].name] = cut.output if cut else None
+    return found
+
+
+def test_cuts_are_found_from_the_call_order_and_verified():
+    torch.manual_seed(0)
+    assert _cuts(timm.create_model("resnet18", num_classes=3)) == {
+        "layer1": "maxpool",  # conv1, bn1, act1 and maxpool (no parameters) form the prefix
+        "layer2": "layer1",
+        "layer3": "layer2",
+        "layer4": "layer3",
+        "head": "global_pool",
+    }
+    lite = _cuts(timm.create_model("efficientnet_lite0", num_classes=3))
+    assert lite["blocks.3"] == "blocks.2" and lite["head"] == "global_pool"
+    assert all(v is not None for v in lite.values())
+    tv = _cuts(torchvision.models.mobilenet_v3_small(num_classes=3))
+    assert tv["features.5.block"] == "features.4"
+    # ViT adds its position embedding outside any module: no cut verifies, so no stage starts from one.
+    vit = timm.create_model("vit_tiny_patch16_224", num_classes=3, img_size=32)
+    assert set(_cuts(vit, 32).values()) == {None}
+
+
+def test_suffix_reproduces_the_model_and_trains_only_the_top():
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", num_classes=3)
+    groups = layer_groups(model)
+    trainable = {n for g in groups[3:] for n in g.param_names}
+    images = torch.randn(4, 3, 64, 64)
+    cut = find_cut(model, trainable, images)
+    captured = []
+    handle = model.get_submodule(cut.output).register_forward_hook(lambda *a: captured.append(a[2]))
+    model.eval()
+    with torch.no_grad():
+        expected = model(images)
+    handle.remove()
+    suffix = Suffix(model, cut)
+    with torch.no_grad():
+        assert torch.allclose(suffix(captured[0]), expected, atol=1e-5)
+    assert "forward" not in vars(model.conv1)  # the prefix is bypassed only during the call
+    for name, param in model.named_parameters():
+        param.requires_grad_(name in trainable)
+    suffix(captured[0]).sum().backward()
+    assert all((p.grad is not None) == (n in trainable) for n, p in model.named_parameters())
+
+
+def _gradual(data: Path, out: Path, **settings):
+    return graft.train(data, out=out, **{**TINY, "strategy": "gradual", "unfreeze_at": [1, 2], "epochs": 3,
+                                         "strategy.unfreeze_groups": 2, "data.augment": {"enabled": False},
+                                         "train.deterministic": True, **settings})  # fmt: skip
+
+
+def test_gradual_from_cached_cuts_ends_where_training_through_the_images_ends(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GRAFT_CACHE_DIR", str(tmp_path / "cache"))
+    data = make_color_images(tmp_path / "colors")
+    torch.manual_seed(1)
+    cached = _gradual(data, tmp_path / "cached", quiet=False)
+    header = capsys.readouterr().out
+    assert "from epoch 2 start after layer2, from epoch 3 start after maxpool" in header
+    through = _gradual(data, tmp_path / "images", cache_features="off")
+    mine, theirs = checkpoint(cached.path).model, checkpoint(through.path).model
+    for key, value in theirs.items():  # the same training, up to float rounding of batched convolutions
+        assert torch.allclose(mine[key].float(), value.float(), atol=1e-4, rtol=1e-3), key
+    for a, b in zip(cached.history, through.history):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-3)
+    start = layer_groups(graft.load(cached.path).model)[0].param_names  # never unfrozen: untouched
+    fresh = checkpoint(through.path).model
+    assert all(torch.equal(mine[n], fresh[n]) for n in start)
+
+
+def test_killed_in_a_stage_that_starts_from_a_cut_then_resumed_equals_uninterrupted(tmp_path):
+    data = make_color_images(tmp_path / "colors")
+    cut_run = [*RUN, "--set", "data.augment.enabled=false"]
+    env_cache = ["--set", f"data.cache_dir={tmp_path / 'cache'}"]
+    reference = tmp_path / "reference"
+    done = graft_cli("train", data, *cut_run, *env_cache, "--out", reference)
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "run"
+    killed = graft_cli("train", data, *cut_run, *env_cache, "--out", run, fault="step@9")  # in epoch 2
+    assert killed.returncode != 0
+    resumed = graft_cli("resume", run)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(run, reference)
