@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import signal
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,9 @@ def board_command(
         raise GraftError(f"cannot start TensorBoard on {host}:{port}: {message}; {suggestion}") from None
     make_console().print(f"TensorBoard on {url} for the runs in {runs_dir}; Ctrl-C stops it", highlight=False)
     sys.stdout.flush()  # a pipe buffers: whoever reads the URL must get it now
+    # A shell starts background jobs with SIGINT ignored, and Python then keeps it ignored: ask for
+    # KeyboardInterrupt explicitly, so `kill -INT` (and Ctrl-C) stop a board started with `&` too.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while True:
             time.sleep(3600)
