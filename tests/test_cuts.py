@@ -95,6 +95,7 @@ def test_gradual_from_cached_cuts_ends_where_training_through_the_images_ends(tm
     assert all(torch.equal(mine[n], fresh[n]) for n in start)
 
 
+@pytest.mark.slow  # three real training processes (~50 s); tests/test_resume.py covers resume in make test
 def test_killed_in_a_stage_that_starts_from_a_cut_then_resumed_equals_uninterrupted(tmp_path):
     data = make_color_images(tmp_path / "colors")
     cut_run = [*RUN, "--set", "data.augment.enabled=false"]
