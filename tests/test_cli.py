@@ -1,9 +1,15 @@
-"""The `graft` console script, run as a real subprocess: exit codes, output, files on disk."""
+"""The `graft` command line: exit codes, output, files on disk.
 
+Commands run through the console script's own `main()` in this process (see `graft` below); the tests of
+signals, injected faults, process death and the installed entry point start real processes."""
+
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -32,10 +38,40 @@ FAST = [
 
 
 def graft(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}  # rich wraps help at the terminal width
-    return subprocess.run(
-        [GRAFT, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
-    )
+    """`graft ARGS` as the console script runs it (`graft.cli.app:main`: argv, exit code, stdout and
+    stderr apart), in this process: a fresh process would spend ~8 s importing torch and timm each time.
+    An exception escaping main() is what a subprocess would print: its traceback, exit code 1."""
+    from graft.cli.app import main
+
+    argv = ["graft", *map(str, args)]
+    out, err = io.StringIO(), io.StringIO()
+    saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "COLUMNS")}
+    os.environ.update({"HF_HUB_OFFLINE": "1", "COLUMNS": "200"})  # rich wraps help at the terminal width
+    here, saved_argv = os.getcwd(), sys.argv
+    code = 0
+    try:
+        sys.argv = argv
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as done:
+                code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+                if isinstance(done.code, str):
+                    err.write(done.code + "\n")
+            except Exception:  # noqa: BLE001 - a bug: the traceback a process would print
+                err.write(traceback.format_exc())
+                code = 1
+    finally:
+        sys.argv = saved_argv
+        os.chdir(here)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -1,4 +1,4 @@
-"""graft advise / summary / lr-find as real subprocesses, and the strategy flags of graft train."""
+"""graft advise / summary / lr-find through the command line, and the strategy flags of graft train."""
 
 import json
 from pathlib import Path
