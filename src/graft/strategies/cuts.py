@@ -11,6 +11,11 @@ ran to completion before it are the prefix. `Suffix` then calls the model itself
 replaced by identities, so the model's own forward code (dropout, drop-path, pooling, the head) runs
 the rest unchanged and the checkpointed model is the model.
 
+The activations are recorded in eval mode, which is how frozen groups run during training anyway (their
+BatchNorm statistics and dropout hold; strategies/plan.py), so a stage from its cut trains as it would
+through the images with augmentation off; the one difference would be a parameter-free dropout module
+between frozen groups, which no timm or torchvision CNN we checked has.
+
 A cut is used only once it is verified: in eval mode, the suffix on the prefix's output must reproduce
 the model's logits on real images. Models whose forward does anything between prefix and suffix outside
 a module (ViT adds its position embedding, some models flatten) fail the check and train through the
