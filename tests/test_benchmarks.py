@@ -27,6 +27,7 @@ def test_strategies_benchmark_quick():
     rows = {line.split()[0]: line for line in out.splitlines() if line.startswith(("full ", "auto "))}
     assert set(rows) == {"full", "auto"} and "1.00x" in rows["full"]
     assert "feature cache: frozen-backbone epoch" in out and "of the epoch" in out
+    assert "from the cuts" in out and "  ratio " in out  # gradual stages from cached cuts
 
 
 @pytest.mark.slow  # minutes of the default suite; make test-slow runs it
