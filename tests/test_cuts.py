@@ -1,8 +1,8 @@
 """Stages that start from a cut: the frozen prefix runs once, from the cache, and training is the same.
 
 find_cut locates each stage's cut in real timm/torchvision models and verifies it; a gradual run whose
-stages start from cached activations ends where the same run through the images ends; a killed run
-resumed inside such a stage equals the uninterrupted one."""
+stages start from cached activations ends where the same run through the images ends, also under torchrun;
+a killed run resumed inside such a stage equals the uninterrupted one."""
 
 from pathlib import Path
 
@@ -10,6 +10,7 @@ import pytest
 import timm
 import torch
 import torchvision
+from safetensors import safe_open
 
 import graft
 from conftest import TINY, checkpoint, make_color_images
@@ -109,3 +110,31 @@ def test_killed_in_a_stage_that_starts_from_a_cut_then_resumed_equals_uninterrup
     resumed = graft_cli("resume", run)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_run(run, reference)
+
+
+@pytest.mark.slow  # two torchrun launches of 2 processes (~60 s)
+def test_under_torchrun_stages_from_cuts_train_as_through_the_images(tmp_path):
+    """DDP wraps the suffix as it wraps the model: 2 processes from cuts end where 2 processes through the
+    images end (rank 0 fills the cache, the other loads it)."""
+    from test_distributed import TORCHRUN
+    from test_distributed import run as launch
+
+    data = make_color_images(tmp_path / "colors")
+    common = ["train", data, "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "3",
+              "--batch-size", "4", "--lr", "0.01", "--num-workers", "0", "--device", "cpu", "--strategy", "gradual",
+              "--unfreeze-at", "1,2", "--set", "strategy.unfreeze_groups=2", "--set", "optim.warmup_epochs=0",
+              "--set", "log.sinks=csv", "--set", "train.deterministic=true", "--set", "data.augment.enabled=false",
+              "-q"]  # fmt: skip
+    runs = {}
+    for name, extra in (("cuts", []), ("images", ["--cache-features", "off"])):
+        done = launch([*TORCHRUN, *common, *extra, "--out", tmp_path / name], tmp_path / "cache")
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs[name] = checkpoint(tmp_path / name)
+    (entry,) = (tmp_path / "cache" / "features").glob("*.safetensors")  # only the run from cuts filled one
+    with safe_open(str(entry), "pt") as stored:
+        assert {"layer2/train_x", "maxpool/val_x", "head/train_x"} <= set(stored.keys())
+    mine, theirs = runs["cuts"].model, runs["images"].model
+    for key, value in theirs.items():
+        assert torch.allclose(mine[key].float(), value.float(), atol=1e-4, rtol=1e-3), key
+    losses = [[h["val_loss"] for h in r.state["progress"]["history"]] for r in runs.values()]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
