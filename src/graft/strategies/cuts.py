@@ -72,6 +72,33 @@ def find_cut(model: nn.Module, trainable: set[str], images: torch.Tensor) -> Cut
     owners = {name.rpartition(".")[0] for name in trainable}
     if "" in owners:
         return None
+    was_training = model.training
+    model.eval()
+    try:
+        events, outputs, logits = _call_order(model, images)
+        first = next((i for i, (kind, name) in enumerate(events) if kind == "start" and name in owners), 0)
+        late = {name for kind, name in events[first:] if kind == "start"}  # also called after the cut
+        done = [name for kind, name in events[:first] if kind == "end" and name not in late]
+        outermost = [n for n in done if not any(n.startswith(f"{other}.") for other in done)]
+        if not outermost or not isinstance(outputs[outermost[-1]], torch.Tensor):
+            return None  # nothing runs before the trainable part, or no single tensor crosses the cut
+        activation = outputs[outermost[-1]]
+        cut = Cut(outermost[-1], tuple(dict.fromkeys(outermost)), tuple(activation.shape[1:]))
+        try:
+            replayed = Suffix(model, cut)(activation)
+        except Exception:  # noqa: BLE001 - the suffix cannot take the activation (ViT: position embedding)
+            return None
+        same = replayed.shape == logits.shape and torch.allclose(replayed, logits, rtol=1e-4, atol=1e-5)
+        return cut if same else None
+    finally:
+        model.train(was_training)
+
+
+def _call_order(
+    model: nn.Module, images: torch.Tensor
+) -> tuple[list[tuple[str, str]], dict[str, object], torch.Tensor]:
+    """One forward pass recording ("start"|"end", module name) for every sub-module call, each module's
+    last output, and the logits."""
     events: list[tuple[str, str]] = []
     outputs: dict[str, object] = {}
 
@@ -92,30 +119,9 @@ def find_cut(model: nn.Module, trainable: set[str], images: torch.Tensor) -> Cut
                 module.register_forward_pre_hook(before(name)),
                 module.register_forward_hook(after(name)),
             ]
-    was_training = model.training
-    model.eval()
     try:
         logits = model(images)
     finally:
         for handle in handles:
             handle.remove()
-    first = next((i for i, (kind, name) in enumerate(events) if kind == "start" and name in owners), None)
-    if first is None or first == 0:
-        model.train(was_training)
-        return None
-    late = {name for kind, name in events[first:] if kind == "start"}  # also called after the cut
-    done = [name for kind, name in events[:first] if kind == "end" and name not in late]
-    outermost = [n for n in done if not any(n.startswith(f"{other}.") for other in done)]
-    if not outermost or not isinstance(outputs[outermost[-1]], torch.Tensor):
-        model.train(was_training)
-        return None
-    activation = outputs[outermost[-1]]
-    cut = Cut(outermost[-1], tuple(dict.fromkeys(outermost)), tuple(activation.shape[1:]))
-    try:
-        replayed = Suffix(model, cut)(activation)
-    except Exception:  # noqa: BLE001 - the suffix cannot take the activation (ViT: the position embedding)
-        return None
-    finally:
-        model.train(was_training)
-    same = replayed.shape == logits.shape and torch.allclose(replayed, logits, rtol=1e-4, atol=1e-5)
-    return cut if same else None
+    return events, outputs, logits
