@@ -132,7 +132,7 @@ def test_under_torchrun_stages_from_cuts_train_as_through_the_images(tmp_path):
         runs[name] = checkpoint(tmp_path / name)
     (entry,) = (tmp_path / "cache" / "features").glob("*.safetensors")  # only the run from cuts filled one
     with safe_open(str(entry), "pt") as stored:
-        assert {"layer2/train_x", "maxpool/val_x", "head/train_x"} <= set(stored.keys())
+        assert {"cut:layer2/train_x", "cut:maxpool/val_x", "head/train_x"} <= set(stored.keys())
     mine, theirs = runs["cuts"].model, runs["images"].model
     for key, value in theirs.items():
         assert torch.allclose(mine[key].float(), value.float(), atol=1e-4, rtol=1e-3), key

@@ -180,41 +180,11 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
         train_bn=s.train_bn,
     )
 
-    cached: dict[str, tuple[DataLoader, DataLoader]] = {}
-    cuts: dict[int, Cut] = {}
-    taps: dict[str, Tap] = {}
-    cache_note = None
     draw_weights, loss_weights = balance_weights(cfg.data.balance, spec)  # --balance sampler / loss
-    augmented = spec.task == "image" and cfg.data.augment.enabled  # texts are never augmented
-    if use_feature_cache(cfg, strategy, stages, head, augmented):
-        taps["head"] = (head, True)
-    if spec.task == "image" and use_cuts(cfg, augmented):  # texts: no single activation
-        sample = eval_loader(spec.train[:4]).dataset  # a few images to find and verify each cut on
-        images = torch.stack([sample[i][0] for i in range(len(sample))]).to(device)
-        cuts = stage_cuts(stages, groups, model, images, len(spec.train) + len(spec.val), s.cache_max_gb)
-        taps |= {cut.output: (model.get_submodule(cut.output), False) for cut in cuts.values()}
-    if taps:
-        started = time.perf_counter()
-        with distributed.feature_cache_turns():  # rank 0 computes and stores; the others then load
-            cached, hit = cached_loaders(
-                model,
-                head,
-                taps,
-                built.arch,
-                built.data_config,
-                spec.train,
-                spec.val,
-                eval_loader,
-                lambda data, train: create_loader(data, batch, train, 0, seed, weights=draw_weights),
-                FeatureCache(cfg.data.cache_dir or default_cache_dir()),
-                device,
-                amp_dtype,
-            )
-        verb = "loaded from the cache" if hit else "computed and cached"
-        cache_note = f"frozen features {verb} in {time.perf_counter() - started:.1f}s: " + ", ".join(
-            ["head-only epochs train on the head's inputs"] * ("head" in cached)
-            + [f"from epoch {stages[i].start_epoch + 1} start after {cut.output}" for i, cut in cuts.items()]
-        )
+    cached, cuts, cache_note = cache_frozen_parts(
+        cfg, spec, md, strategy, stages, groups, head,
+        lambda data, train: create_loader(data, batch, train, 0, seed, weights=draw_weights),
+    )  # fmt: skip
 
     lr_result = None
     if cfg.optim.lr == "auto":
@@ -239,7 +209,7 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
         if "head" in cached and stage.head_only:  # the head alone, on the stored features
             return EpochInputs(ddp(head, stage.index), *cached["head"], nn.Module.train)
         if stage.index in suffixes:  # the model from the stage's cut on, on the stored activations
-            return EpochInputs(ddp(suffixes[stage.index], stage.index), *cached[cuts[stage.index].output],
+            return EpochInputs(ddp(suffixes[stage.index], stage.index), *cached[f"cut:{cuts[stage.index].output}"],
                                staging.train_mode)  # fmt: skip
         return EpochInputs(ddp(model, stage.index), train_loader, val_loader, staging.train_mode)
 
@@ -259,6 +229,50 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
         tokenizer=md.tokenizer, data_notes=md.notes,
         class_weights=None if loss_weights is None else torch.tensor(loss_weights, device=device),
     )  # fmt: skip
+
+
+def cache_frozen_parts(
+    cfg: Config,
+    spec: DataSpec,
+    md: ModelOnData,
+    strategy: str,
+    stages: list[Stage],
+    groups: list[LayerGroup],
+    head: nn.Module | None,
+    make_loader: Callable[[Dataset, bool], DataLoader],
+) -> tuple[dict[str, tuple[DataLoader, DataLoader]], dict[int, Cut], str | None]:
+    """What frozen parts compute once (data/feature_cache.py): (train, val) loaders of the head's inputs
+    ("head") and of each stage's cut ("cut:MODULE"), the cut of each stage that starts from one, and a line
+    for the run header."""
+    taps: dict[str, Tap] = {}
+    cuts: dict[int, Cut] = {}
+    augmented = spec.task == "image" and cfg.data.augment.enabled  # texts are never augmented
+    if use_feature_cache(cfg, strategy, stages, head, augmented):
+        taps["head"] = (head, True)
+    if spec.task == "image" and use_cuts(cfg, augmented):  # texts: no single activation to start from
+        sample = md.eval_loader(spec.train[:4]).dataset  # a few images to find and verify each cut on
+        images = torch.stack([sample[i][0] for i in range(len(sample))]).to(md.device)
+        samples = len(spec.train) + len(spec.val)
+        cuts = stage_cuts(stages, groups, md.model, images, samples, cfg.strategy.cache_max_gb)
+        taps |= {f"cut:{cut.output}": (md.model.get_submodule(cut.output), False) for cut in cuts.values()}
+    if not taps:
+        return {}, {}, None
+    started = time.perf_counter()
+    with distributed.feature_cache_turns():  # rank 0 computes and stores; the others then load
+        cached, hit = cached_loaders(
+            md.model, head, taps, md.built.arch, md.built.data_config, spec.train, spec.val, md.eval_loader,
+            make_loader, FeatureCache(cfg.data.cache_dir or default_cache_dir()), md.device, md.amp_dtype,
+        )  # fmt: skip
+    verb = "loaded from the cache" if hit else "computed and cached"
+    return (
+        cached,
+        cuts,
+        f"frozen features {verb} in {time.perf_counter() - started:.1f}s: "
+        + ", ".join(
+            ["head-only epochs train on the head's inputs"] * ("head" in cached)
+            + [f"from epoch {stages[i].start_epoch + 1} start after {cut.output}" for i, cut in cuts.items()]
+        ),
+    )
 
 
 def lr_range_test(
