@@ -66,6 +66,23 @@ def test_histograms_of_weights_and_gradients_per_group(run, events):
     assert sum(head[-1].histogram_value.bucket) == pytest.approx(params)
 
 
+def test_histograms_at_least_once_per_epoch(tmp_path):
+    """Epochs shorter than histogram_every_n_steps: an epoch the period misses gets one at its last step."""
+    data = make_color_images(tmp_path / "colors")
+    run = graft.train(data, out=tmp_path / "run", **{**TINY, "log.histogram_every_n_steps": 8})
+    assert [h["step"] for h in run.history] == [5, 10, 15]  # 48 images, a fifth held out, batches of 8
+    acc = EventAccumulator(str(run.path / "tb"), size_guidance={"histograms": 0}).Reload()
+    for tag in ("Weights/head", "Gradients/head"):
+        # steps 1-5 and 11-15 hold no multiple of 8: their epochs' last steps; steps 6-10 hold step 8
+        assert [e.step for e in acc.Histograms(tag)] == [5, 8, 15], tag
+
+
+def test_histograms_off_means_off():
+    cfg = resolve_config(overrides={"log.histogram_every_n_steps": 0}).log
+    monitor = Monitor(None, cfg, torch.nn.Linear(1, 1), [], ["a", "b"])
+    assert not any(monitor.histograms_due(step, last_of_epoch=True) for step in range(1, 100))
+
+
 def test_images_of_augmented_inputs_and_worst_mistakes(run, events):
     assert set(events.Tags()["images"]) == {"Images/train_augmented", "Images/val_worst_misclassified"}
     start = events.Images("Images/train_augmented")

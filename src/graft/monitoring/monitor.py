@@ -2,8 +2,8 @@
 
 The loop calls five methods at fixed points (`start`, `log_step`, `log_histograms`, `end_epoch`,
 `finish`); this class turns them into records for every sink (logger.py). Cadence is config, not code:
-scalars every `log.every_n_steps`, histograms every `log.histogram_every_n_steps`, images once at the
-start and once per epoch. Everything expensive is either rare (images: one grid per epoch, built from
+scalars every `log.every_n_steps`, histograms every `log.histogram_every_n_steps` (and at an epoch's
+last step if none fell in it), images once at the start and once per epoch. Everything expensive is either rare (images: one grid per epoch, built from
 a handful of decoded files) or computed on the device in milliseconds (histograms).
 """
 
@@ -54,6 +54,7 @@ class Monitor:
         # Text tasks: the samples (TextSample), shown as text summaries where images would be.
         self.train_texts, self.val_texts = train_texts, val_texts
         self._clock, self._seen = time.perf_counter(), 0
+        self._histograms_this_epoch = False
         self.notes: list[str] = []  # what the console should say about monitoring (a failed graph trace)
 
     # ------------------------------------------------------------------------------------------- start
@@ -97,6 +98,7 @@ class Monitor:
 
     def begin_epoch(self, seen: int) -> None:
         self._clock, self._seen = time.perf_counter(), seen
+        self._histograms_this_epoch = False
 
     def step_due(self, step: int) -> bool:
         return step % self.cfg.every_n_steps == 0
@@ -113,13 +115,16 @@ class Monitor:
         self._clock, self._seen = now, seen
         self.logger.log(record, step)
 
-    def histograms_due(self, step: int) -> bool:
+    def histograms_due(self, step: int, last_of_epoch: bool = False) -> bool:
+        """Every `histogram_every_n_steps` steps (0: never), and at the last step of an epoch that had
+        none: an epoch shorter than the period would otherwise show no histograms at all."""
         every = self.cfg.histogram_every_n_steps
-        return bool(every) and step % every == 0
+        return bool(every) and (step % every == 0 or (last_of_epoch and not self._histograms_this_epoch))
 
     def log_histograms(self, step: int) -> None:
         """Weights and gradients of each layer group; call while the step's gradients still exist."""
         self.logger.histograms(group_histograms(self.model, self.groups), step)
+        self._histograms_this_epoch = True
 
     # ------------------------------------------------------------------------------------------- epochs
 

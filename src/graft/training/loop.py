@@ -216,7 +216,7 @@ def train_one_epoch(
         scaler.update()
         state.step += 1
         state.batch_in_epoch = i + 1
-        if monitor.histograms_due(state.step):
+        if monitor.histograms_due(state.step, last_of_epoch=i + 1 == n_batches):
             monitor.log_histograms(state.step)
         optimizer.zero_grad(set_to_none=True)
         # .item() syncs the device: only on logging steps (and the epoch's last, so short runs plot too).
