@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from conftest import make_color_images, make_photo_crops
+from conftest import make_color_images, make_photo_crops, make_review_csv
 from test_cli import FAST, graft
 
 
@@ -25,6 +25,15 @@ def test_advise_measures_contrasting_datasets(tmp_path: Path):
 
     text = graft("advise", photos, "--img-size", "64")
     assert "k-NN accuracy" in text.stdout and "next     graft train" in text.stdout
+
+
+def test_advise_on_text_data(tmp_path: Path, tiny_bert: Path):
+    """Text: no image size to show, no BatchNorm shift, and texts are called texts."""
+    result = graft("advise", make_review_csv(tmp_path / "reviews.csv"), "--model", str(tiny_bert))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "64 training texts" in result.stdout and "median 32 texts per class" in result.stdout
+    assert "sampled texts" in result.stdout and "32 texts per class (little data" in result.stdout
+    assert "image" not in result.stdout and "pixels" not in result.stdout
 
 
 def test_summary_of_a_model_and_of_a_run(tmp_path: Path):

@@ -4,8 +4,10 @@ import pytest
 import torch
 from torch import nn
 
+from graft.data.discover import DataSpec
+from graft.data.text import TextSample
 from graft.models.registry import create_model
-from graft.strategies.advisor import LITTLE_DATA, SIMILAR, knn_accuracy, recommend
+from graft.strategies.advisor import LITTLE_DATA, SIMILAR, advise, knn_accuracy, recommend
 from graft.strategies.groups import layer_groups
 from graft.strategies.plan import Staging, plan_stages, stage_at
 from graft.training.optim import create_optimizer
@@ -78,6 +80,18 @@ def test_advisor_table():
     assert recommend(little, 0.99, False)[0] == "full"
     strategy, reason = recommend(50, 0.42, True)
     assert "50 images per class" in reason and "separability 0.42" in reason
+    assert reason.startswith("few images and unfamiliar features")
+
+
+def test_advisor_names_texts_as_texts():
+    strategy, reason = recommend(50, 0.42, True, unit="texts")
+    assert "50 texts per class" in reason and "few texts" in reason and "image" not in reason
+    # advise() takes the unit from the data: no model needed when there is no head to measure with
+    samples = [TextSample(f"review {i}", i % 2) for i in range(40)]
+    spec = DataSpec(["neg", "pos"], samples, [], "table", task="text")
+    advice = advise(spec, None, None, None, True, torch.device("cpu"))
+    assert "20 texts per class" in advice.reason and "image" not in advice.reason
+    assert advice.to_dict()["train_images"] == 40  # advice.json keeps its field names
 
 
 def test_knn_accuracy_on_clusters_and_noise():

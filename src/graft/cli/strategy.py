@@ -38,27 +38,29 @@ def advise_command(
         device=device,
     )
     spec = discover_config(cfg)
+    from graft.strategies.advisor import UNITS
     from graft.training.setup import advise_on_data
 
     advice, md = advise_on_data(cfg, spec)
     if as_json:
         print(json.dumps({"data": str(data), "model": cfg.model.name, **advice.to_dict()}, indent=2))
         return
-    size = md.built.data_config["input_size"]
+    unit = UNITS[spec.task]
+    size = md.built.data_config.get("input_size")  # (C, H, W); text models have none
+    model_at = f"{cfg.model.name} at {size[1]}x{size[2]}" if size else cfg.model.name
     console = make_console()
     rows = [
-        ("data", f"{spec.description}: {advice.num_classes} classes, {advice.train_images} training images"),
-        ("classes", f"median {advice.median_per_class:.0f} images per class, smallest {advice.min_per_class}, "
+        ("data", f"{spec.description}: {advice.num_classes} classes, {advice.train_images} training {unit}"),
+        ("classes", f"median {advice.median_per_class:.0f} {unit} per class, smallest {advice.min_per_class}, "
                     f"largest/smallest {advice.imbalance:.1f}x"),
     ]  # fmt: skip
     if advice.knn_accuracy is not None:
         chance = 1 / advice.num_classes
-        rows += [
-            ("features", f"{cfg.model.name} at {size[1]}x{size[2]}: k-NN accuracy {advice.knn_accuracy:.1%} on "
-                         f"{advice.sample_size} sampled images (chance {chance:.1%}), separability {advice.separability:.2f}"),
-            ("pixels", f"first-BatchNorm input shift {advice.input_shift:.2f} from the pretraining statistics"
-                       if advice.input_shift is not None else "no BatchNorm layer to compare statistics with"),
-        ]  # fmt: skip
+        rows.append(("features", f"{model_at}: k-NN accuracy {advice.knn_accuracy:.1%} on {advice.sample_size} "
+                                 f"sampled {unit} (chance {chance:.1%}), separability {advice.separability:.2f}"))  # fmt: skip
+        if spec.task == "image":  # the input shift is a BatchNorm statistic: text encoders have LayerNorm
+            rows.append(("pixels", f"first-BatchNorm input shift {advice.input_shift:.2f} from the pretraining statistics"
+                                   if advice.input_shift is not None else "no BatchNorm layer to compare statistics with"))  # fmt: skip
     rows += [
         ("advice", f"[bold]{advice.strategy}[/bold]: {advice.reason}"),
         ("next", f"graft train {data} --model {cfg.model.name} --strategy {advice.strategy}"),

@@ -28,10 +28,11 @@ from torch.utils.data import DataLoader
 from graft.data.discover import DataSpec, Sample
 from graft.data.feature_cache import extract_features
 
-LITTLE_DATA = 200  # median training images per class below which data counts as "little"
+LITTLE_DATA = 200  # median training samples per class below which data counts as "little"
 SIMILAR = 0.8  # k-NN separability (0 = chance, 1 = perfect) from which the features "already fit"
-SAMPLE_PER_CLASS = 40  # images per class measured (k-NN cost grows with the square of the sample)
+SAMPLE_PER_CLASS = 40  # samples per class measured (k-NN cost grows with the square of the sample)
 K = 10
+UNITS = {"image": "images", "text": "texts"}  # DataSpec.task -> what its samples are called
 
 
 @dataclass
@@ -39,7 +40,7 @@ class Advice:
     strategy: str
     reason: str  # one line, with the numbers behind it
     num_classes: int
-    train_images: int
+    train_images: int  # training samples, images or texts (advice.json's readers know this name)
     median_per_class: float
     min_per_class: int
     imbalance: float  # largest class / smallest class
@@ -53,12 +54,15 @@ class Advice:
         return asdict(self)
 
 
-def recommend(median_per_class: float, separability: float | None, pretrained: bool) -> tuple[str, str]:
-    """The 2x2 table as a pure function: (strategy, one-line reason)."""
+def recommend(
+    median_per_class: float, separability: float | None, pretrained: bool, unit: str = "images"
+) -> tuple[str, str]:
+    """The 2x2 table as a pure function: (strategy, one-line reason); `unit` names the samples in it
+    ("images", "texts")."""
     if not pretrained:
         return "full", "no pretrained weights: every layer has to be learned"
     little = median_per_class < LITTLE_DATA
-    size = f"{median_per_class:.0f} images per class ({'little' if little else 'enough'} data, threshold {LITTLE_DATA})"
+    size = f"{median_per_class:.0f} {unit} per class ({'little' if little else 'enough'} data, threshold {LITTLE_DATA})"
     fit = separability is not None and separability >= SIMILAR
     shown = f"{separability:.2f}" if separability is not None else "n/a"
     features = (
@@ -71,12 +75,12 @@ def recommend(median_per_class: float, separability: float | None, pretrained: b
         ),
         (True, False): (
             "gradual",
-            "few images and unfamiliar features: head first, then unfreeze from the top",
+            f"few {unit} and unfamiliar features: head first, then unfreeze from the top",
         ),
-        (False, True): ("gradual", "familiar features and enough images: a light fine-tune from the top"),
+        (False, True): ("gradual", f"familiar features and enough {unit}: a light fine-tune from the top"),
         (False, False): (
             "discriminative",
-            "enough images to retrain everything, at lower LRs toward the input",
+            f"enough {unit} to retrain everything, at lower LRs toward the input",
         ),
     }
     strategy, why = table[(little, fit)]
@@ -119,7 +123,7 @@ def advise(
         advice.knn_accuracy = accuracy
         advice.separability = max(0.0, (accuracy - chance) / (1 - chance))
         advice.input_shift = shift.value()
-    advice.strategy, advice.reason = recommend(median, advice.separability, pretrained)
+    advice.strategy, advice.reason = recommend(median, advice.separability, pretrained, UNITS[spec.task])
     return advice
 
 
