@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.graft-installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: demo test test-slow test-all venv clean lint bench screenshots
+.PHONY: demo test test-slow test-all venv clean lint bench bench-real screenshots
 
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/offline-data.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/logging_overhead.py
 	$(BIN)/python benchmarks/onnx_vs_eager.py
 	$(BIN)/python benchmarks/text_padding.py
+
+# graft's defaults vs frozen features + LogisticRegression on the real datasets in ../shared/data (slow on CPU).
+bench-real: $(STAMP)
+	$(BIN)/python benchmarks/real_data.py
 
 # TensorBoard and the evaluation report of fresh demo runs, photographed by headless Chromium into docs/img/ (needs chromium).
 screenshots: $(STAMP)

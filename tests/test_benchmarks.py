@@ -49,6 +49,21 @@ def test_text_padding_benchmark_quick():
     assert "dynamic (default)" in out and "tokenize:" in out
 
 
+def test_real_data_benchmark_quick():
+    """graft's defaults vs frozen features + LogisticRegression, on tiny subsets of two shared datasets."""
+    data = ROOT.parent / "shared" / "data"
+    if not data.is_dir():
+        pytest.skip(f"no shared benchmark data at {data} (the real-data benchmark reads it in place)")
+    lines = quick("real_data.py").splitlines()
+    header = next(line for line in lines if line.startswith("dataset "))
+    assert all(column in header for column in ("acc anchor", "acc graft", "1st/anchor", "graft/anchor"))
+    rows = {cells[0]: cells for cells in map(str.split, lines[lines.index(header) + 1 :]) if cells}
+    assert {"flowers", "ag_news", "mean"} <= set(rows)
+    for name in ("flowers", "ag_news"):
+        assert rows[name][1].endswith("%") and rows[name][2].endswith("%"), rows[name]  # accuracies
+        assert rows[name][-1].endswith("x") and float(rows[name][-1][:-1]) > 0, rows[name]  # graft/anchor
+
+
 def test_onnx_vs_eager_benchmark_quick():
     out = quick("onnx_vs_eager.py")
     rows = [line for line in out.splitlines() if line.startswith("64x64")]

