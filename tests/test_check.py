@@ -373,7 +373,7 @@ def test_dead_dataloader_worker_names_the_file(tmp_path: Path):
 
 def test_balance_sampler_reaches_the_training_loader(tmp_path: Path):
     from graft.config import resolve_config
-    from graft.training.setup import build_on_data
+    from graft.training.build import build_on_data
 
     data = make_color_images(tmp_path / "colors", per_class=12, size=16)
     for extra in sorted((data / "green").iterdir())[1:]:  # green: 1 image, 10 times fewer than the others
@@ -381,7 +381,7 @@ def test_balance_sampler_reaches_the_training_loader(tmp_path: Path):
     cfg = resolve_config(overrides={**TINY, "data": data})
     spec = discover(data)
     md = build_on_data(cfg, spec)  # balance auto, 10x imbalance -> sampler
-    assert cfg.data.balance == "sampler"
+    assert md.cfg.data.balance == "sampler" and cfg.data.balance == "auto"  # a new config, not the caller's
     sampler = md.train_loader.sampler
     sampler.set_epoch(0)
     drawn = Counter(spec.train[i].label for _, i in sampler)

@@ -134,7 +134,7 @@ def test_train_on_a_csv_with_yaml_config(tmp_path: Path):
             ["train", "DATA", "--set", "optim.lrr=1"],
             ["unknown config key 'optim.lrr'", "did you mean: optim.lr"],
         ),
-        (["train", "DATA", "--epochs", "0"], ["train.epochs"]),
+        (["train", "DATA", "--epochs", "-1"], ["train.epochs"]),  # 0 is valid: the solved head alone
         (["train", "DATA", "--model", "resnet19", "--out", "OUT"], ["unknown model 'resnet19'", "resnet18"]),
         (["predict", "OUT", "x.png"], ["not a graft bundle"]),
         (["train", "DATA", "--config", "nope.yaml"], ["config file not found: nope.yaml"]),

@@ -72,6 +72,9 @@ def test_train_strategy_flags(tmp_path: Path):
     result = graft("train", data, *FAST, "--strategy", "discriminative", "--layer-decay", "0.5", "--out",
                    tmp_path / "r", "-q")  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "discriminative: all 6 groups, LR x0.0312 at conv1+bn1 up to x1 at head" in result.stdout
+    assert (
+        "discriminative: all 6 groups, LR x0.0312 at conv1+bn1 up to x0.5 at layer4.0, x1 at the head"
+        in result.stdout
+    )
     bad = graft("train", data, "--strategy", "partial")
     assert bad.returncode == 2 and "strategy.name" in bad.stderr and "gradual" in bad.stderr

@@ -138,3 +138,49 @@ def test_under_torchrun_stages_from_cuts_train_as_through_the_images(tmp_path):
         assert torch.allclose(mine[key].float(), value.float(), atol=1e-4, rtol=1e-3), key
     losses = [[h["val_loss"] for h in r.state["progress"]["history"]] for r in runs.values()]
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+def test_text_cuts_fall_between_encoder_layers_and_reproduce_the_model(tiny_bert):
+    """A transformer's layers run in a loop of modules: the cut below layer k replays each text's hidden
+    states (padded, with its attention mask) and gives the model's own logits."""
+    from transformers import AutoTokenizer
+
+    from graft.models.text import build_text
+
+    torch.manual_seed(0)
+    built, tokenizer = build_text(str(tiny_bert), 2, ["a", "b"])
+    model = built.model.eval()
+    torch.nn.init.normal_(model.hf.classifier.weight)  # a head that is not zero, so logits differ
+    groups = layer_groups(model)  # embeddings, layer.0, layer.1, pooler, head
+    batch = dict(AutoTokenizer.from_pretrained(str(tiny_bert))(
+        ["short one", "a somewhat longer text than the first"], padding=True, return_tensors="pt"))  # fmt: skip
+    top_layer = {n for g in groups[2:] for n in g.param_names}  # layer.1 and above
+    cut = find_cut(model, top_layer, batch)
+    assert cut.output.endswith("encoder.layer.0") and cut.per_token and cut.shape == (32,)
+    captured = []
+    handle = model.get_submodule(cut.output).register_forward_hook(lambda *a: captured.append(a[2]))
+    with torch.no_grad():
+        logits = model(batch)
+    handle.remove()
+    replay = Suffix(model, cut)({"hidden": captured[0], "attention_mask": batch["attention_mask"]})
+    torch.testing.assert_close(replay, logits, rtol=1e-4, atol=1e-5)
+    assert find_cut(model, {n for g in groups[-2:] for n in g.param_names}, batch) is None  # the pooler alone
+
+
+def test_text_stages_from_cuts_train_as_through_the_tokens(tiny_bert, tmp_path):
+    """A text run whose stage trains the top layer from stored hidden states ends where the same run
+    through the tokens ends (cut activations are stored per text, without padding)."""
+    from conftest import make_review_csv
+
+    data = make_review_csv(tmp_path / "reviews.csv", per_class=12)
+    settings = {"model": str(tiny_bert), "strategy": "discriminative", "train_groups": 2, "epochs": 2,
+                "batch_size": 8, "lr": 5e-3, "quiet": True, "log": "csv", "optim.warmup_epochs": 0,
+                "data.cache_dir": tmp_path / "cache"}  # fmt: skip
+    cuts = graft.train(data, out=tmp_path / "cuts", **settings)
+    tokens = graft.train(data, out=tmp_path / "tokens", **{**settings, "cache_features": "off"})
+    mine, theirs = checkpoint(cuts.path).model, checkpoint(tokens.path).model
+    for key, value in theirs.items():
+        assert torch.allclose(mine[key], value, atol=1e-4, rtol=1e-3), key
+    assert [h["val_loss"] for h in cuts.history] == pytest.approx(
+        [h["val_loss"] for h in tokens.history], rel=1e-4
+    )

@@ -93,7 +93,7 @@ def summary_command(
         raise GraftError("graft summary needs torchinfo: pip install 'torchgraft[summary]'") from None
     from graft.models.registry import create_model
     from graft.strategies.groups import layer_groups
-    from graft.strategies.plan import Staging, describe, plan_stages
+    from graft.strategies.plan import Staging, describe, stages_from_config
     from graft.training.optim import create_optimizer
 
     run = Path(model_or_run)
@@ -118,15 +118,9 @@ def summary_command(
     )
     groups = layer_groups(built.model)
     s = cfg.strategy
-    stages = plan_stages(
-        s.name,
-        len(groups),
-        cfg.train.epochs,
-        s.layer_decay,
-        s.unfreeze_every,
-        s.unfreeze_at,
-        s.unfreeze_groups,
-    )
+    # A run from pretrained weights solved its head first (the stages are shaped by it); a bare model name
+    # is shown the same way, as `graft train` would run it.
+    stages = stages_from_config(cfg, len(groups), head_solved=s.probe and cfg.model.pretrained)
     index = min(stage or 0, len(stages) - 1)
     Staging(
         built.model, groups=groups, stages=stages, make_optimizer=lambda g: create_optimizer(cfg.optim, g),

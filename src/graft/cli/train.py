@@ -34,7 +34,17 @@ def train_command(
     data: Path = DATA,
     model: str | None = MODEL,
     strategy: str | None = STRATEGY,
-    epochs: int | None = flag("--epochs", "-e", help=f"Epochs to train (default {D.train.epochs})."),
+    epochs: int | None = flag(
+        "--epochs",
+        "-e",
+        help=f"Fine-tuning epochs after the solved head (default {D.train.epochs}); 0: the head alone; with "
+        "--strategy auto: at most this many, as many as fit in --time-limit.",
+    ),
+    time_limit: str | None = flag(
+        "--time-limit",
+        help="Wall-clock budget of the run: 90s, 10m, 1h30m, or none. Default auto: with --strategy auto, "
+        "3x the time to the first bundle; no limit for a named strategy.",
+    ),
     batch_size: int | None = BATCH_SIZE,
     lr: str | None = flag(
         "--lr",
@@ -51,7 +61,9 @@ def train_command(
         "--text-pair-column", help="Text data: a second text column, for sentence-pair tasks."
     ),
     max_length: int | None = flag(
-        "--max-length", help="Text: tokens per text; longer ones are truncated (128)."
+        "--max-length",
+        help="Text: tokens per text; longer ones are truncated (default: enough for 95% of the training "
+        "texts, at most 256).",
     ),
     balance: str | None = BALANCE,
     strict: bool | None = STRICT,
@@ -147,6 +159,7 @@ def train_command(
     cfg = resolve(
         config, set_, data=data, model=model, strategy=strategy, epochs=epochs, batch_size=batch_size, lr=lr,
         img_size=img_size, val=val, val_split=val_split, out=out, seed=seed, device=device, layer_decay=layer_decay,
+        time_limit=time_limit,
         unfreeze_every=unfreeze_every, unfreeze_at=unfreeze_at, train_bn=train_bn, cache_features=cache_features,
         pretrained=pretrained, num_workers=num_workers, accum_steps=accum_steps, amp=amp, weights=weights,
         monitor=monitor, mode=mode, keep_top_k=keep_top_k, save_every=save_every,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from graft.data.discover import Sample
 from graft.training.runtime import autocast, to_device
 
-CACHE_FORMAT = 2  # 2: several taps per entry
+CACHE_FORMAT = 4  # 2: several taps per entry; 3: how long computing them took; 4: texts per token
 
 
 def default_cache_dir() -> Path:
@@ -80,7 +81,10 @@ def extract(
     amp_dtype: torch.dtype | None,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Per tap, its (N, ...) float32 activations on every sample of `loader`, and the (N,) labels; one
-    pass with the model in eval mode."""
+    pass with the model in eval mode, results in dataset order.
+
+    Texts: a tap whose output has a token axis (a transformer layer's hidden states) is stored without
+    its padding: "TAP" is every text's (length, hidden) rows one after another, "TAP.len" the lengths."""
     captured: dict[str, list[torch.Tensor]] = {key: [] for key in taps}
     hooks = []
     for key, (module, wants_input) in taps.items():
@@ -95,17 +99,37 @@ def extract(
             )
     was_training = model.training
     model.eval()
-    labels = []
+    labels, masks = [], []
     try:
-        for images, targets in loader:
+        for inputs, targets in loader:
             with autocast(device, amp_dtype):
-                model(to_device(images, device))
+                model(to_device(inputs, device))
             labels.append(targets)
+            masks.append(inputs["attention_mask"] if isinstance(inputs, dict) else None)
     finally:
         for hook in hooks:
             hook.remove()
         model.train(was_training)
-    return {key: torch.cat(parts) for key, parts in captured.items()}, torch.cat(labels)
+    order = None
+    if getattr(loader.sampler, "lengths", None) is not None:  # texts run sorted by length: dataset order
+        order = torch.from_numpy(loader.sampler.order())
+    labels = _in_order(torch.cat(labels), order)
+    recorded = {}
+    for key, parts in captured.items():
+        if masks[0] is not None and parts[0].ndim == 3:  # (B, L, H) per batch -> each text's own rows
+            rows = [h[:n] for part, mask in zip(parts, masks) for h, n in zip(part, mask.sum(1).tolist())]
+            if order is not None:
+                rows = [rows[i] for i in torch.argsort(order).tolist()]
+            recorded[key] = torch.cat(rows)
+            recorded[f"{key}.len"] = torch.tensor([len(r) for r in rows])
+        else:
+            recorded[key] = _in_order(torch.cat(parts), order)
+    return recorded, labels
+
+
+def _in_order(x: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
+    """Rows produced in `order` (position i holds sample order[i]) back in dataset order."""
+    return x if order is None else torch.empty_like(x).index_copy_(0, order, x)
 
 
 def extract_features(
@@ -140,7 +164,7 @@ class FeatureCache:
         os.replace(tmp, self.path(key))
 
 
-def cached_loaders(
+def cached_tensors(
     model: nn.Module,
     head: nn.Module | None,  # its weights do not shape any tap: left out of the key
     taps: dict[str, Tap],
@@ -149,30 +173,78 @@ def cached_loaders(
     train: list[Sample],
     val: list[Sample],
     eval_loader: Callable[[list[Sample]], DataLoader],
-    make_loader: Callable[[Dataset, bool], DataLoader],
     cache: FeatureCache,
     device: torch.device,
     amp_dtype: torch.dtype | None,
-) -> tuple[dict[str, tuple[DataLoader, DataLoader]], bool]:
-    """Per tap, (train, val) loaders of its recorded activations, from the cache or computed now (one pass
-    over each split for all taps); True on a cache hit."""
+) -> tuple[dict[str, torch.Tensor], bool]:
+    """Every tap's recorded activations ("TAP/train_x", "TAP/val_x") and the labels ("train_y", "val_y"),
+    from the cache or computed now (one pass over each split for all taps); True on a cache hit.
+    "seconds" (a 1-element tensor) is how long computing them took, also when they came from the cache."""
     splits = {"train": train, "val": val}
     key = feature_key(model, _head_param_keys(model, head), arch, data_config, splits, tuple(taps))
     tensors = cache.get(key)
-    hit = tensors is not None
-    if tensors is None:
-        tensors = {}
-        for split, samples in splits.items():
-            recorded, labels = extract(model, taps, eval_loader(samples), device, amp_dtype)
-            tensors |= {f"{tap}/{split}_x": x for tap, x in recorded.items()} | {f"{split}_y": labels}
-        cache.put(key, tensors)
-    return {
-        tap: (
-            make_loader(TensorDataset(tensors[f"{tap}/train_x"], tensors["train_y"]), True),
-            make_loader(TensorDataset(tensors[f"{tap}/val_x"], tensors["val_y"]), False),
-        )
-        for tap in taps
-    }, hit
+    if tensors is not None:
+        return tensors, True
+    started = time.perf_counter()
+    tensors = {}
+    for split, samples in splits.items():
+        recorded, labels = extract(model, taps, eval_loader(samples), device, amp_dtype)
+        # clone(): out of inference mode, so a stage can train on them (autograd saves its inputs)
+        for name, x in recorded.items():  # "TAP" -> "TAP/train_x", "TAP.len" -> "TAP/train_len"
+            tap, part = (name[: -len(".len")], "len") if name.endswith(".len") else (name, "x")
+            tensors[f"{tap}/{split}_{part}"] = x.clone()
+        tensors[f"{split}_y"] = labels.clone()
+    tensors["seconds"] = torch.tensor([time.perf_counter() - started], dtype=torch.float64)
+    cache.put(key, tensors)
+    return tensors, False
+
+
+def tap_loaders(
+    tensors: dict[str, torch.Tensor],
+    taps: list[str],
+    make_loader: Callable[[Dataset, bool, list | None], DataLoader],
+) -> dict[str, tuple[DataLoader, DataLoader]]:
+    """Per tap, (train, val) loaders of its recorded activations and the labels. Per-token taps (texts)
+    give padded batches {"hidden", "attention_mask"} and pass each sample's length for bucketing."""
+    out = {}
+    for tap in taps:
+        pair = []
+        for split, train in (("train", True), ("val", False)):
+            x, y = tensors[f"{tap}/{split}_x"], tensors[f"{split}_y"]
+            lengths = tensors.get(f"{tap}/{split}_len")
+            if lengths is None:
+                pair.append(make_loader(TensorDataset(x, y), train, None))
+            else:
+                pair.append(make_loader(HiddenStates(x, lengths, y), train, lengths.tolist()))
+        out[tap] = (pair[0], pair[1])
+    return out
+
+
+class HiddenStates(Dataset):
+    """Texts' stored hidden states (every text's rows one after another) and labels; `pad_hidden` batches them."""
+
+    def __init__(self, rows: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor):
+        self.rows, self.labels = rows, labels
+        self.offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.long().cumsum(0)]).tolist()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.rows[self.offsets[i] : self.offsets[i + 1]], self.labels[i]
+
+
+def pad_hidden(
+    batch: list[tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """collate_fn for HiddenStates: (B, L, H) zero-padded hidden states and their (B, L) attention mask."""
+    length = max(len(h) for h, _ in batch)
+    hidden = batch[0][0].new_zeros((len(batch), length, batch[0][0].shape[-1]))
+    mask = torch.zeros((len(batch), length), dtype=torch.long)
+    for row, (h, _) in enumerate(batch):
+        hidden[row, : len(h)] = h
+        mask[row, : len(h)] = 1
+    return {"hidden": hidden, "attention_mask": mask}, torch.stack([y for _, y in batch])
 
 
 def _head_param_keys(model: nn.Module, head: nn.Module | None) -> set[str]:

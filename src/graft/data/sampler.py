@@ -29,7 +29,9 @@ from torch.utils.data import Dataset, Sampler, get_worker_info
 class ResumableSampler(Sampler):
     """`lengths` + `batch_size` (text): the epoch's order is bucketed by length. The shuffled order is cut
     into chunks of 50 batches, each chunk sorted by length and cut into batches, and the batches shuffled:
-    batches hold similar lengths (little padding) while every epoch still mixes the whole dataset.
+    batches hold similar lengths (little padding) while every epoch still mixes the whole dataset. Without
+    shuffling (evaluation), `lengths` sorts the whole order by length; `order()` tells which sample each
+    position holds, so results can be put back in dataset order.
 
     `weights` (class balancing, --balance sampler): the epoch is `size` draws with replacement, sample i
     drawn with probability weights[i] / sum, from the same (seed, epoch) generator, so it resumes the same."""
@@ -64,8 +66,14 @@ class ResumableSampler(Sampler):
             if self.lengths is not None:
                 order = self._bucketed(order, rng)
         else:
-            order = np.arange(self.size)
+            order = self.order()
         return iter([(self.epoch, int(i)) for i in self._share(order)])
+
+    def order(self) -> np.ndarray:
+        """The unshuffled order: dataset order, or sorted by length (stable) when lengths are given."""
+        if self.lengths is None:
+            return np.arange(self.size)
+        return np.argsort(np.asarray(self.lengths), kind="stable")
 
     def _share(self, order: np.ndarray) -> np.ndarray:
         rest = order[self.start :]

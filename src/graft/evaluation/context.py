@@ -48,7 +48,8 @@ def read_run_context(run: Path | None, model: nn.Module, classes: list[str]) -> 
         context.config_yaml = (run / "config.yaml").read_text()
         config = yaml.safe_load(context.config_yaml) or {}
         context.strategy = (config.get("strategy") or {}).get("name")
-        context.stages_summary, context.stages = _stages(config, model)
+        solved = any(row.get("epoch") == 0 for row in context.history)  # the probe is epoch 0
+        context.stages_summary, context.stages = _stages(config, model, solved)
     if (run / "advice.json").is_file():
         context.advice = json.loads((run / "advice.json").read_text())
     if (run / "split.csv").is_file():
@@ -59,18 +60,27 @@ def read_run_context(run: Path | None, model: nn.Module, classes: list[str]) -> 
     return context
 
 
-def _stages(config: dict[str, Any], model: nn.Module) -> tuple[str | None, list[str]]:
+def _stages(config: dict[str, Any], model: nn.Module, head_solved: bool) -> tuple[str | None, list[str]]:
     """The run's stages, recomputed the way training planned them (a pure function of the config and the
     model's layer groups), as a summary line and one line per stage."""
-    from graft.strategies.groups import layer_groups
-    from graft.strategies.plan import describe, plan_stages
+    from pydantic import ValidationError
 
-    s, epochs = config.get("strategy") or {}, (config.get("train") or {}).get("epochs")
+    from graft.config import Config
+    from graft.strategies.groups import layer_groups
+    from graft.strategies.plan import describe, stages_from_config
+
     try:
+        cfg = Config.model_validate(config)
         groups = layer_groups(model)
-        stages = plan_stages(s["name"], len(groups), epochs, s.get("layer_decay", 0.6), s.get("unfreeze_every", 1),
-                             s.get("unfreeze_at"), s.get("unfreeze_groups"))  # fmt: skip
-    except (KeyError, TypeError, ValueError, AssertionError, GraftError):  # an older or hand-edited config
+        stages = stages_from_config(cfg, len(groups), head_solved)
+    except (
+        ValidationError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AssertionError,
+        GraftError,
+    ):  # older or hand-edited
         return None, []
     lines = []
     for stage in stages:
@@ -78,4 +88,4 @@ def _stages(config: dict[str, Any], model: nn.Module) -> tuple[str | None, list[
             f"{groups[g].name} (lr x{scale:.3g})" for g, scale in zip(stage.trainable, stage.lr_scales)
         )
         lines.append(f"from epoch {stage.start_epoch + 1}: {trained}")
-    return describe(s["name"], stages, groups), lines
+    return describe(cfg.strategy.name, stages, groups), lines

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from rich.console import Console
 from torch.utils.data import DataLoader
 
@@ -29,6 +30,7 @@ from graft.evaluation.plan import EVALUATED_TASKS, EvalPlan, plan_evaluation
 from graft.evaluation.report import Report, write_report
 from graft.export.locate import locate
 from graft.inference import Predictor
+from graft.training.calibration import expected_calibration_error
 
 IN_PROCESS_BELOW = 512  # samples: fewer are decoded in-process (starting DataLoader workers costs more)
 
@@ -59,6 +61,9 @@ def run_plan(plan: EvalPlan, device: str = "auto", batch_size: int = 64, num_wor
     logits = LOGITS[plan.task](predictor, eval_data.items, batch_size, workers)
     targets = torch.tensor(eval_data.targets)
     metrics = classification_metrics(logits, targets, classes)
+    meta = located.meta
+    if (meta.get("calibration") or {}).get("temperature"):  # the head was divided by T: undo it to compare
+        metrics["calibration"] = calibration_effect(logits, targets, meta["calibration"])
     context = read_run_context(located.run, predictor.model, classes)
     counts = eval_data.counts(classes)
     absent = [name for name, n in counts.items() if n == 0]
@@ -66,7 +71,6 @@ def run_plan(plan: EvalPlan, device: str = "auto", batch_size: int = 64, num_wor
     if absent:
         notes.append(f"{len(absent)} class(es) have no samples in this data: {', '.join(absent[:10])}; "
                      "their recall is undefined (shown as –)")  # fmt: skip
-    meta = located.meta
     trained = meta.get("metrics", {})
     report = Report(
         title=f"{located.run.name if located.run else located.bundle.name}: evaluation",
@@ -87,6 +91,18 @@ def run_plan(plan: EvalPlan, device: str = "auto", batch_size: int = 64, num_wor
     )
     write_report(plan.out, report)
     return Evaluation(plan.out, metrics, eval_data)
+
+
+def calibration_effect(logits: torch.Tensor, targets: torch.Tensor, calibration: dict) -> dict:
+    """ECE and loss on this data with the temperature undone (before) and as bundled (after)."""
+    t = calibration["temperature"]
+    before = logits.float() * t
+    return {
+        "temperature": t,
+        "fit_on_samples": calibration.get("samples"),
+        "ece_before": expected_calibration_error(before, targets),
+        "loss_before": F.cross_entropy(before, targets).item(),
+    }
 
 
 def _text_logits(predictor, items: list, batch_size: int, num_workers: int) -> torch.Tensor:

@@ -7,7 +7,7 @@ from html import escape
 from typing import Any
 
 from graft.evaluation.gallery import png_uri, sample_html
-from graft.evaluation.report import SECTIONS, Report, pct
+from graft.evaluation.report import SECTIONS, Report, calibration_note, pct
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2330;margin:0;background:#f6f7f9}
@@ -121,7 +121,8 @@ def _calibration(r: Report, figures: dict[str, bytes]) -> str:
         f'<div class="row">{_figure(figures, "reliability.png", "reliability diagram")}'
         f"<p>Expected calibration error (ECE, {m['ece_bins']} equal-width confidence bins): <b>{pct(m['ece'])}</b>. "
         "It is the sample-weighted gap between the top-1 probability and the observed accuracy. Bars under the "
-        "diagonal: the model is over-confident there; above it: under-confident.</p></div>"
+        "diagonal: the model is over-confident there; above it: under-confident.</p>"
+        f"{'<p>' + escape(calibration_note(m)) + '</p>' if m.get('calibration') else ''}</div>"
     )
 
 

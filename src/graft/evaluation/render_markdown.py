@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from graft.evaluation.gallery import sample_markdown
-from graft.evaluation.report import SECTIONS, Report, pct
+from graft.evaluation.report import SECTIONS, Report, calibration_note, pct
 
 
 def render_markdown(r: Report, figures: dict[str, bytes]) -> str:
@@ -33,6 +33,7 @@ def render_markdown(r: Report, figures: dict[str, bytes]) -> str:
         "per-class": [table(["class", "precision", "recall", "F1", "support"], r.per_class_rows())],
         "calibration": [
             f"ECE ({m['ece_bins']} bins): {pct(m['ece'])}",
+            *(["", calibration_note(m)] if m.get("calibration") else []),
             "",
             "![reliability diagram](reliability.png)",
         ],

@@ -62,7 +62,11 @@ class Report:
             (f"top-{m['top_k']} accuracy", pct(m["top_k_accuracy"])),
             ("macro F1", f"{m['macro_f1']:.3f}"),
             ("weighted F1", f"{m['weighted_f1']:.3f}"),
-            ("ECE", pct(m["ece"])),
+            (
+                "ECE",
+                pct(m["ece"])
+                + (f" (uncalibrated {pct(m['calibration']['ece_before'])})" if m.get("calibration") else ""),
+            ),
             ("loss", f"{m['loss']:.4f}"),
             ("samples", str(m["num_samples"])),
         ]
@@ -93,6 +97,15 @@ class Report:
 
 def pct(x: float) -> str:
     return f"{x:.2%}"
+
+
+def calibration_note(m: dict[str, Any]) -> str:
+    c = m["calibration"]
+    fit = f" on {c['fit_on_samples']} validation samples" if c.get("fit_on_samples") else ""
+    return (f"Temperature scaling: the logits are divided by T = {c['temperature']:.3g} (fit{fit} and folded into "
+            f"the head's weights). Without it, ECE would be {pct(c['ece_before'])} and the loss "
+            f"{c['loss_before']:.4f} (with it: {pct(m['ece'])}, {m['loss']:.4f}); a data set the temperature was "
+            "fit on shows it at its best.")  # fmt: skip
 
 
 def write_report(out: Path, report: Report) -> Path:

@@ -15,8 +15,10 @@ Text models (Hugging Face encoders) are saved with `save_pretrained` (model and 
     AutoModelForSequenceClassification.from_pretrained("runs/NAME/model")
     pipeline("text-classification", model="runs/NAME/model")
 
-graft's own metadata (classes, preprocessing, metrics, where the weights came from, graft version)
-is `graft.json` beside them.
+graft's own metadata (classes, preprocessing, metrics, calibration, where the weights came from, graft
+version) is `graft.json` beside them. The head's weights are calibrated in place (divided by the
+temperature fit on the validation split), so a softmax over the logits of any of the loaders above gives
+the calibrated probabilities with no extra step.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def write_bundle(
     metrics: dict[str, Any],
     source: dict[str, Any],
     tokenizer: Any = None,
+    calibration: dict[str, Any] | None = None,
 ) -> Path:
     """Write the bundle next to `out_dir`, then swap it in, so a crash never leaves half a bundle."""
     tmp = staging_folder(out_dir)
@@ -85,6 +88,9 @@ def write_bundle(
         "preprocessing": preprocessing,
         "pretrained_weights": built.weights,
         "metrics": metrics,
+        # Temperature scaling, already folded into the head's weights (training/calibration.py): the
+        # saved logits are the calibrated ones; recorded so the report can show ECE before and after.
+        "calibration": calibration,
         **source,
     }
     (tmp / BUNDLE_META).write_text(json.dumps(meta, indent=2))

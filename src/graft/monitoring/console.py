@@ -96,5 +96,10 @@ class Progress:
 
 
 def format_seconds(seconds: float) -> str:
+    """'4.2s', '37s', '2m05s', '1h07m'."""
+    if seconds < 10:
+        return f"{seconds:.1f}s"
     minutes, secs = divmod(round(seconds), 60)
+    if minutes >= 60:
+        return f"{minutes // 60}h{minutes % 60:02d}m"
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

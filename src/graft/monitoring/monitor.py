@@ -31,6 +31,7 @@ class EvalOutputs:
     preds: torch.Tensor
     targets: torch.Tensor
     confidence: torch.Tensor  # softmax probability of the predicted class
+    logits: torch.Tensor | None = None  # (N, C): what calibration is fit on
 
 
 class Monitor:

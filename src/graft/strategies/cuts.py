@@ -17,7 +17,8 @@ through the images with augmentation off; the one difference would be a paramete
 between frozen groups, which no timm or torchvision CNN we checked has.
 
 A cut is used only once it is verified: in eval mode, the suffix on the prefix's output must reproduce
-the model's logits on real images. Models whose forward does anything between prefix and suffix outside
+the model's logits on real images (or texts: a transformer encoder's layers run in a loop of modules, so
+the cut falls between two layers, and the stored activation is each text's hidden states). Models whose forward does anything between prefix and suffix outside
 a module (ViT adds its position embedding, some models flatten) fail the check and train through the
 images, as without a cut.
 """
@@ -34,11 +35,13 @@ from torch import nn
 class Cut:
     output: str  # the last prefix module to finish: its output is what the suffix starts from
     prefix: tuple[str, ...]  # the outermost modules that run before the trainable part (identities in Suffix)
-    shape: tuple[int, ...]  # one sample's activation at the cut
+    shape: tuple[int, ...]  # one sample's activation at the cut (texts: one token's)
+    per_token: bool = False  # texts: the activation is (tokens, hidden), as long as each text
 
     @property
     def sample_bytes(self) -> int:
-        return 4 * int(torch.Size(self.shape).numel())  # stored as float32
+        """Bytes stored per sample (texts: per token), as float32."""
+        return 4 * int(torch.Size(self.shape).numel())
 
 
 def _identity(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
@@ -47,16 +50,25 @@ def _identity(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
 
 class Suffix(nn.Module):
     """The model from a cut on: `Suffix(model, cut)(activation)` == `model(images)` when `activation` is the
-    prefix's output on `images`. The prefix modules are bypassed for the duration of each call only."""
+    prefix's output on `images`. The prefix modules are bypassed for the duration of each call only.
+
+    Texts: `x` is a batch {"hidden": (B, L, H) activation, "attention_mask": (B, L)}. The model is called
+    with placeholder token ids and that mask; its first prefix module (the embeddings) returns the stored
+    activation, the later ones pass it on, and the model builds its attention mask as it always does."""
 
     def __init__(self, model: nn.Module, cut: Cut):
         super().__init__()
         self.model, self.cut = model, cut
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         bypassed = [self.model.get_submodule(name) for name in self.cut.prefix]
         for module in bypassed:  # an instance attribute shadows the class's forward; hooks still run
             module.forward = _identity
+        if isinstance(x, dict):
+            hidden = x["hidden"]
+            bypassed[0].forward = lambda *args, **kwargs: hidden
+            x = {"input_ids": x["attention_mask"].new_zeros(x["attention_mask"].shape),
+                 "attention_mask": x["attention_mask"]}  # fmt: skip
         try:
             return self.model(x)
         finally:
@@ -65,7 +77,9 @@ class Suffix(nn.Module):
 
 
 @torch.inference_mode()
-def find_cut(model: nn.Module, trainable: set[str], images: torch.Tensor) -> Cut | None:
+def find_cut(
+    model: nn.Module, trainable: set[str], images: torch.Tensor | dict[str, torch.Tensor]
+) -> Cut | None:
     """Where the parameters named in `trainable` start being used, as a verified Cut; None if the model
     has no clean cut there (something outside a module sits between the two parts, or the first
     trainable parameter belongs to the model itself rather than to a sub-module)."""
@@ -83,9 +97,12 @@ def find_cut(model: nn.Module, trainable: set[str], images: torch.Tensor) -> Cut
         if not outermost or not isinstance(outputs[outermost[-1]], torch.Tensor):
             return None  # nothing runs before the trainable part, or no single tensor crosses the cut
         activation = outputs[outermost[-1]]
-        cut = Cut(outermost[-1], tuple(dict.fromkeys(outermost)), tuple(activation.shape[1:]))
+        text = isinstance(images, dict)
+        shape = tuple(activation.shape[2:] if text else activation.shape[1:])
+        cut = Cut(outermost[-1], tuple(dict.fromkeys(outermost)), shape, per_token=text)
+        replay = {"hidden": activation, "attention_mask": images["attention_mask"]} if text else activation
         try:
-            replayed = Suffix(model, cut)(activation)
+            replayed = Suffix(model, cut)(replay)
         except Exception:  # noqa: BLE001 - the suffix cannot take the activation (ViT: position embedding)
             return None
         same = replayed.shape == logits.shape and torch.allclose(replayed, logits, rtol=1e-4, atol=1e-5)

@@ -35,7 +35,7 @@ from graft.checkpointing.store import Checkpoint, CheckpointStore, Index
 from graft.config import Config, config_to_dict
 from graft.errors import GraftError
 from graft.faults import fault
-from graft.strategies.plan import plan_stages
+from graft.strategies.plan import stages_from_config
 from graft.training import distributed
 from graft.training.setup import Prepared
 from graft.training.state import TrainState
@@ -150,10 +150,10 @@ def restore(prepared: Prepared, checkpoint: Checkpoint) -> TrainState:
     state = TrainState.from_dict(checkpoint.state["progress"])
     saved_epochs = checkpoint.state["config"]["train"]["epochs"]
     if saved_epochs != prepared.cfg.train.epochs and prepared.cfg.strategy.name == "gradual":
-        s = prepared.cfg.strategy
-        before = plan_stages(s.name, len(prepared.groups), saved_epochs, s.layer_decay, s.unfreeze_every,
-                             s.unfreeze_at, s.unfreeze_groups)  # fmt: skip
-        if before != prepared.stages:
+        before = prepared.cfg.model_copy(
+            update={"train": prepared.cfg.train.model_copy(update={"epochs": saved_epochs})}
+        )
+        if stages_from_config(before, len(prepared.groups), prepared.head_solved) != prepared.stages:
             raise GraftError(
                 f"changing epochs from {saved_epochs} to {prepared.cfg.train.epochs} would change when gradual "
                 f"unfreezes its groups; resume with --epochs {saved_epochs}, or fix the schedule with "

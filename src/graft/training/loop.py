@@ -84,10 +84,12 @@ def fit(
     progress: Progress,
     checkpoints: Checkpointing,
     stop: GracefulStop,
+    deadline: float | None = None,
 ) -> TrainState:
     """Train from `state` (fresh, or restored from a checkpoint, possibly mid-epoch) to `epochs`.
 
-    Returns early, with a checkpoint written, when `stop` is requested or early stopping triggers.
+    Returns early, with a checkpoint written, when `stop` is requested, early stopping triggers, or the
+    next epoch would end after `deadline` (a perf_counter() time: the run's time limit).
     """
     if state.stop_reason:  # resuming a run that already stopped early: nothing left to train
         return state
@@ -127,6 +129,10 @@ def fit(
         state.count_patience(record[metric], previous_best, mode, min_delta)
         if patience is not None and state.bad_epochs >= patience:
             state.stop_reason = "early stopping"
+        # The time limit: stop rather than start an epoch that would end after it (as long as the last).
+        late = deadline is not None and time.perf_counter() + record["epoch_time"] > deadline
+        if epoch + 1 < epochs and distributed.any_rank(late)[0] and not state.stop_reason:
+            state.stop_reason = "time limit"
         monitor.end_epoch(record, state.step, outputs)
         checkpoints.save_epoch(state, improved)
         progress.end_epoch(record, improved, state)
@@ -251,7 +257,8 @@ def evaluate(
     num_classes: int,
 ) -> tuple[dict[str, float], EvalOutputs]:
     """Validation loss (plain cross-entropy, no label smoothing) and top-1 accuracy; and per sample, in
-    validation-set order, the loss, prediction and its probability (for the worst-mistakes gallery).
+    validation-set order, the loss, prediction and its probability (for the worst-mistakes gallery) and
+    the logits (for calibration).
     Under torchrun each rank evaluates its share of the set; accuracy is synced by torchmetrics and the
     per-sample outputs gathered back into validation-set order on every rank."""
     model = distributed.unwrap(model)  # no DDP in evaluation: ranks may hold shares one sample apart
@@ -269,7 +276,12 @@ def evaluate(
         losses = F.cross_entropy(logits, targets, reduction="none")
         confidence, preds = logits.softmax(dim=1).max(dim=1)
         accuracy.update(logits, targets)
-        per_sample.append((losses, preds, targets, confidence))
-    columns = [torch.cat(column).cpu() for column in zip(*per_sample, strict=True)]
-    outputs = EvalOutputs(*distributed.gather_in_order(columns))
+        per_sample.append((losses, preds, targets, confidence, logits))
+    columns = distributed.gather_in_order(
+        [torch.cat(column).cpu() for column in zip(*per_sample, strict=True)]
+    )
+    if loader.sampler.lengths is not None:  # evaluated sorted by length (texts): back to validation order
+        order = torch.from_numpy(loader.sampler.order())
+        columns = [torch.empty_like(c).index_copy_(0, order, c) for c in columns]
+    outputs = EvalOutputs(*columns)
     return {"val_loss": outputs.losses.mean().item(), "val_acc": accuracy.compute().item()}, outputs

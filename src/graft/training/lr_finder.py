@@ -5,6 +5,7 @@ restores every RNG it touched, so the real model, optimizer and the run that fol
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 from collections.abc import Callable
@@ -17,6 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from graft.config import Config
+from graft.strategies.plan import Staging
+from graft.training.optim import create_optimizer
 from graft.training.runtime import autocast, to_device
 
 
@@ -118,3 +122,27 @@ def _suggest(lrs: list[float], losses: list[float]) -> tuple[float, float]:
 def _cycle(loader: DataLoader):
     while True:
         yield from loader
+
+
+def lr_range_test(
+    model: nn.Module,
+    head: nn.Module | None,
+    make_staging: Callable[..., Staging],
+    cfg: Config,
+    loader: DataLoader,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+) -> LRFinderResult:
+    """The LR range test on a copy, in the strategy's last stage: the one with the most groups training,
+    where a too-high LR diverges (the head alone tolerates far more). For a linear probe on cached
+    features that is the head alone, which takes seconds."""
+    if head is not None:
+        net = copy.deepcopy(head)
+        optimizer = create_optimizer(
+            cfg.optim, [{"params": list(net.parameters()), "lr": 1.0, "base_lr": 1.0}]
+        )
+        return find_lr(net, optimizer, nn.Module.train, loader, device, amp_dtype)
+    net = copy.deepcopy(model)
+    staging = make_staging(net, base_lr=1.0)
+    optimizer = staging.build(len(staging.stages) - 1)
+    return find_lr(net, optimizer, staging.train_mode, loader, device, amp_dtype)

@@ -7,33 +7,31 @@ run folder that already holds anything is never written into.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from rich.console import Console
 
 from graft.checkpointing.store import Checkpoint, CheckpointStore
-from graft.config import Config, config_to_dict, lookup, save_config
+from graft.config import Config, config_to_dict, save_config
 from graft.data.check import check_for_training
 from graft.data.discover import DataSpec, discover_config
 from graft.errors import GraftError
 from graft.evaluation.evaluate import report_after_training
-from graft.export.bundle import write_bundle
 from graft.monitoring.console import Progress, format_seconds, make_console
 from graft.monitoring.logger import MetricLogger, create_logger, rewrite_csv
 from graft.monitoring.monitor import Monitor
 from graft.monitoring.status import error_line, mark_ended, mark_running
-from graft.strategies.plan import describe
 from graft.training import distributed
+from graft.training.bundling import describe_bundle, load_best, val_logits, write_run_bundle
 from graft.training.checkpoints import RunCheckpoints, restore
 from graft.training.guards import check_run_space, explain_failure
+from graft.training.header import example_input, hparams, print_header, results, strategy_text
 from graft.training.loop import StepConfig, fit
 from graft.training.run_dir import claim_run_dir, default_run_dir, write_split
-from graft.training.setup import Prepared, prepare
+from graft.training.setup import Prepared, plan_training, probe_on_data
 from graft.training.signals import GracefulStop
 from graft.training.state import TrainState, resolve_mode
 
@@ -52,6 +50,8 @@ class Run:
     checkpoint_seconds: float = 0.0  # time this process spent writing checkpoints
     checkpoints_written: int = 0
     task: str = "image"  # or "text"
+    first_bundle_seconds: float | None = None  # from the start of the run to the probe's bundle
+    seconds: float | None = None  # the whole run, report included
 
     @property
     def bundle(self) -> Path:
@@ -63,10 +63,6 @@ class Run:
         return Predictor.from_path(self.bundle, device=device)
 
 
-def discover_data(cfg: Config) -> DataSpec:
-    return discover_config(cfg)
-
-
 def run_training(
     cfg: Config,
     console: Console | None = None,
@@ -75,20 +71,24 @@ def run_training(
 ) -> Run:
     """Train per `cfg`, or continue the run that `resume` (a verified checkpoint of `cfg.out`) belongs to.
     `spec` is the already-discovered data, when the caller checked it first."""
+    started = time.perf_counter()
     distributed.init(cfg.train.device)  # under torchrun: join the other ranks (a no-op otherwise)
     main = distributed.is_main()  # only rank 0 writes files and prints
     console = console or make_console()
-    spec = spec or discover_data(cfg)
+    spec = spec or discover_config(cfg)
     if resume is None:  # a resumed run trains on its split.csv, checked when the run began
         spec = check_for_training(cfg, spec, console if main else Console(quiet=True))
-    run_dir = (
-        Path(cfg.out)
-        if resume
-        else distributed.on_main(
-            lambda: claim_run_dir(default_run_dir(cfg) if cfg.out is None else Path(cfg.out))
-        )
-    )
-    p = prepare(cfg, spec)
+    run_dir = Path(cfg.out) if resume else distributed.on_main(
+        lambda: claim_run_dir(default_run_dir(cfg) if cfg.out is None else Path(cfg.out)))  # fmt: skip
+    probed = probe_on_data(cfg, spec, resuming=resume is not None, started=started)
+    if main and resume is None:
+        _create_run_dir(run_dir, spec, probed.md.model, cfg.checkpoint.keep_top_k)
+    first_bundle_s = None
+    if probed.probe is not None and main:  # the first usable model, minutes before fine-tuning ends
+        write_run_bundle(run_dir, probed, probed.probe.record, PROBE_CHECKPOINT, probed.probe.val_logits,
+                         probed.probe.outputs.targets)  # fmt: skip
+        first_bundle_s = time.perf_counter() - started
+    p = plan_training(probed, distributed.broadcast(first_bundle_s))
     cfg = p.cfg
     cfg.out = run_dir
     state = restore(p, resume) if resume else TrainState()
@@ -96,20 +96,11 @@ def run_training(
         console = Console(quiet=True)
         silent = {"sinks": [], "histogram_every_n_steps": 0, "images": 0, "graph": False}
         cfg.log = cfg.log.model_copy(update=silent)
-    elif resume is None:
-        check_run_space(run_dir, sum(x.numel() for x in p.model.parameters()), cfg.checkpoint.keep_top_k)
-        try:
-            (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise GraftError(
-                f"cannot create run directory {run_dir}: {err.strerror}; choose another --out"
-            ) from None
-        write_split(spec, run_dir / "split.csv")
-    else:  # the checkpoint's history is the truth: drop rows logged after it (a crash between log and save)
+    elif resume is not None:  # the checkpoint's history is the truth: drop rows logged after it
         rewrite_csv(run_dir / "metrics.csv", state.history)
     if main:
         save_config(cfg, run_dir / "config.yaml")
-        _print_header(console, p, run_dir, resume, state)
+        print_header(console, p, run_dir, resume, state, first_bundle_s)
     distributed.barrier()  # the run folder exists before any rank writes into it
 
     mark_running(run_dir, cfg.train.epochs)  # `graft runs` tells running from crashed by this pid
@@ -123,57 +114,30 @@ def run_training(
     for sink in logger.sinks:
         if getattr(sink, "note", None):
             console.print(f"[bold]{'log':<6}[/bold] {sink.note}", highlight=False)
-    started = time.perf_counter()
     with GracefulStop() as stop:
         try:
             if resume is None and main:
-                monitor.start(
-                    (run_dir / "config.yaml").read_text(),
-                    _strategy_text(p),
-                    _example_input(p),
-                )
+                monitor.start((run_dir / "config.yaml").read_text(), strategy_text(p), example_input(p))
                 for note in monitor.notes:
                     console.print(f"[yellow]note[/yellow] {note}", highlight=False)
-            state = fit(
-                p.model,
-                inputs_for=p.inputs_for,
-                staging=p.staging,
-                optimizer=p.optimizer,
-                schedule=p.schedule,
-                scaler=p.scaler,
-                state=state,
-                epochs=cfg.train.epochs,
-                num_classes=len(spec.classes),
-                step_cfg=StepConfig(
-                    device=p.device,
-                    amp_dtype=p.amp_dtype,
-                    accum_steps=cfg.train.accum_steps,
-                    clip_grad_norm=cfg.optim.clip_grad_norm,
-                    label_smoothing=cfg.optim.label_smoothing,
-                    log_every=cfg.log.every_n_steps,
-                    base_lr=cfg.optim.lr,
-                    skip_nonfinite=cfg.train.skip_nonfinite,
-                    class_weights=p.class_weights,
-                ),
-                metric=cfg.checkpoint.monitor,
-                mode=mode,
-                patience=cfg.train.patience,
-                min_delta=cfg.train.min_delta,
-                monitor=monitor,
-                progress=Progress(console, cfg.log.quiet),
-                checkpoints=checkpoints,
-                stop=stop,
-            )
+            if resume is None and p.probe is not None:
+                _record_probe(p, state, monitor, checkpoints, mode)
+            state = fit(p.model, inputs_for=p.inputs_for, staging=p.staging, optimizer=p.optimizer,
+                        schedule=p.schedule, scaler=p.scaler, state=state, epochs=cfg.train.epochs,
+                        num_classes=len(spec.classes), step_cfg=_step_config(p), metric=cfg.checkpoint.monitor,
+                        mode=mode, patience=cfg.train.patience, min_delta=cfg.train.min_delta, monitor=monitor,
+                        progress=Progress(console, cfg.log.quiet), checkpoints=checkpoints, stop=stop,
+                        deadline=p.deadline)  # fmt: skip
             if state.history and not stop.requested:  # finished (or stopped early): results vs settings
-                monitor.finish(_hparams(cfg), _results(state))
+                monitor.finish(hparams(cfg), results(state))
         except KeyboardInterrupt:  # a second Ctrl-C: stop now; still bundle what finished epochs produced
             mark_ended(run_dir, "stopped", "a second Ctrl-C")  # resumable from its last checkpoint, if any
             checkpoints.close()
             if main and checkpoints.store.read_index().best:
-                best = _bundle_best(run_dir, p, console)
-                console.print(
-                    f"interrupted: bundle {run_dir / 'model'} built from the best finished epoch ({best})"
-                )
+                checkpoint, record = load_best(run_dir, p, console)
+                write_run_bundle(run_dir, p, record, checkpoint.name)  # no time for calibration
+                console.print(f"interrupted: bundle {run_dir / 'model'} built from the best finished epoch "
+                              f"({describe_bundle(p, record, state.history)}), not calibrated")  # fmt: skip
             raise
         except Exception as err:
             mark_ended(run_dir, "failed", error_line(err))
@@ -193,6 +157,72 @@ def run_training(
 
     stopped = stop.requested or state.stop_reason
     ending = ("stopped" if stop.requested else "finished", stopped)
+    _say_why_stopped(console, cfg, state, stop, checkpoints, run_dir)
+    run = Run(run_dir, cfg, spec.classes, state.history, state.best_metric, state.best_epoch, stopped,
+              checkpoints.seconds, len(checkpoints.saved), spec.task, first_bundle_s)  # fmt: skip
+    if state.best_checkpoint is None:
+        mark_ended(run_dir, *ending)
+        return run
+    # Every rank takes part: the validation logits of the best model are a collective under torchrun,
+    # once rank 0's last checkpoint write is complete.
+    distributed.barrier()
+    checkpoint, record = load_best(run_dir, p, console if main else Console(quiet=True))
+    rewrite = not (record["epoch"] == 0 and first_bundle_s is not None)  # else: already bundled, calibrated
+    logits, targets = val_logits(p, record["epoch"]) if rewrite else (None, None)
+    if not main:  # rank 0 bundles and reports
+        return run
+    calibration = write_run_bundle(run_dir, p, record, checkpoint.name, logits, targets) if rewrite else None
+    mark_ended(run_dir, *ending)  # after the bundle: a "finished" run has its model/
+    elapsed = time.perf_counter() - started
+    run.seconds = elapsed
+    calibrated = f", {calibration.summary()}" if calibration is not None else ""
+    console.print(
+        f"best {describe_bundle(p, record, state.history)}; bundle {run_dir / 'model'} from {checkpoint.name}"
+        f"{calibrated} ({format_seconds(elapsed)} in all; {len(checkpoints.saved)} checkpoints written in "
+        f"{checkpoints.seconds:.1f}s, {checkpoints.seconds / max(elapsed, 1e-9):.1%})",
+        highlight=False,
+    )
+    if not stop.requested:  # a stop request wants the process gone soon; `graft eval RUN` writes it later
+        report_after_training(run_dir, console, str(p.device), cfg.data.num_workers)
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+PROBE_CHECKPOINT = "step-000000"  # the probe is checkpointed at step 0, right after its bundle is written
+
+
+def _create_run_dir(run_dir: Path, spec: DataSpec, model: torch.nn.Module, keep_top_k: int) -> None:
+    check_run_space(run_dir, sum(x.numel() for x in model.parameters()), keep_top_k)
+    try:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GraftError(
+            f"cannot create run directory {run_dir}: {err.strerror}; choose another --out"
+        ) from None
+    write_split(spec, run_dir / "split.csv")
+
+
+def _record_probe(
+    p: Prepared, state: TrainState, monitor: Monitor, checkpoints: RunCheckpoints, mode: str
+) -> None:
+    """The solved head as epoch 0: in the history, judged for best, logged and checkpointed like an epoch."""
+    record = p.probe.record
+    state.history.append(record)
+    improved = state.update_best(record, p.cfg.checkpoint.monitor, mode)
+    state.count_patience(record[p.cfg.checkpoint.monitor], None, mode, p.cfg.train.min_delta)
+    monitor.end_epoch(record, 0, p.probe.outputs)
+    checkpoints.save_epoch(state, improved)
+
+
+def _step_config(p: Prepared) -> StepConfig:
+    cfg = p.cfg
+    return StepConfig(device=p.device, amp_dtype=p.amp_dtype, accum_steps=cfg.train.accum_steps,
+                      clip_grad_norm=cfg.optim.clip_grad_norm, label_smoothing=cfg.optim.label_smoothing,
+                      log_every=cfg.log.every_n_steps, base_lr=cfg.optim.lr, skip_nonfinite=cfg.train.skip_nonfinite,
+                      class_weights=p.class_weights)  # fmt: skip
+
+
+def _say_why_stopped(console, cfg, state, stop, checkpoints, run_dir) -> None:
     if stop.requested:
         console.print(
             f"stopped by {stop.requested} at step {state.step} (epoch {state.epoch + 1}, batch {state.batch_in_epoch}); "
@@ -200,31 +230,15 @@ def run_training(
             f"Resume with: graft resume {run_dir}",
             highlight=False,
         )
-    elif state.stop_reason:
+    elif state.stop_reason == "early stopping":
         console.print(
             f"early stopping: {cfg.checkpoint.monitor} did not improve by more than {cfg.train.min_delta:g} "
             f"for {state.bad_epochs} epochs",
             highlight=False,
         )
-    run = Run(run_dir, cfg, spec.classes, state.history, state.best_metric, state.best_epoch, stopped,
-              checkpoints.seconds, len(checkpoints.saved), spec.task)  # fmt: skip
-    if not main:  # rank 0 bundles and reports
-        return run
-    if state.best_checkpoint is None:
-        mark_ended(run_dir, *ending)
-        return run
-    best = _bundle_best(run_dir, p, console)
-    mark_ended(run_dir, *ending)  # after the bundle: a "finished" run has its model/
-    elapsed = time.perf_counter() - started
-    console.print(
-        f"best {best}; bundle {run_dir / 'model'} built from the best checkpoint ({state.best_checkpoint}) "
-        f"({format_seconds(elapsed)} in all; {len(checkpoints.saved)} checkpoints written in "
-        f"{checkpoints.seconds:.1f}s, {checkpoints.seconds / max(elapsed, 1e-9):.1%})",
-        highlight=False,
-    )
-    if not stop.requested:  # a stop request wants the process gone soon; `graft eval RUN` writes it later
-        report_after_training(run_dir, console, str(p.device), cfg.data.num_workers)
-    return run
+    elif state.stop_reason == "time limit":
+        console.print(f"time limit: {format_seconds(cfg.train.time_limit)} reached after epoch {state.epoch} of "
+                      f"{cfg.train.epochs}", highlight=False)  # fmt: skip
 
 
 def _create_monitor(p: Prepared, logger: MetricLogger) -> Monitor:
@@ -234,141 +248,3 @@ def _create_monitor(p: Prepared, logger: MetricLogger) -> Monitor:
                        train_texts=p.spec.train, val_texts=p.spec.val)  # fmt: skip
     return Monitor(logger, p.cfg.log, p.model, p.groups, p.spec.classes, dc["mean"], dc["std"],
                    p.train_images, p.val_images)  # fmt: skip
-
-
-def _example_input(p: Prepared) -> torch.Tensor | None:
-    """What add_graph traces with; None for text models (transformers' dict inputs do not trace cleanly)."""
-    if p.spec.task == "text":
-        return None
-    return torch.zeros(1, *p.built.data_config["input_size"], device=p.device)
-
-
-def _strategy_text(p: Prepared) -> str:
-    """The strategy explanation for the logs (TensorBoard text, W&B summary): what was chosen, why, and
-    what the advisor measured."""
-    text = f"**{p.cfg.strategy.name}**: {describe(p.cfg.strategy.name, p.stages, p.groups)}"
-    if p.advice is not None:
-        measured = json.dumps(p.advice.to_dict(), indent=2, default=str)
-        text += f"\n\nchosen by --strategy auto: {p.advice.reason}\n\n" + "\n".join(
-            "    " + line for line in measured.splitlines()
-        )
-    return text
-
-
-# The settings that differ between runs people compare; TensorBoard's HPARAMS tab gets one column each.
-HPARAMS = ("model.name", "strategy.name", "strategy.layer_decay", "optim.name", "optim.lr",
-           "optim.weight_decay", "optim.label_smoothing", "train.epochs", "train.batch_size", "data.img_size",
-           "data.augment.enabled", "train.seed")  # fmt: skip
-
-
-def _hparams(cfg: Config) -> dict[str, Any]:
-    return {key: _plain(lookup(cfg, key)) for key in HPARAMS}
-
-
-def _plain(value: Any) -> Any:
-    return value if isinstance(value, bool | int | float | str) else str(value)
-
-
-def _results(state: TrainState) -> dict[str, float]:
-    best = state.history[state.best_epoch - 1] if state.best_epoch else state.history[-1]
-    last = state.history[-1]
-    return {
-        "hparam/best_val_acc": best["val_acc"],
-        "hparam/best_val_loss": best["val_loss"],
-        "hparam/final_val_acc": last["val_acc"],
-        "hparam/epochs_trained": float(last["epoch"]),
-    }
-
-
-def _bundle_best(run_dir: Path, p: Prepared, console: Console) -> str:
-    """Write the bundle from the best checkpoint (not the last epoch); returns what 'best' was.
-
-    If the best checkpoint is damaged, the newest intact one is bundled instead, and the user told so."""
-    store = CheckpointStore(run_dir / "checkpoints")
-    name = store.read_index().best
-    problem = store.verify(name) if name else "no best checkpoint recorded"
-    if problem:
-        console.print(
-            f"[yellow]warning[/yellow] best checkpoint {name}: {problem}; bundling the newest intact one"
-        )
-        checkpoint = store.latest_good()
-    else:
-        checkpoint = store.load(name)
-    progress = checkpoint.state["progress"]
-    epoch = progress["best_epoch"] if not problem else progress["epoch"]
-    record = progress["history"][epoch - 1]
-    p.model.load_state_dict(checkpoint.model)
-    write_bundle(
-        run_dir / "model",
-        p.built,
-        p.model.cpu(),
-        p.spec.classes,
-        metrics={k: record[k] for k in ("epoch", "val_loss", "val_acc")},
-        source={"run": str(run_dir), "data": str(p.cfg.data.path), "checkpoint": checkpoint.name},
-        tokenizer=p.tokenizer,
-    )
-    monitor = p.cfg.checkpoint.monitor
-    shown = f"{record[monitor]:.2%}" if monitor.endswith("acc") else f"{record[monitor]:.4f}"
-    return f"{monitor} {shown} at epoch {epoch}/{p.cfg.train.epochs}"
-
-
-def _input_line(p: Prepared) -> str:
-    if p.spec.task == "text":
-        bucketed = ", batches bucketed by length" if p.cfg.data.bucket_by_length else ""
-        return f"text, up to {p.cfg.data.max_length} tokens, padded per batch{bucketed}"
-    size = p.built.data_config["input_size"]
-    augment = "on" if p.cfg.data.augment.enabled else "off"
-    return f"{size[1]}x{size[2]} {p.built.data_config['interpolation']}, augment {augment}"
-
-
-def _print_header(
-    console: Console, p: Prepared, run_dir: Path, resume: Checkpoint | None, state: TrainState
-) -> None:
-    cfg, built, spec = p.cfg, p.built, p.spec
-    params = sum(x.numel() for x in built.model.parameters())
-    accumulated = f" x {cfg.train.accum_steps} accumulated" if cfg.train.accum_steps > 1 else ""
-    if distributed.world_size() > 1:
-        accumulated += f" x {distributed.world_size()} processes"
-    autocast = f" with {str(p.amp_dtype).split('.')[-1]} autocast" if p.amp_dtype else ""
-    lr = f"lr {cfg.optim.lr:g}" + (" (from the LR range test)" if p.lr_find else "")
-    rows: list[tuple[str, Any]] = [
-        (
-            "data",
-            f"{spec.description}: {len(spec.classes)} classes, {len(spec.train)} train / {len(spec.val)} val",
-        ),
-        (
-            "model",
-            f"{cfg.model.name} ({built.family} {built.arch}, {params / 1e6:.1f}M params) from {built.weights}",
-        ),
-        ("input", _input_line(p)),
-        (
-            "train",
-            f"{cfg.train.epochs} epochs, batch {cfg.train.batch_size}{accumulated}, "
-            f"{cfg.optim.name} {lr} {cfg.optim.scheduler}, on {p.device}{autocast}",
-        ),
-    ]
-    if p.advice is not None:
-        rows.append(("auto", f"{p.advice.strategy}: {p.advice.reason}"))
-        (run_dir / "advice.json").write_text(json.dumps(p.advice.to_dict(), indent=2))
-    rows.append(("stages", describe(cfg.strategy.name, p.stages, p.groups)))
-    if p.cache_note:
-        rows.append(("cache", p.cache_note))
-    if p.lr_find is not None:
-        rows.append(
-            (
-                "lr",
-                f"range test suggests {p.lr_find.suggestion:.2g}; plot {p.lr_find.plot(run_dir / 'lr_find.png')}",
-            )
-        )
-    rows.append(("run", str(run_dir)))
-    if resume is not None:
-        position = (
-            f"epoch {state.epoch + 1}, batch {state.batch_in_epoch}"
-            if state.batch_in_epoch
-            else f"epoch {state.epoch + 1}"
-        )
-        rows.append(("resume", f"from {resume.name} (step {state.step}): continuing at {position}"))
-    for key, value in rows:
-        console.print(f"[bold]{key:<6}[/bold] {value}", highlight=False)
-    for warning in [*spec.warnings, *p.data_notes]:
-        console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)

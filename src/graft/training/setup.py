@@ -1,12 +1,18 @@
-"""Everything a run trains with, built from the config: model, loaders, strategy, optimizer, schedule.
+"""Everything a run trains with, built from the config, in two steps with the first bundle between them:
 
-`prepare` is shared by `graft train`, `graft lr-find` and `graft summary`, so all three see exactly the
-same model, layer groups, stages and param groups. It writes nothing to disk except the feature cache.
+  probe_on_data(cfg, spec)        the model on the data (training/build.py), one frozen pass over it
+                                  (training/frozen.py), the head solved on its features: epoch 0
+  plan_training(probed, ...)      the strategy resolved (auto: measured against the time budget,
+                                  strategies/auto.py), its stages, optimizer, LR schedule, and what each
+                                  epoch's batches go through (the images, or a cut's stored activations)
+
+training/run.py writes the probe's bundle between the two, so every run has a good model early.
+`prepare` runs both (`graft lr-find`, `graft summary`, benchmarks). Nothing here writes a file except the
+feature cache, and the caller's config is never changed: each step returns the resolved config it used.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -18,31 +24,62 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from graft.config import Config, apply_task_defaults
-from graft.data.check import balance_weights, resolve_balance
-from graft.data.discover import DataSpec, Sample
-from graft.data.feature_cache import FeatureCache, Tap, cached_loaders, default_cache_dir
-from graft.data.images import ImageDataset, create_loader, create_transforms, default_num_workers
-from graft.data.tokens import PadBatch, TextDataset, tokenize
-from graft.errors import GraftError
-from graft.models.registry import create_model
-from graft.models.text import build_text
+from graft.config import Config, resolve_config
+from graft.data.check import balance_weights
+from graft.data.discover import DataSpec
+from graft.data.feature_cache import pad_hidden
+from graft.data.images import create_loader
 from graft.models.vision import BuiltModel
 from graft.strategies.advisor import Advice, advise
+from graft.strategies.auto import BUDGET_FACTOR, Plan, plan_fine_tuning
 from graft.strategies.cuts import Cut, Suffix
 from graft.strategies.groups import LayerGroup, layer_groups
-from graft.strategies.plan import Stage, Staging, head_module, plan_stages
-from graft.strategies.setup import resolve_strategy, stage_cuts, use_cuts, use_feature_cache
+from graft.strategies.plan import Stage, Staging, head_module, stages_from_config
+from graft.strategies.setup import stage_cuts, use_cuts, use_feature_cache
 from graft.training import distributed
+from graft.training.build import ModelOnData, build_on_data
+from graft.training.frozen import (
+    FrozenPass,
+    ProbeResult,
+    candidate_cuts,
+    cut_tap,
+    measure_options,
+    record_frozen,
+    sample_inputs,
+    set_head,
+    solve_probe,
+    token_count,
+)
 from graft.training.loop import EpochInputs
-from graft.training.lr_finder import LRFinderResult, find_lr
+from graft.training.lr_finder import LRFinderResult, lr_range_test
 from graft.training.optim import Schedule, create_optimizer, create_schedule
-from graft.training.runtime import resolve_amp, resolve_device, seed_everything
+
+
+@dataclass
+class Probed:
+    """The first step's result: the model on the data, its frozen pass, and the solved head."""
+
+    cfg: Config  # defaults for the data filled in (model, balance); strategy still as configured
+    spec: DataSpec
+    md: ModelOnData
+    groups: list[LayerGroup]
+    head: nn.Linear | None  # the head as one Linear (None: no probe, no feature cache)
+    head_solved: bool  # the head starts from the probe (not from zero)
+    frozen: FrozenPass
+    candidates: dict[int, Cut]  # auto: top-k groups -> the cut below them
+    stage_cuts: dict[int, Cut]  # a named strategy: stage index -> the cut its epochs start from
+    probe: ProbeResult | None  # None on resume (the checkpoint holds the head) or without a probe
+    started: float  # perf_counter() when the run began: the time budget counts from here
+
+    # What bundling needs, named as on Prepared (training/bundling.py takes either).
+    built = property(lambda self: self.md.built)
+    model = property(lambda self: self.md.model)
+    tokenizer = property(lambda self: self.md.tokenizer)
 
 
 @dataclass
 class Prepared:
-    cfg: Config  # with every "auto" resolved: strategy, lr, img_size, num_workers
+    cfg: Config  # with every "auto" resolved: strategy, epochs, time limit, lr, img_size, num_workers
     spec: DataSpec
     built: BuiltModel
     model: nn.Module
@@ -55,7 +92,11 @@ class Prepared:
     schedule: Schedule
     scaler: torch.amp.GradScaler
     inputs_for: Callable[[Stage], EpochInputs]
-    advice: Advice | None = None
+    head: nn.Linear | None = None
+    head_solved: bool = False  # the head started from the probe (fixes the stages' shape, strategies/plan.py)
+    probe: ProbeResult | None = None
+    plan: Plan | None = None  # what --strategy auto measured and decided
+    advice: Advice | None = None  # probe disabled: the advisor's 2x2 table decided auto
     lr_find: LRFinderResult | None = None
     cache_note: str | None = None  # how the feature cache was used, for the console
     train_images: Dataset | None = None  # the augmented training images and the validation images, for
@@ -63,144 +104,83 @@ class Prepared:
     tokenizer: Any = None  # text models: saved with the bundle
     data_notes: list[str] = field(default_factory=list)  # e.g. how many texts were truncated
     class_weights: torch.Tensor | None = None  # cross-entropy weight per class (--balance loss)
+    deadline: float | None = None  # perf_counter() by which training must end (the time limit)
 
 
-@dataclass
-class ModelOnData:
-    """The model built for a dataset, with its loaders: what training, advising and summaries share."""
-
-    cfg: Config
-    built: BuiltModel
-    model: nn.Module
-    device: torch.device
-    amp_dtype: torch.dtype | None
-    train_loader: DataLoader
-    val_loader: DataLoader
-    eval_loader: Callable[[list[Sample]], DataLoader]  # samples -> un-augmented loader
-    num_workers: int
-    tokenizer: Any = None  # text models: the tokenizer (bundled with the model)
-    notes: list[str] = field(default_factory=list)  # what the data preparation did, for the run header
-
-
-def build_on_data(cfg: Config, spec: DataSpec) -> ModelOnData:
-    seed_everything(cfg.train.seed, cfg.train.deterministic)
-    device = distributed.local_device(resolve_device(cfg.train.device))
-    amp_dtype = resolve_amp(cfg.train.amp, device)
-    apply_task_defaults(cfg, spec.task)
-    cfg.data.balance = resolve_balance(cfg.data.balance, spec)
-    if spec.task == "text":
-        return build_text_on_data(cfg, spec, device, amp_dtype)
-    m = cfg.model
-    built = create_model(m.name, len(spec.classes), m.pretrained, m.weights, m.drop_rate, cfg.data.img_size)
-    model = built.model.to(device)
-    check_model_accepts(model, built, cfg, device)
-    num_workers = default_num_workers() if cfg.data.num_workers is None else cfg.data.num_workers
-    train_tf, eval_tf = create_transforms(built.data_config, cfg.data.augment)
-    batch, seed, pin = cfg.train.batch_size, cfg.train.seed, device.type == "cuda"
-
-    def eval_loader(samples: list[Sample]) -> DataLoader:
-        return create_loader(ImageDataset(samples, eval_tf, seed), batch, False, num_workers, seed, pin)
-
-    train_loader = create_loader(
-        ImageDataset(spec.train, train_tf, seed), batch, True, num_workers, seed, pin,
-        weights=balance_weights(cfg.data.balance, spec)[0],
+def probe_on_data(
+    cfg: Config, spec: DataSpec, resuming: bool = False, started: float | None = None
+) -> Probed:
+    """Build, record the frozen pass, solve the head. `resuming`: the checkpoint holds the weights, so
+    the head is not solved again (the pass still feeds the stages that start from stored activations)."""
+    started = time.perf_counter() if started is None else started
+    md = build_on_data(cfg, spec)
+    cfg = md.cfg
+    groups = layer_groups(md.model)
+    head = head_module(md.model, groups)
+    head_solved = cfg.strategy.probe and md.built.pretrained and head is not None
+    augmented = spec.task == "image" and cfg.data.augment.enabled  # texts are never augmented
+    candidates: dict[int, Cut] = {}
+    by_stage: dict[int, Cut] = {}
+    if cfg.strategy.name == "auto" and head_solved:  # every way auto may fine-tune, from its cut
+        candidates = (
+            candidate_cuts(groups, md, spec, cfg.strategy.cache_max_gb) if use_cuts(cfg, False) else {}
+        )
+    elif cfg.strategy.name != "auto" and use_cuts(cfg, augmented):
+        stages = stages_from_config(cfg, len(groups), head_solved)
+        by_stage = stage_cuts(stages, groups, md.model, sample_inputs(md, spec), len(spec.train) + len(spec.val),
+                              cfg.strategy.cache_max_gb, token_count(md, spec))  # fmt: skip
+    cuts = list(dict.fromkeys([*candidates.values(), *by_stage.values()]))
+    wants_head = head is not None and (
+        (head_solved and not resuming) or use_feature_cache(cfg, _head_only(cfg, groups, head_solved), head, augmented)
     )  # fmt: skip
-    return ModelOnData(
-        cfg, built, model, device, amp_dtype, train_loader, eval_loader(spec.val), eval_loader, num_workers
-    )
+    frozen = record_frozen(cfg, spec, md, head if wants_head else None, list(dict.fromkeys(cuts)))
+    probe = None
+    if head_solved and not resuming:
+        probe = solve_probe(frozen, len(spec.classes), _loss_weights(cfg, spec), cfg.train.seed, started)
+        set_head(head, probe.probe)
+    return Probed(cfg, spec, md, groups, head, head_solved, frozen, candidates, by_stage, probe, started)
 
 
-def build_text_on_data(
-    cfg: Config, spec: DataSpec, device: torch.device, amp_dtype: torch.dtype | None
-) -> ModelOnData:
-    """The text counterpart of build_on_data: an encoder, its tokenizer, and loaders of token ids
-    (tokenized once, cached) padded per batch."""
-    m, d = cfg.model, cfg.data
-    if m.weights is not None:
-        raise GraftError("--weights applies to image architectures; for text give a model folder as --model")
-    built, tokenizer = build_text(m.name, len(spec.classes), spec.classes, m.pretrained, m.drop_rate)
-    model = built.model.to(device)
-    cache = d.cache_dir or default_cache_dir()
-    # Batches are assembled from in-memory token ids: worker processes would only add start-up time.
-    num_workers = 0 if d.num_workers is None else d.num_workers
-    batch, seed, pin = cfg.train.batch_size, cfg.train.seed, device.type == "cuda"
-    collate = PadBatch(tokenizer.pad_token_id or 0, d.max_length if d.pad_to_max_length else None)
-    notes: list[str] = []
-
-    def text_loader(samples: list[Sample], train: bool = False, report: bool = False) -> DataLoader:
-        tokens = tokenize(samples, tokenizer, d.max_length, cache)
-        if tokens.truncated and report:
-            notes.append(f"{tokens.truncated} of {len(samples)} {'training' if train else 'validation'} texts "
-                         f"were longer than {d.max_length} tokens and were truncated (--max-length)")  # fmt: skip
-        lengths = tokens.lengths() if train and d.bucket_by_length else None
-        dataset = TextDataset(tokens, [s.label for s in samples])
-        weights = balance_weights(d.balance, spec)[0] if train else None
-        return create_loader(dataset, batch, train, num_workers, seed, pin, collate, lengths, weights)
-
-    train_loader = text_loader(spec.train, train=True, report=True)
-    val_loader = text_loader(spec.val, report=True)
-    built.data_config["max_length"] = d.max_length
-    return ModelOnData(cfg, built, model, device, amp_dtype, train_loader, val_loader, text_loader,
-                       num_workers, tokenizer, notes)  # fmt: skip
-
-
-def advise_on_data(cfg: Config, spec: DataSpec) -> tuple[Advice, ModelOnData]:
-    """`graft advise`: measure the data on the model, without building anything for training."""
-    md = build_on_data(cfg, spec)
-    head = head_module(md.model, layer_groups(md.model))
-    return advise(spec, md.model, head, md.eval_loader, md.built.pretrained, md.device, cfg.train.seed), md
-
-
-def prepare(cfg: Config, spec: DataSpec) -> Prepared:
-    cfg = cfg.model_copy(deep=True)
-    md = build_on_data(cfg, spec)
-    built, model, device, amp_dtype = md.built, md.model, md.device, md.amp_dtype
-    train_loader, val_loader, eval_loader = md.train_loader, md.val_loader, md.eval_loader
+def plan_training(probed: Probed, first_bundle_s: float | None = None) -> Prepared:
+    """Resolve the strategy and build what the loop needs. `first_bundle_s`: when the probe's bundle was
+    written (seconds into the run); the default time limit of auto is a multiple of it."""
+    cfg, spec, md, groups, head = probed.cfg, probed.spec, probed.md, probed.groups, probed.head
+    model, device = md.model, md.device
+    elapsed = time.perf_counter() - probed.started
+    cfg, plan, advice = resolve_strategy(probed, elapsed if first_bundle_s is None else first_bundle_s)
+    stages = stages_from_config(cfg, len(groups), probed.head_solved)
     batch, seed = cfg.train.batch_size, cfg.train.seed
-    groups = layer_groups(model)
-    head = head_module(model, groups)
-    strategy, advice = resolve_strategy(cfg, spec, model, head, built.pretrained, eval_loader, device)
-    strategy = distributed.broadcast(strategy)  # `auto` measures on each GPU: rank 0's choice is the run's
-    s = cfg.strategy
-    stages = plan_stages(
-        strategy,
-        len(groups),
-        cfg.train.epochs,
-        s.layer_decay,
-        s.unfreeze_every,
-        s.unfreeze_at,
-        s.unfreeze_groups,
-    )
-    make_staging = partial(
-        Staging,
-        groups=groups,
-        stages=stages,
-        make_optimizer=partial(create_optimizer, cfg.optim),
-        weight_decay=cfg.optim.weight_decay,
-        train_bn=s.train_bn,
-    )
-
     draw_weights, loss_weights = balance_weights(cfg.data.balance, spec)  # --balance sampler / loss
-    cached, cuts, cache_note = cache_frozen_parts(
-        cfg, spec, md, strategy, stages, groups, head,
-        lambda data, train: create_loader(data, batch, train, 0, seed, weights=draw_weights),
-    )  # fmt: skip
 
+    def make_loader(data: Dataset, train: bool, lengths: list[int] | None = None) -> DataLoader:
+        if lengths is None:  # fixed-size activations: the head's features, a CNN's cut
+            return create_loader(data, batch, train, 0, seed, weights=draw_weights)
+        # texts' hidden states: padded per batch, bucketed by length like the token batches
+        bucket = lengths if cfg.data.bucket_by_length or not train else None
+        return create_loader(
+            data, batch, train, 0, seed, collate_fn=pad_hidden, lengths=bucket, weights=draw_weights
+        )
+
+    cuts = _cuts_for(probed, plan)
+    cached = probed.frozen.loaders([*(["head"] if _head_only_cached(cfg, probed, stages) else []),
+                                    *(cut_tap(c) for c in cuts.values())], make_loader)  # fmt: skip
+    make_staging = partial(Staging, groups=groups, stages=stages, make_optimizer=partial(create_optimizer, cfg.optim),
+                           weight_decay=cfg.optim.weight_decay, train_bn=cfg.strategy.train_bn,
+                           head_solved=probed.head_solved)  # fmt: skip
     lr_result = None
     if cfg.optim.lr == "auto":
         on_cache = "head" in cached and stages[-1].head_only
-        loader = cached["head"][0] if on_cache else train_loader
+        loader = cached["head"][0] if on_cache else md.train_loader
         lr_result = lr_range_test(
-            model, head if on_cache else None, make_staging, cfg, loader, device, amp_dtype
+            model, head if on_cache else None, make_staging, cfg, loader, device, md.amp_dtype
         )
-        cfg.optim.lr = distributed.broadcast(float(f"{lr_result.suggestion:.2g}"))
-
+        cfg = _resolved(cfg, {"optim.lr": distributed.broadcast(float(f"{lr_result.suggestion:.2g}"))})
     staging = make_staging(model, base_lr=cfg.optim.lr)
     optimizer = staging.build(0)
 
     # Under torchrun: each rank trains and evaluates its share of every epoch, through a DDP wrapper
     # rebuilt whenever a stage changes which parameters train (distributed.Wrapper).
-    for loader in (train_loader, val_loader, *(x for pair in cached.values() for x in pair)):
+    for loader in (md.train_loader, md.val_loader, *(x for pair in cached.values() for x in pair)):
         distributed.shard_loader(loader)
     ddp = distributed.Wrapper()
     suffixes = {i: Suffix(model, cut) for i, cut in cuts.items()}
@@ -209,110 +189,113 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
         if "head" in cached and stage.head_only:  # the head alone, on the stored features
             return EpochInputs(ddp(head, stage.index), *cached["head"], nn.Module.train)
         if stage.index in suffixes:  # the model from the stage's cut on, on the stored activations
-            return EpochInputs(ddp(suffixes[stage.index], stage.index), *cached[f"cut:{cuts[stage.index].output}"],
+            return EpochInputs(ddp(suffixes[stage.index], stage.index), *cached[cut_tap(cuts[stage.index])],
                                staging.train_mode)  # fmt: skip
-        return EpochInputs(ddp(model, stage.index), train_loader, val_loader, staging.train_mode)
+        return EpochInputs(ddp(model, stage.index), md.train_loader, md.val_loader, staging.train_mode)
 
-    steps_per_epoch = math.ceil(len(train_loader) / cfg.train.accum_steps)
-    schedule = create_schedule(cfg.optim, steps_per_epoch, cfg.train.epochs)
+    steps_per_epoch = math.ceil(len(md.train_loader) / cfg.train.accum_steps)
+    schedule = create_schedule(cfg.optim, steps_per_epoch, max(1, cfg.train.epochs))
     # GradScaler only matters for fp16; with bf16 or fp32 it is a pass-through.
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    if spec.task == "image":
-        cfg.data.img_size = built.data_config["input_size"][-1]
-    cfg.data.num_workers = md.num_workers
-    cfg.strategy.name = strategy
+    scaler = torch.amp.GradScaler(device.type, enabled=md.amp_dtype == torch.float16)
+    limit = cfg.train.time_limit
     return Prepared(
-        cfg, spec, built, model, device, amp_dtype, groups, stages, staging, optimizer, schedule, scaler,
-        inputs_for, advice, lr_result, cache_note,
-        train_images=train_loader.dataset if spec.task == "image" else None,
-        val_images=val_loader.dataset if spec.task == "image" else None,
+        cfg, spec, md.built, model, device, md.amp_dtype, groups, stages, staging, optimizer, schedule, scaler,
+        inputs_for, head, probed.head_solved, probed.probe, plan, advice, lr_result,
+        _cache_note(probed.frozen, stages, cuts, "head" in cached, probed.probe is not None),
+        train_images=md.train_loader.dataset if spec.task == "image" else None,
+        val_images=md.val_loader.dataset if spec.task == "image" else None,
         tokenizer=md.tokenizer, data_notes=md.notes,
         class_weights=None if loss_weights is None else torch.tensor(loss_weights, device=device),
+        deadline=None if limit is None else probed.started + limit,
     )  # fmt: skip
 
 
-def cache_frozen_parts(
-    cfg: Config,
-    spec: DataSpec,
-    md: ModelOnData,
-    strategy: str,
-    stages: list[Stage],
-    groups: list[LayerGroup],
-    head: nn.Module | None,
-    make_loader: Callable[[Dataset, bool], DataLoader],
-) -> tuple[dict[str, tuple[DataLoader, DataLoader]], dict[int, Cut], str | None]:
-    """What frozen parts compute once (data/feature_cache.py): (train, val) loaders of the head's inputs
-    ("head") and of each stage's cut ("cut:MODULE"), the cut of each stage that starts from one, and a line
-    for the run header."""
-    taps: dict[str, Tap] = {}
-    cuts: dict[int, Cut] = {}
-    augmented = spec.task == "image" and cfg.data.augment.enabled  # texts are never augmented
-    if use_feature_cache(cfg, strategy, stages, head, augmented):
-        taps["head"] = (head, True)
-    if spec.task == "image" and use_cuts(cfg, augmented):  # texts: no single activation to start from
-        sample = md.eval_loader(spec.train[:4]).dataset  # a few images to find and verify each cut on
-        images = torch.stack([sample[i][0] for i in range(len(sample))]).to(md.device)
-        samples = len(spec.train) + len(spec.val)
-        cuts = stage_cuts(stages, groups, md.model, images, samples, cfg.strategy.cache_max_gb)
-        taps |= {f"cut:{cut.output}": (md.model.get_submodule(cut.output), False) for cut in cuts.values()}
-    if not taps:
-        return {}, {}, None
-    started = time.perf_counter()
-    with distributed.feature_cache_turns():  # rank 0 computes and stores; the others then load
-        cached, hit = cached_loaders(
-            md.model, head, taps, md.built.arch, md.built.data_config, spec.train, spec.val, md.eval_loader,
-            make_loader, FeatureCache(cfg.data.cache_dir or default_cache_dir()), md.device, md.amp_dtype,
-        )  # fmt: skip
-    verb = "loaded from the cache" if hit else "computed and cached"
-    return (
-        cached,
-        cuts,
-        f"frozen features {verb} in {time.perf_counter() - started:.1f}s: "
-        + ", ".join(
-            ["head-only epochs train on the head's inputs"] * ("head" in cached)
-            + [f"from epoch {stages[i].start_epoch + 1} start after {cut.output}" for i, cut in cuts.items()]
-        ),
-    )
+def prepare(cfg: Config, spec: DataSpec) -> Prepared:
+    """Both steps at once, with no bundle in between."""
+    return plan_training(probe_on_data(cfg, spec))
 
 
-def lr_range_test(
-    model: nn.Module,
-    head: nn.Module | None,
-    make_staging: Callable[..., Staging],
-    cfg: Config,
-    loader: DataLoader,
-    device: torch.device,
-    amp_dtype: torch.dtype | None,
-) -> LRFinderResult:
-    """The LR range test on a copy, in the strategy's last stage: the one with the most groups training,
-    where a too-high LR diverges (the head alone tolerates far more). For a linear probe on cached
-    features that is the head alone, which takes seconds."""
-    if head is not None:
-        net = copy.deepcopy(head)
-        optimizer = create_optimizer(
-            cfg.optim, [{"params": list(net.parameters()), "lr": 1.0, "base_lr": 1.0}]
+def resolve_strategy(probed: Probed, first_bundle_s: float) -> tuple[Config, Plan | None, Advice | None]:
+    """The run's config with `auto` resolved: strategy, epochs and time limit (strategies/auto.py), or,
+    with the probe disabled, the advisor's 2x2 table."""
+    cfg, spec, md = probed.cfg, probed.spec, probed.md
+    auto_limit = cfg.train.time_limit == "auto"
+    if cfg.strategy.name != "auto":
+        updates = {"train.time_limit": None} if auto_limit else {}
+        if cfg.strategy.name == "linear-probe" and probed.head_solved:  # the solved head is the probe
+            updates["train.epochs"] = 0
+        return _resolved(cfg, updates), None, None
+    if not probed.head_solved:  # no probe to start from: the advisor's table, as before the probe existed
+        advice = advise(
+            spec, md.model, probed.head, md.eval_loader, md.built.pretrained, md.device, cfg.train.seed
         )
-        return find_lr(net, optimizer, nn.Module.train, loader, device, amp_dtype)
-    net = copy.deepcopy(model)
-    staging = make_staging(net, base_lr=1.0)
-    optimizer = staging.build(len(staging.stages) - 1)
-    return find_lr(net, optimizer, staging.train_mode, loader, device, amp_dtype)
+        advice = distributed.broadcast(advice)
+        return _resolved(cfg, {"strategy.name": advice.strategy} | ({"train.time_limit": None} if auto_limit else {})), None, advice  # fmt: skip
+    # The budget follows what the first bundle costs to compute, so a warm feature cache does not shrink it.
+    uncached = first_bundle_s + max(0.0, probed.frozen.compute_seconds - probed.frozen.seconds)
+    limit = BUDGET_FACTOR * uncached if auto_limit else cfg.train.time_limit
+    elapsed = time.perf_counter() - probed.started
+    # What the run still has to do after training: the bundle and the report's pass over the validation set.
+    reserve = 2.0 + probed.frozen.compute_seconds * len(spec.val) / max(1, len(spec.train) + len(spec.val))
+    budget = limit - elapsed - reserve
 
-
-def check_model_accepts(model: nn.Module, built: BuiltModel, cfg: Config, device: torch.device) -> None:
-    """Fail before anything is written if the model cannot train at this input size and batch size."""
-    size = built.data_config["input_size"]
-    has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    if cfg.train.batch_size == 1 and has_batchnorm:
-        raise GraftError(
-            f"{cfg.model.name} has BatchNorm layers, which cannot train on batches of 1; use --batch-size 2 or more"
+    def decide() -> Plan:
+        options = measure_options(
+            cfg, spec, md, probed.groups, probed.candidates, probed.frozen, budget, cfg.train.epochs
         )
-    model.eval()
-    try:
-        with torch.inference_mode():
-            model(torch.zeros(2, *size, device=device))
-    except (RuntimeError, AssertionError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise GraftError(
-            f"{cfg.model.name} cannot take {size[1]}x{size[2]} inputs ({reason}); choose another --img-size"
-        ) from None
+        return plan_fine_tuning(options, limit - (time.perf_counter() - probed.started) - reserve,
+                                probed.probe.record["val_acc"], cfg.train.epochs)  # fmt: skip
+
+    plan = distributed.broadcast(decide() if distributed.is_main() else None)
+    updates = {"train.time_limit": round(limit, 1), "train.epochs": plan.epochs}
+    if plan.groups == 0:
+        updates["strategy.name"] = "linear-probe"
+    else:
+        updates |= {"strategy.name": "discriminative", "strategy.train_groups": plan.groups}
+    return _resolved(cfg, updates), plan, None
+
+
+def _resolved(cfg: Config, updates: dict[str, Any]) -> Config:
+    """A new, validated config: `cfg` with dotted-key `updates`."""
+    return resolve_config(overrides=updates, base=cfg) if updates else cfg
+
+
+def _cuts_for(probed: Probed, plan: Plan | None) -> dict[int, Cut]:
+    """Stage index -> the cut its epochs start from (auto: its one stage, from the chosen option's cut)."""
+    if plan is not None:
+        cut = probed.candidates.get(plan.groups)
+        return {0: cut} if cut is not None else {}
+    return probed.stage_cuts
+
+
+def _head_only(cfg: Config, groups: list[LayerGroup], head_solved: bool) -> list[Stage]:
+    if cfg.strategy.name == "auto":
+        return []
+    return stages_from_config(cfg, len(groups), head_solved)
+
+
+def _head_only_cached(cfg: Config, probed: Probed, stages: list[Stage]) -> bool:
+    augmented = probed.spec.task == "image" and cfg.data.augment.enabled
+    return probed.frozen.has("head") and use_feature_cache(cfg, stages, probed.head, augmented)
+
+
+def _loss_weights(cfg: Config, spec: DataSpec) -> torch.Tensor | None:
+    weights = balance_weights(cfg.data.balance, spec)[1]
+    return None if weights is None else torch.tensor(weights)
+
+
+def _cache_note(frozen: FrozenPass, stages: list[Stage], cuts: dict[int, Cut], head_cached: bool,
+                solved: bool) -> str | None:  # fmt: skip
+    if not frozen.tensors:
+        return None
+    verb = "loaded from the cache" if frozen.hit else "computed and cached"
+    uses = (["the head solved on them"] * solved + ["head-only epochs train on the head's inputs"] * head_cached
+            + [f"from epoch {stages[i].start_epoch + 1} start after {cut.output}" for i, cut in cuts.items()])  # fmt: skip
+    return f"frozen features {verb} in {frozen.seconds:.1f}s: " + ", ".join(uses)
+
+
+def advise_on_data(cfg: Config, spec: DataSpec) -> tuple[Advice, ModelOnData]:
+    """`graft advise`: measure the data on the model, without building anything for training."""
+    md = build_on_data(cfg, spec)
+    head = head_module(md.model, layer_groups(md.model))
+    return advise(spec, md.model, head, md.eval_loader, md.built.pretrained, md.device, md.cfg.train.seed), md

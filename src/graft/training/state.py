@@ -25,11 +25,16 @@ class TrainState:
     nonfinite: int = 0  # batches whose loss was NaN/Inf (skipped within --skip-nonfinite)
     history: list[dict[str, float]] = field(default_factory=list)  # one record per completed epoch
 
+    def record(self, epoch: int) -> dict[str, float]:
+        """The history row of `epoch` (0: the solved head, before any fine-tuning epoch)."""
+        return next(r for r in self.history if r["epoch"] == epoch)
+
     def update_best(self, record: dict[str, float], monitor: str, mode: str) -> bool:
         """Judge the epoch just completed (`record`, already appended to history); True if it is the new best.
 
         NaN never wins (a diverged epoch must not become "best" forever). On a tie in accuracy, which small
-        validation sets make common, the lower validation loss wins: the more confident model.
+        validation sets make common, the lower validation loss wins (so a later epoch wins a tie only
+        with a lower loss, and an under-trained first epoch never wins one by coming first).
         """
         value = record[monitor]
         if math.isnan(value):
@@ -39,9 +44,7 @@ class TrainState:
         elif value != self.best_metric:
             better = is_better(value, self.best_metric, mode)
         else:
-            better = (
-                monitor != "val_loss" and record["val_loss"] < self.history[self.best_epoch - 1]["val_loss"]
-            )
+            better = monitor != "val_loss" and record["val_loss"] < self.record(self.best_epoch)["val_loss"]
         if better:
             self.best_metric, self.best_epoch = value, record["epoch"]
         return better

@@ -1,0 +1,174 @@
+"""The converged head: the classifier on frozen features, solved as the convex problem it is.
+
+With the backbone frozen, training the head is multinomial logistic regression on fixed features: convex,
+one optimum. Trained like a network instead (minibatch AdamW from a zero init, label smoothing, a few
+epochs), it stops far from that optimum: measured on 80 trivially separable texts, 50% after 2 epochs
+where the solved problem gives 100%. graft solves it to convergence with full-batch L-BFGS, the solver
+scikit-learn's `LogisticRegression` uses by default, on the cached features (seconds for thousands of
+samples), and every fine-tuning strategy then starts from that head: linear probe, then fine-tune
+(LP-FT; Kumar et al., ICLR 2022, "Fine-Tuning can Distort Pretrained Features and Underperform
+Out-of-Distribution") beats both a probe alone and fine-tuning from a random head.
+
+The objective is scikit-learn's, per sample weighted:  sum_i w_i CE(W x_i + b, y_i) + |W|^2 / (2 C),
+the bias unpenalised. The L2 strength C is chosen by stratified k-fold cross-validation on the training
+features over a small log-spaced grid, scored by held-out log loss (the quantity the model is fit for;
+accuracy on a few hundred samples moves in steps too coarse to choose by). The validation split is not
+used to choose it, so validation accuracy stays an honest estimate of the probe.
+
+    >>> x = torch.cat([torch.randn(20, 4) + 3, torch.randn(20, 4) - 3]); y = torch.tensor([0] * 20 + [1] * 20)
+    >>> probe = solve_head(x, y, num_classes=2)
+    >>> bool(((x @ probe.weight.T + probe.bias).argmax(1) == y).all())
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+# Inverse L2 strengths tried (scikit-learn's C; its default is 1.0): half-decade steps cover what frozen
+# CNN and transformer features need (measured: 0.3 on the photo sets, 3-10 on the text sets).
+C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+FOLDS = 3  # 3 x 6 fits, warm-started along the grid: about a second on 2 CPU cores for ~1,000 samples
+CV_MAX_SAMPLES = 20_000  # larger training sets choose C on a stratified subset (the final fit uses all)
+MAX_ITER = 100  # L-BFGS iterations for the final fit (converged to ~1e-4 of the loss on the photo sets)
+CV_MAX_ITER = 50  # per cross-validation fit: each starts from its neighbour's solution
+
+
+@dataclass
+class Probe:
+    """A solved linear head, in nn.Linear's layout."""
+
+    weight: torch.Tensor  # (C, D)
+    bias: torch.Tensor  # (C,)
+    l2_c: float  # the chosen inverse L2 strength
+    cv: list[dict[str, float]] = field(default_factory=list)  # per grid value: c, log_loss, accuracy
+    train_loss: float = math.nan  # mean cross-entropy of the final fit on the training features
+    seconds: float = 0.0
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return features.float() @ self.weight.T + self.bias
+
+    def summary(self) -> str:
+        return f"L2 C={self.l2_c:g} chosen by {FOLDS}-fold cross-validation on the training features"
+
+
+def fit_logistic(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int,
+    c: float,
+    sample_weight: torch.Tensor | None = None,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
+    max_iter: int = MAX_ITER,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W (C, D), b (C,)) minimising sum_i w_i CE + |W|^2 / (2c) by L-BFGS, from `init` or zeros."""
+    x = x.float()
+    n, d = x.shape
+    w = torch.ones(n, device=x.device) if sample_weight is None else sample_weight.float().to(x.device)
+    # Divided by n: the same optimum, on a scale where L-BFGS's tolerances mean the same for any n.
+    w = (w / n)[:, None]
+    onehot = F.one_hot(y, num_classes).float()
+    weight = init[0].clone() if init else torch.zeros(num_classes, d, device=x.device)
+    bias = init[1].clone() if init else torch.zeros(num_classes, device=x.device)
+    optimizer = torch.optim.LBFGS(
+        [weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
+        tolerance_grad=1e-6, tolerance_change=1e-10, line_search_fn="strong_wolfe",
+    )  # fmt: skip
+
+    def closure() -> torch.Tensor:  # the loss and its gradient in closed form: no autograd graph per call
+        logits = x @ weight.T + bias  # (N, C)
+        nll = torch.logsumexp(logits, 1, keepdim=True) - (logits * onehot).sum(1, keepdim=True)
+        residual = (logits.softmax(1) - onehot) * w  # d loss / d logits
+        weight.grad = residual.T @ x + weight / (c * n)
+        bias.grad = residual.sum(0)
+        return (nll * w).sum() + (weight * weight).sum() / (2 * c * n)
+
+    with torch.no_grad(), _threads_for(n * d):
+        optimizer.step(closure)
+    return weight, bias
+
+
+@contextmanager
+def _threads_for(size: int):
+    """One intra-op thread for small problems: L-BFGS takes hundreds of tiny matrix products, where thread
+    start-up costs more than it saves (measured 2-10x slower with 2 threads on 400 x 1280 features)."""
+    threads = torch.get_num_threads()
+    if size < 4_000_000:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def stratified_folds(y: torch.Tensor, k: int, seed: int) -> list[torch.Tensor]:
+    """k disjoint index sets, each class dealt round-robin after a seeded shuffle."""
+    generator = torch.Generator().manual_seed(seed)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    turn = 0
+    for label in torch.unique(y.cpu()).tolist():
+        members = torch.nonzero(y.cpu() == label).flatten()
+        for i in members[torch.randperm(len(members), generator=generator)].tolist():
+            folds[turn % k].append(i)
+            turn += 1
+    return [torch.tensor(sorted(f), dtype=torch.long) for f in folds if f]
+
+
+def solve_head(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int,
+    class_weights: torch.Tensor | None = None,
+    grid: tuple[float, ...] = C_GRID,
+    folds: int = FOLDS,
+    seed: int = 0,
+) -> Probe:
+    """The head on features `x` (N, D) for labels `y` (N,): C by cross-validation, then one fit on all."""
+    started = time.perf_counter()
+    x, y = x.float(), y.long().to(x.device)
+    weight_of = None if class_weights is None else class_weights.float().to(x.device)
+    sample_weight = None if weight_of is None else weight_of[y]
+    chosen, scores = grid[0], []
+    if len(grid) > 1 and len(y) >= 2 * folds:
+        scores = cross_validate(x, y, num_classes, weight_of, grid, folds, seed)
+        chosen = min(scores, key=lambda s: (s["log_loss"], -s["c"]))["c"]  # ties: the weaker penalty
+    weight, bias = fit_logistic(x, y, num_classes, chosen, sample_weight)
+    loss = F.cross_entropy(x @ weight.T + bias, y).item()
+    return Probe(weight.cpu(), bias.cpu(), chosen, scores, loss, time.perf_counter() - started)
+
+
+def cross_validate(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int,
+    class_weights: torch.Tensor | None,
+    grid: tuple[float, ...],
+    folds: int,
+    seed: int,
+) -> list[dict[str, float]]:
+    """Held-out log loss and accuracy of each C over `folds` stratified folds (on at most
+    CV_MAX_SAMPLES samples). Each fold walks the grid from the strongest penalty to the weakest, each fit
+    warm-started from the previous one's solution."""
+    if len(y) > CV_MAX_SAMPLES:
+        keep = torch.cat(stratified_folds(y, math.ceil(len(y) / CV_MAX_SAMPLES), seed)[:1])
+        x, y = x[keep], y[keep]
+    totals = {c: [0.0, 0.0] for c in grid}
+    for held in stratified_folds(y, folds, seed):
+        train = torch.ones(len(y), dtype=torch.bool, device=x.device)
+        train[held.to(x.device)] = False
+        weights = None if class_weights is None else class_weights[y[train]]
+        previous = None
+        for c in sorted(grid):
+            previous = fit_logistic(x[train], y[train], num_classes, c, weights, previous, CV_MAX_ITER)
+            logits = x[held] @ previous[0].T + previous[1]
+            totals[c][0] += F.cross_entropy(logits, y[held], reduction="sum").item()
+            totals[c][1] += (logits.argmax(1) == y[held]).sum().item()
+    return [
+        {"c": c, "log_loss": loss / len(y), "accuracy": hits / len(y)} for c, (loss, hits) in totals.items()
+    ]

@@ -1,0 +1,97 @@
+"""Which model a run's bundle holds, calibrated: written once right after the probe (the run's first
+usable model) and again at the end from the best checkpoint, each time with its temperature fit on the
+validation logits of exactly that model (training/calibration.py) and folded into its head.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from graft.checkpointing.store import Checkpoint, CheckpointStore
+from graft.export.bundle import write_bundle
+from graft.strategies.plan import stage_at
+from graft.training import distributed
+from graft.training.calibration import Calibration, cannot_fit, fit_temperature, fold_temperature
+from graft.training.loop import evaluate
+from graft.training.setup import Prepared
+
+
+def write_run_bundle(
+    run_dir: Path,
+    p: Prepared,
+    record: dict[str, float],
+    checkpoint: str,
+    logits: torch.Tensor | None = None,
+    targets: torch.Tensor | None = None,
+) -> Calibration | None:
+    """runs/NAME/model/ from `p.model` as it is now (left untouched: the bundle gets a calibrated copy)."""
+    model = copy.deepcopy(distributed.unwrap(p.model)).cpu()
+    calibration = None
+    if (
+        logits is not None
+        and targets is not None
+        and p.head is not None
+        and cannot_fit(logits, targets) is None
+    ):
+        calibration = fit_temperature(logits, targets)
+        head = next(name for name, module in p.model.named_modules() if module is p.head)
+        fold_temperature(model.get_submodule(head), calibration.temperature)
+    write_bundle(
+        run_dir / "model", p.built, model, p.spec.classes,
+        metrics={k: record[k] for k in ("epoch", "val_loss", "val_acc")},
+        source={"run": str(run_dir), "data": str(p.cfg.data.path), "checkpoint": checkpoint},
+        tokenizer=p.tokenizer,
+        calibration=None if calibration is None else calibration.to_dict(),
+    )  # fmt: skip
+    return calibration
+
+
+def load_best(run_dir: Path, p: Prepared, console: Console) -> tuple[Checkpoint, dict[str, float]]:
+    """Put the best checkpoint's weights into `p.model` (every rank); if it is damaged, the newest intact
+    one instead, and the user told so. Returns the checkpoint and its epoch's history row."""
+    store = CheckpointStore(run_dir / "checkpoints")
+    name = store.read_index().best
+    problem = store.verify(name) if name else "no best checkpoint recorded"
+    if problem:
+        console.print(
+            f"[yellow]warning[/yellow] best checkpoint {name}: {problem}; bundling the newest intact one"
+        )
+        checkpoint = store.latest_good()
+    else:
+        checkpoint = store.load(name)
+    progress = checkpoint.state["progress"]
+    epoch = progress["best_epoch"] if not problem else progress["epoch"]
+    record = next(r for r in progress["history"] if r["epoch"] == epoch)
+    distributed.unwrap(p.model).load_state_dict(checkpoint.model)
+    return checkpoint, record
+
+
+def val_logits(p: Prepared, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, C) validation logits and targets of `p.model` as it is, through what epoch `epoch` evaluated on
+    (the probe's features, a cut's stored activations, or the images). A collective under torchrun."""
+    if epoch == 0 and p.probe is not None:
+        return p.probe.val_logits, p.probe.outputs.targets
+    inputs = p.inputs_for(stage_at(p.stages, max(0, epoch - 1)))
+    _, outputs = evaluate(inputs.net, inputs.val, p.device, p.amp_dtype, len(p.spec.classes))
+    return outputs.logits, outputs.targets
+
+
+def describe_bundle(p: Prepared, record: dict[str, float], history: list[dict[str, float]]) -> str:
+    """One line: which epoch the bundle holds and, after a fine-tune, how it compares with the probe."""
+    monitor = p.cfg.checkpoint.monitor
+    shown = lambda r: f"{r[monitor]:.2%}" if monitor.endswith("acc") else f"{r[monitor]:.4f}"  # noqa: E731
+    epochs = p.cfg.train.epochs
+    line = f"{monitor} {shown(record)} at epoch {record['epoch']}/{epochs}"
+    probe = next((r for r in history if r["epoch"] == 0), None)
+    tuned = [r for r in history if r["epoch"] > 0]
+    if probe is None or not tuned:
+        return line + (" (the solved head)" if probe is not None else "")
+    if record["epoch"] == 0:
+        best_tuned = max(tuned, key=lambda r: r[monitor] if monitor.endswith("acc") else -r[monitor])
+        return (f"{line}: the solved head; fine-tuning's best, epoch {best_tuned['epoch']} at {shown(best_tuned)}, "
+                "did not beat it")  # fmt: skip
+    return f"{line}: fine-tuned, vs the solved head's {shown(probe)}"
