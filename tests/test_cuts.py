@@ -96,6 +96,36 @@ def test_gradual_from_cached_cuts_ends_where_training_through_the_images_ends(tm
     assert all(torch.equal(mine[n], fresh[n]) for n in start)
 
 
+def test_with_augmentation_validation_runs_above_the_frozen_part(tmp_path, monkeypatch, capsys):
+    """Augmented training images go through the whole model; the validation images never change, so each
+    epoch validates from the stored output of the frozen part: the same numbers as through the images."""
+    from safetensors.torch import save_file
+
+    from graft.models.registry import create_model
+
+    monkeypatch.setenv("GRAFT_CACHE_DIR", str(tmp_path / "cache"))
+    data = make_color_images(tmp_path / "colors")
+    torch.manual_seed(1)  # a weights file: the head is solved first, and gradual unfreezes from epoch 0
+    save_file(
+        create_model("test_resnet", 3, pretrained=False).model.state_dict(), str(tmp_path / "w.safetensors")
+    )
+    settings = {
+        "weights": tmp_path / "w.safetensors",
+        "unfreeze_at": [0, 1],
+        "data.augment": {"enabled": True},
+    }
+    stored = _gradual(data, tmp_path / "stored", quiet=False, **settings)
+    header = capsys.readouterr().out
+    assert (
+        "from epoch 1 validation starts after layer2, from epoch 2 validation starts after maxpool" in header
+    )
+    through = _gradual(data, tmp_path / "images", cache_features="off", **settings)
+    mine, theirs = checkpoint(stored.path).model, checkpoint(through.path).model
+    assert all(torch.equal(mine[k], v) for k, v in theirs.items())  # training is the same, bitwise
+    for a, b in zip(stored.history, through.history, strict=True):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4) and a["val_acc"] == b["val_acc"]
+
+
 @pytest.mark.slow  # three real training processes (~50 s); tests/test_resume.py covers resume in make test
 def test_killed_in_a_stage_that_starts_from_a_cut_then_resumed_equals_uninterrupted(tmp_path):
     data = make_color_images(tmp_path / "colors")

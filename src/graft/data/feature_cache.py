@@ -176,19 +176,23 @@ def cached_tensors(
     cache: FeatureCache,
     device: torch.device,
     amp_dtype: torch.dtype | None,
+    val_only: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, torch.Tensor], bool]:
     """Every tap's recorded activations ("TAP/train_x", "TAP/val_x") and the labels ("train_y", "val_y"),
-    from the cache or computed now (one pass over each split for all taps); True on a cache hit.
+    from the cache or computed now (one pass over each split for all taps); True on a cache hit. Taps in
+    `val_only` are recorded on the validation split alone (their training batches are augmented).
     "seconds" (a 1-element tensor) is how long computing them took, also when they came from the cache."""
     splits = {"train": train, "val": val}
-    key = feature_key(model, _head_param_keys(model, head), arch, data_config, splits, tuple(taps))
+    names = tuple(taps) + tuple(f"{t}@val" for t in sorted(val_only))
+    key = feature_key(model, _head_param_keys(model, head), arch, data_config, splits, names)
     tensors = cache.get(key)
     if tensors is not None:
         return tensors, True
     started = time.perf_counter()
     tensors = {}
     for split, samples in splits.items():
-        recorded, labels = extract(model, taps, eval_loader(samples), device, amp_dtype)
+        wanted = {k: v for k, v in taps.items() if split == "val" or k not in val_only}
+        recorded, labels = extract(model, wanted, eval_loader(samples), device, amp_dtype)
         # clone(): out of inference mode, so a stage can train on them (autograd saves its inputs)
         for name, x in recorded.items():  # "TAP" -> "TAP/train_x", "TAP.len" -> "TAP/train_len"
             tap, part = (name[: -len(".len")], "len") if name.endswith(".len") else (name, "x")
@@ -204,12 +208,16 @@ def tap_loaders(
     taps: list[str],
     make_loader: Callable[[Dataset, bool, list | None], DataLoader],
 ) -> dict[str, tuple[DataLoader, DataLoader]]:
-    """Per tap, (train, val) loaders of its recorded activations and the labels. Per-token taps (texts)
-    give padded batches {"hidden", "attention_mask"} and pass each sample's length for bucketing."""
+    """Per tap, (train, val) loaders of its recorded activations and the labels (train None for a tap
+    recorded on validation only). Per-token taps (texts) give padded batches {"hidden", "attention_mask"}
+    and pass each sample's length for bucketing."""
     out = {}
     for tap in taps:
         pair = []
         for split, train in (("train", True), ("val", False)):
+            if f"{tap}/{split}_x" not in tensors:  # recorded for validation only
+                pair.append(None)
+                continue
             x, y = tensors[f"{tap}/{split}_x"], tensors[f"{split}_y"]
             lengths = tensors.get(f"{tap}/{split}_len")
             if lengths is None:

@@ -13,6 +13,7 @@ Nothing is tokenized here; that happens once per run in data/tokens.py.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -84,8 +85,13 @@ def read_table(path: Path, columns: TextColumns) -> list[tuple[str, str, str | N
                     ) from None
         found = sorted({k for _, r in records if isinstance(r, dict) for k in r})
     else:
-        reader = csv.DictReader(raw.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
-        records = [(line_no, row) for line_no, row in enumerate(reader, start=2)]
+        # A file object, not str.splitlines(): that also splits on \x85, \u2028 and other characters that
+        # real texts contain inside quoted fields (IMDB reviews do), cutting rows in two.
+        reader = csv.DictReader(io.StringIO(raw, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
+        records, previous_end = [], 1
+        for row in reader:  # each row's first line in the file (a quoted field may span several)
+            records.append((previous_end + 1, row))
+            previous_end = reader.line_num
         found = list(reader.fieldnames or [])
     by_lower = {name.strip().lower(): name for name in found}
     wanted = [columns.text, columns.label] + ([columns.pair] if columns.pair else [])

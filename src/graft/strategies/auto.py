@@ -10,9 +10,10 @@ the first bundle, so a run ends within a small multiple of that).
 The rule, as a pure function (`plan_fine_tuning`):
 - a probe that makes no validation error has nothing to gain: stop there;
 - otherwise train the deepest top-k groups (with the head, at LRs decaying toward the input) for which
-  TARGET_EPOCHS epochs fit in the budget: as many epochs as fit, at most `max_epochs`. Deeper adapts
-  more of the network; TARGET_EPOCHS keeps enough passes for the adaptation to converge (measured on the
-  photo and text sets: the best epoch of a top-group fine-tune from the probe came at epoch 2-7);
+  MIN_EPOCHS epochs fit in the budget, for as many epochs as fit, at most TARGET_EPOCHS (and --epochs).
+  Deeper for fewer epochs beats shallower for more: measured from the solved head on the four photo sets
+  (mean validation accuracy, probe 88.8%): the top 2 groups for 3 epochs 91.1%, for 5 epochs 91.3%, the
+  top group alone for 5 epochs 90.5%, for 10 epochs 90.5%; the best epoch came at 2-5;
 - if not even the top group fits MIN_EPOCHS, the probe is the result.
 Whether fine-tuning paid is then judged on the validation split like any epoch: the probe is epoch 0,
 and the bundle is the best epoch (training/state.py), so the run ends with the better of the two.
@@ -26,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from graft.monitoring.console import format_seconds
 
 TARGET_EPOCHS = 5
-MIN_EPOCHS = 2
+MIN_EPOCHS = 3
 BUDGET_FACTOR = 3.0  # time_limit auto: this many times the time to the first bundle
 
 
@@ -61,16 +62,13 @@ def plan_fine_tuning(options: list[Option], budget_s: float, probe_val_acc: floa
     if max_epochs == 0 or not options:
         why = "--epochs 0" if max_epochs == 0 else "no part of this model can be fine-tuned from a cut"
         return Plan(0, 0, f"the probe alone ({why})", budget_s, options)
-    fitting = [o for o in options if o.seconds_per_epoch * min(TARGET_EPOCHS, max_epochs) <= budget_s]
-    if fitting:
-        chosen = fitting[-1]
-    elif options[0].seconds_per_epoch * MIN_EPOCHS <= budget_s:
-        chosen = options[0]
-    else:
+    fitting = [o for o in options if o.seconds_per_epoch * min(MIN_EPOCHS, max_epochs) <= budget_s]
+    if not fitting:
         return Plan(0, 0, f"a {format_seconds(budget_s)} budget is too small to fine-tune: the top group "
                           f"takes {format_seconds(options[0].seconds_per_epoch)} per epoch "
                           f"(--time-limit to allow more)", budget_s, options)  # fmt: skip
-    epochs = min(max_epochs, math.floor(budget_s / max(chosen.seconds_per_epoch, 1e-9)))
+    chosen = fitting[-1]
+    epochs = min(max_epochs, TARGET_EPOCHS, math.floor(budget_s / max(chosen.seconds_per_epoch, 1e-9)))
     deeper = next((o for o in options if o.groups > chosen.groups), None)
     why = (f"{deeper.groups} groups would take {format_seconds(deeper.seconds_per_epoch)} per epoch"
            if deeper else "no deeper option was measured")  # fmt: skip

@@ -24,14 +24,17 @@ def use_feature_cache(
     return cfg.strategy.cache_features == "on" or cfg.strategy.name == "gradual" or not augmented
 
 
+def can_store(cfg: Config) -> bool:
+    """Whether frozen parts may be computed once at all: not under train_bn, whose BatchNorm statistics
+    move every step (yesterday's activations are stale), and not with cache_features off."""
+    return not cfg.strategy.train_bn and cfg.strategy.cache_features != "off"
+
+
 def use_cuts(cfg: Config, augmented: bool) -> bool:
     """Stages that train the top of the backbone start from cached activations when the images look the
     same every epoch (augmentation off) or when asked (`cache_features: on`, which trades those stages'
     augmentation for speed); never with train_bn."""
-    s = cfg.strategy
-    if s.train_bn or s.cache_features == "off":  # BatchNorm statistics move every step under train_bn
-        return False
-    return s.cache_features == "on" or not augmented
+    return can_store(cfg) and (cfg.strategy.cache_features == "on" or not augmented)
 
 
 def stage_cuts(

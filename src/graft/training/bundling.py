@@ -76,7 +76,7 @@ def val_logits(p: Prepared, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
     if epoch == 0 and p.probe is not None:
         return p.probe.val_logits, p.probe.outputs.targets
     inputs = p.inputs_for(stage_at(p.stages, max(0, epoch - 1)))
-    _, outputs = evaluate(inputs.net, inputs.val, p.device, p.amp_dtype, len(p.spec.classes))
+    _, outputs = evaluate(inputs.evaluated, inputs.val, p.device, p.amp_dtype, len(p.spec.classes))
     return outputs.logits, outputs.targets
 
 

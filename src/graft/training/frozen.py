@@ -36,7 +36,7 @@ from graft.data.feature_cache import (
 )
 from graft.monitoring.monitor import EvalOutputs
 from graft.strategies.advisor import knn_accuracy
-from graft.strategies.auto import TARGET_EPOCHS, Option
+from graft.strategies.auto import MIN_EPOCHS, Option
 from graft.strategies.cuts import Cut, Suffix, find_cut
 from graft.strategies.groups import LayerGroup
 from graft.strategies.plan import Stage, Staging
@@ -62,11 +62,11 @@ class FrozenPass:
         stored = self.tensors.get("seconds")
         return float(stored[0]) if stored is not None else self.seconds
 
-    def has(self, tap: str) -> bool:
-        return f"{tap}/train_x" in self.tensors
+    def has(self, tap: str, split: str = "train") -> bool:
+        return f"{tap}/{split}_x" in self.tensors
 
     def loaders(self, taps: list[str], make_loader: Callable[..., DataLoader]):
-        return tap_loaders(self.tensors, [t for t in taps if self.has(t)], make_loader)
+        return tap_loaders(self.tensors, [t for t in taps if self.has(t, "val")], make_loader)
 
 
 def cut_tap(cut: Cut) -> str:
@@ -74,9 +74,11 @@ def cut_tap(cut: Cut) -> str:
 
 
 def record_frozen(
-    cfg: Config, spec: DataSpec, md: ModelOnData, head: nn.Module | None, cuts: list[Cut]
-) -> FrozenPass:
-    """One pass recording the head's input (when `head` is a Linear) and each cut's output."""
+    cfg: Config, spec: DataSpec, md: ModelOnData, head: nn.Module | None, cuts: list[Cut],
+    val_only: frozenset[str] = frozenset(),
+) -> FrozenPass:  # fmt: skip
+    """One pass recording the head's input (when `head` is a Linear) and each cut's output; taps named in
+    `val_only` ("head", "cut:MODULE") on the validation split alone."""
     taps: dict[str, Tap] = {}
     if head is not None:
         taps["head"] = (head, True)
@@ -88,20 +90,36 @@ def record_frozen(
     with distributed.feature_cache_turns():  # rank 0 computes and stores; the others then load
         tensors, hit = cached_tensors(
             md.model, head, taps, md.built.arch, md.built.data_config, spec.train, spec.val, md.eval_loader,
-            FeatureCache(cfg.data.cache_dir or default_cache_dir()), md.device, md.amp_dtype,
+            FeatureCache(cfg.data.cache_dir or default_cache_dir()), md.device, md.amp_dtype, val_only & set(taps),
         )  # fmt: skip
     return FrozenPass(tensors, {cut_tap(c): c for c in cuts}, hit, time.perf_counter() - started)
+
+
+# auto records the cuts whose suffix (what trains from them) costs at most this share of a forward pass.
+# Deeper ones could not train 5 epochs in the default budget anyway (about 2x the frozen pass's time,
+# and a training epoch costs about 3x the suffix's forward pass), and their activations are the largest
+# (on EfficientNet-Lite0 at 224 px the cuts below blocks.2 alone take 1.5 GB for 600 images); with a larger
+# --time-limit, those options train from the inputs instead.
+CUT_SHARE = 0.3
 
 
 def candidate_cuts(
     groups: list[LayerGroup], md: ModelOnData, spec: DataSpec, max_gb: float
 ) -> dict[int, Cut]:
     """For auto: per number of top backbone groups k (1, 2, ...), the verified cut below them, while the
-    activations of every sample fit in `max_gb` together (the lower a cut, the larger: the top ones first)."""
+    suffix from it costs at most CUT_SHARE of a forward pass and the activations of every sample fit in
+    `max_gb` together."""
     inputs = sample_inputs(md, spec)
+    with torch.inference_mode():
+        md.model.eval()
+        md.model(inputs)  # warm-up: the first call pays one-off costs
+        forward = math.inf
+        for _ in range(2):
+            started = time.perf_counter()
+            md.model(inputs)
+            forward = min(forward, time.perf_counter() - started)
     budget, found = max_gb * 2**30, {}
-    samples = len(spec.train) + len(spec.val)
-    tokens = token_count(md, spec)
+    samples, tokens = len(spec.train) + len(spec.val), token_count(md, spec)
     backbone = len(groups) - 1
     for k in range(1, backbone + 1):
         trainable = {n for g in groups[backbone - k :] for n in g.param_names}
@@ -109,7 +127,7 @@ def candidate_cuts(
         if cut is None:
             continue
         budget -= cut.sample_bytes * (tokens if cut.per_token else samples)
-        if budget < 0:
+        if budget < 0 or cut.replay_seconds > CUT_SHARE * forward:
             break
         found[k] = cut
     return found
@@ -229,7 +247,7 @@ def measure_options(
             step, forward = _time_steps(model, net, groups, trainable, x, targets, cfg, md)
             seconds = train_batches * step + val_batches * forward
             options.append(Option(k, seconds, start))
-            if seconds * min(TARGET_EPOCHS, max(1, max_epochs)) > budget_s:
+            if seconds * min(MIN_EPOCHS, max(1, max_epochs)) > budget_s:
                 break
     finally:
         torch.set_rng_state(rng)

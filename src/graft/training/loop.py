@@ -54,6 +54,13 @@ class EpochInputs:
     train: DataLoader
     val: DataLoader
     train_mode: Callable[[nn.Module], None]
+    # What validation runs through when it differs from `net`: the part above a frozen prefix, on the
+    # prefix's stored output (training goes through augmented images, validation images never change).
+    val_net: nn.Module | None = None
+
+    @property
+    def evaluated(self) -> nn.Module:
+        return self.net if self.val_net is None else self.val_net
 
 
 class Checkpointing(Protocol):
@@ -109,7 +116,9 @@ def fit(
         )
         if train is None:  # stopped mid-epoch on request; the checkpoint is written
             return state
-        val, outputs = evaluate(inputs.net, inputs.val, step_cfg.device, step_cfg.amp_dtype, num_classes)
+        val, outputs = evaluate(
+            inputs.evaluated, inputs.val, step_cfg.device, step_cfg.amp_dtype, num_classes
+        )
         state.epoch, state.batch_in_epoch, state.epoch_loss_sum, state.epoch_seen = epoch + 1, 0, 0.0, 0
         state.epoch_loss_shares = []
         record = {

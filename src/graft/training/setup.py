@@ -35,7 +35,7 @@ from graft.strategies.auto import BUDGET_FACTOR, Plan, plan_fine_tuning
 from graft.strategies.cuts import Cut, Suffix
 from graft.strategies.groups import LayerGroup, layer_groups
 from graft.strategies.plan import Stage, Staging, head_module, stages_from_config
-from graft.strategies.setup import stage_cuts, use_cuts, use_feature_cache
+from graft.strategies.setup import can_store, stage_cuts, use_cuts, use_feature_cache
 from graft.training import distributed
 from graft.training.build import ModelOnData, build_on_data
 from graft.training.frozen import (
@@ -125,15 +125,23 @@ def probe_on_data(
         candidates = (
             candidate_cuts(groups, md, spec, cfg.strategy.cache_max_gb) if use_cuts(cfg, False) else {}
         )
-    elif cfg.strategy.name != "auto" and use_cuts(cfg, augmented):
-        stages = stages_from_config(cfg, len(groups), head_solved)
+    elif (
+        cfg.strategy.name != "auto"
+        and can_store(cfg)
+        and _above_frozen(stages := stages_from_config(cfg, len(groups), head_solved))
+    ):
+        # Stages above a frozen prefix: from its stored output, or (augmentation on) validation alone.
         by_stage = stage_cuts(stages, groups, md.model, sample_inputs(md, spec), len(spec.train) + len(spec.val),
                               cfg.strategy.cache_max_gb, token_count(md, spec))  # fmt: skip
     cuts = list(dict.fromkeys([*candidates.values(), *by_stage.values()]))
-    wants_head = head is not None and (
-        (head_solved and not resuming) or use_feature_cache(cfg, _head_only(cfg, groups, head_solved), head, augmented)
-    )  # fmt: skip
-    frozen = record_frozen(cfg, spec, md, head if wants_head else None, list(dict.fromkeys(cuts)))
+    val_only = frozenset() if use_cuts(cfg, augmented) else frozenset(cut_tap(c) for c in by_stage.values())
+    named = _head_only(cfg, groups, head_solved)  # a named strategy's stages ([] for auto)
+    head_train = (head_solved and not resuming) or use_feature_cache(cfg, named, head, augmented)
+    head_val = can_store(cfg) and any(stage.head_only for stage in named)  # head-only epochs validate on it
+    wants_head = head is not None and (head_train or head_val)
+    if not head_train:
+        val_only |= {"head"}
+    frozen = record_frozen(cfg, spec, md, head if wants_head else None, cuts, val_only)
     probe = None
     if head_solved and not resuming:
         probe = solve_probe(frozen, len(spec.classes), _loss_weights(cfg, spec), cfg.train.seed, started)
@@ -162,14 +170,17 @@ def plan_training(probed: Probed, first_bundle_s: float | None = None) -> Prepar
         )
 
     cuts = _cuts_for(probed, plan)
-    cached = probed.frozen.loaders([*(["head"] if _head_only_cached(cfg, probed, stages) else []),
-                                    *(cut_tap(c) for c in cuts.values())], make_loader)  # fmt: skip
+    cached = probed.frozen.loaders(["head", *(cut_tap(c) for c in cuts.values())], make_loader)
+    if (
+        not _head_only_cached(cfg, probed, stages) and "head" in cached
+    ):  # the head's features: validation only
+        cached["head"] = (None, cached["head"][1])
     make_staging = partial(Staging, groups=groups, stages=stages, make_optimizer=partial(create_optimizer, cfg.optim),
                            weight_decay=cfg.optim.weight_decay, train_bn=cfg.strategy.train_bn,
                            head_solved=probed.head_solved)  # fmt: skip
     lr_result = None
     if cfg.optim.lr == "auto":
-        on_cache = "head" in cached and stages[-1].head_only
+        on_cache = cached.get("head", (None, None))[0] is not None and stages[-1].head_only
         loader = cached["head"][0] if on_cache else md.train_loader
         lr_result = lr_range_test(
             model, head if on_cache else None, make_staging, cfg, loader, device, md.amp_dtype
@@ -180,18 +191,39 @@ def plan_training(probed: Probed, first_bundle_s: float | None = None) -> Prepar
 
     # Under torchrun: each rank trains and evaluates its share of every epoch, through a DDP wrapper
     # rebuilt whenever a stage changes which parameters train (distributed.Wrapper).
-    for loader in (md.train_loader, md.val_loader, *(x for pair in cached.values() for x in pair)):
+    for loader in (
+        md.train_loader,
+        md.val_loader,
+        *(x for pair in cached.values() for x in pair if x is not None),
+    ):
         distributed.shard_loader(loader)
     ddp = distributed.Wrapper()
     suffixes = {i: Suffix(model, cut) for i, cut in cuts.items()}
 
     def inputs_for(stage: Stage) -> EpochInputs:
-        if "head" in cached and stage.head_only:  # the head alone, on the stored features
-            return EpochInputs(ddp(head, stage.index), *cached["head"], nn.Module.train)
-        if stage.index in suffixes:  # the model from the stage's cut on, on the stored activations
-            return EpochInputs(ddp(suffixes[stage.index], stage.index), *cached[cut_tap(cuts[stage.index])],
-                               staging.train_mode)  # fmt: skip
-        return EpochInputs(ddp(model, stage.index), md.train_loader, md.val_loader, staging.train_mode)
+        # Where an epoch's stored activations exist for training (no augmentation), train and validate
+        # on them; where they exist for validation only, train through the (augmented) images and
+        # validate above the frozen part; else the model, on images or tokens.
+        tap = (
+            "head"
+            if stage.head_only and "head" in cached
+            else cut_tap(cuts[stage.index])
+            if stage.index in cuts
+            else None
+        )
+        train_on, val_on = cached.get(tap, (None, None))
+        top = head if tap == "head" else suffixes.get(stage.index)
+        if train_on is not None:
+            return EpochInputs(
+                ddp(top, stage.index),
+                train_on,
+                val_on,
+                nn.Module.train if tap == "head" else staging.train_mode,
+            )
+        net = ddp(model, stage.index)
+        if val_on is not None:
+            return EpochInputs(net, md.train_loader, val_on, staging.train_mode, val_net=top)
+        return EpochInputs(net, md.train_loader, md.val_loader, staging.train_mode)
 
     steps_per_epoch = math.ceil(len(md.train_loader) / cfg.train.accum_steps)
     schedule = create_schedule(cfg.optim, steps_per_epoch, max(1, cfg.train.epochs))
@@ -201,7 +233,7 @@ def plan_training(probed: Probed, first_bundle_s: float | None = None) -> Prepar
     return Prepared(
         cfg, spec, md.built, model, device, md.amp_dtype, groups, stages, staging, optimizer, schedule, scaler,
         inputs_for, head, probed.head_solved, probed.probe, plan, advice, lr_result,
-        _cache_note(probed.frozen, stages, cuts, "head" in cached, probed.probe is not None),
+        _cache_note(probed.frozen, stages, cuts, cached, probed.probe is not None),
         train_images=md.train_loader.dataset if spec.task == "image" else None,
         val_images=md.val_loader.dataset if spec.task == "image" else None,
         tokenizer=md.tokenizer, data_notes=md.notes,
@@ -268,6 +300,11 @@ def _cuts_for(probed: Probed, plan: Plan | None) -> dict[int, Cut]:
     return probed.stage_cuts
 
 
+def _above_frozen(stages: list[Stage]) -> bool:
+    """Whether a stage trains part of the backbone above frozen groups (it may start from a cut)."""
+    return any(not stage.head_only and min(stage.trainable) > 0 for stage in stages)
+
+
 def _head_only(cfg: Config, groups: list[LayerGroup], head_solved: bool) -> list[Stage]:
     if cfg.strategy.name == "auto":
         return []
@@ -284,13 +321,19 @@ def _loss_weights(cfg: Config, spec: DataSpec) -> torch.Tensor | None:
     return None if weights is None else torch.tensor(weights)
 
 
-def _cache_note(frozen: FrozenPass, stages: list[Stage], cuts: dict[int, Cut], head_cached: bool,
-                solved: bool) -> str | None:  # fmt: skip
+def _cache_note(
+    frozen: FrozenPass, stages: list[Stage], cuts: dict[int, Cut], cached: dict[str, tuple], solved: bool
+) -> str | None:
     if not frozen.tensors:
         return None
     verb = "loaded from the cache" if frozen.hit else "computed and cached"
-    uses = (["the head solved on them"] * solved + ["head-only epochs train on the head's inputs"] * head_cached
-            + [f"from epoch {stages[i].start_epoch + 1} start after {cut.output}" for i, cut in cuts.items()])  # fmt: skip
+    uses = ["the head solved on them"] if solved else []
+    if cached.get("head", (None, None))[0] is not None:
+        uses.append("head-only epochs train on the head's inputs")
+    for i, cut in cuts.items():
+        start = f"from epoch {stages[i].start_epoch + 1}" if i < len(stages) else "then"
+        trains = cached.get(cut_tap(cut), (None, None))[0] is not None
+        uses.append(f"{start} {'start' if trains else 'validation starts'} after {cut.output}")
     return f"frozen features {verb} in {frozen.seconds:.1f}s: " + ", ".join(uses)
 
 
