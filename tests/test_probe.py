@@ -177,6 +177,15 @@ def test_the_bundle_is_calibrated_in_its_weights(tmp_path):
     assert calibration["val_nll_after"] <= calibration["val_nll_before"] + 1e-6
     report = json.loads((run.path / "report" / "metrics.json").read_text())
     assert report["calibration"]["temperature"] == pytest.approx(calibration["temperature"])
+    # The report at the end of training reused the logits training computed; graft eval recomputes them
+    # from the bundle, through the images: the same numbers.
+    from graft.evaluation.evaluate import evaluate
+
+    again = evaluate(run.path, out=tmp_path / "again").metrics
+    assert again["accuracy"] == report["accuracy"] and again["loss"] == pytest.approx(
+        report["loss"], abs=1e-4
+    )
+    assert again["ece"] == pytest.approx(report["ece"], abs=1e-4)
     assert report["calibration"]["ece_before"] == pytest.approx(calibration["val_ece_before"], abs=1e-4)
     val = discover(run.path / "split.csv").val[:4]
     ours = graft.load(run.path).predict([s.path for s in val], top_k=1)

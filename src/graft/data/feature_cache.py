@@ -190,14 +190,23 @@ def cached_tensors(
         return tensors, True
     started = time.perf_counter()
     tensors = {}
-    for split, samples in splits.items():
-        wanted = {k: v for k, v in taps.items() if split == "val" or k not in val_only}
+    # Images: one pass over both splits (one DataLoader to start, not two); texts, or taps recorded on
+    # validation only: a pass per split (texts are tokenized per split already).
+    together = not val_only and train and isinstance(train[0], Sample)
+    for split, samples in {"all": train + val}.items() if together else splits.items():
+        wanted = {k: v for k, v in taps.items() if split != "train" or k not in val_only}
         recorded, labels = extract(model, wanted, eval_loader(samples), device, amp_dtype)
-        # clone(): out of inference mode, so a stage can train on them (autograd saves its inputs)
-        for name, x in recorded.items():  # "TAP" -> "TAP/train_x", "TAP.len" -> "TAP/train_len"
-            tap, part = (name[: -len(".len")], "len") if name.endswith(".len") else (name, "x")
-            tensors[f"{tap}/{split}_{part}"] = x.clone()
-        tensors[f"{split}_y"] = labels.clone()
+        parts = (
+            {"train": slice(0, len(train)), "val": slice(len(train), None)}
+            if together
+            else {split: slice(None)}
+        )
+        for part_split, rows in parts.items():
+            # clone(): out of inference mode, so a stage can train on them (autograd saves its inputs)
+            for name, x in recorded.items():  # "TAP" -> "TAP/train_x", "TAP.len" -> "TAP/train_len"
+                tap, part = (name[: -len(".len")], "len") if name.endswith(".len") else (name, "x")
+                tensors[f"{tap}/{part_split}_{part}"] = x[rows].clone()
+            tensors[f"{part_split}_y"] = labels[rows].clone()
     tensors["seconds"] = torch.tensor([time.perf_counter() - started], dtype=torch.float64)
     cache.put(key, tensors)
     return tensors, False

@@ -49,17 +49,23 @@ def evaluate(
     device: str = "auto",
     batch_size: int = 64,
     num_workers: int = 0,
+    logits: torch.Tensor | None = None,
 ) -> Evaluation:
-    return run_plan(plan_evaluation(target, data, out), device, batch_size, num_workers)
+    return run_plan(plan_evaluation(target, data, out), device, batch_size, num_workers, logits)
 
 
-def run_plan(plan: EvalPlan, device: str = "auto", batch_size: int = 64, num_workers: int = 0) -> Evaluation:
-    """The bundle's logits on the planned samples -> metrics -> the report folder."""
+def run_plan(
+    plan: EvalPlan, device: str = "auto", batch_size: int = 64, num_workers: int = 0,
+    logits: torch.Tensor | None = None,
+) -> Evaluation:  # fmt: skip
+    """The bundle's logits on the planned samples -> metrics -> the report folder. `logits`: the bundle's
+    logits on exactly these samples, already computed (the end of training), else computed here."""
     located, eval_data, classes = plan.located, plan.data, plan.located.classes
     predictor = Predictor.from_path(located.bundle, device=device)
-    workers = 0 if len(eval_data.items) < IN_PROCESS_BELOW else num_workers
-    logits = LOGITS[plan.task](predictor, eval_data.items, batch_size, workers)
     targets = torch.tensor(eval_data.targets)
+    if logits is None or logits.shape != (len(targets), len(classes)):
+        workers = 0 if len(eval_data.items) < IN_PROCESS_BELOW else num_workers
+        logits = LOGITS[plan.task](predictor, eval_data.items, batch_size, workers)
     metrics = classification_metrics(logits, targets, classes)
     meta = located.meta
     if (meta.get("calibration") or {}).get("temperature"):  # the head was divided by T: undo it to compare
@@ -133,15 +139,18 @@ assert set(LOGITS) == set(EVALUATED_TASKS), f"{set(LOGITS)} vs {set(EVALUATED_TA
 
 
 def report_after_training(
-    run_dir: Path, console: Console, device: str = "auto", num_workers: int = 0
-) -> None:
+    run_dir: Path, console: Console, device: str = "auto", num_workers: int = 0,
+    logits: torch.Tensor | None = None,
+) -> None:  # fmt: skip
     """The end of `graft train`: evaluate the bundled best model on the validation split. A failure here
     never fails the run (its model is already saved): it is a warning with the command to retry. Tasks
-    without an evaluation yet (LOGITS) are skipped."""
+    without an evaluation yet (LOGITS) are skipped. `logits`: the bundle's validation logits, which
+    training just computed with the same weights (from the frozen part's stored output where there is
+    one); `graft eval RUN` recomputes them from the bundle and gives the same numbers (tested)."""
     try:
         if locate(run_dir).meta.get("task", "image-classification") not in EVALUATED_TASKS:
             return
-        result = evaluate(run_dir, device=device, num_workers=num_workers)
+        result = evaluate(run_dir, device=device, num_workers=num_workers, logits=logits)
     except Exception as err:  # noqa: BLE001  any failure: the run itself succeeded
         reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
         console.print(f"[yellow]warning[/yellow] no evaluation report ({type(err).__name__}: {reason[:200]}); "

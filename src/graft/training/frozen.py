@@ -242,6 +242,11 @@ def measure_options(
                 x = _typical_batch(frozen, cut_tap(cut), batch, md.device)
                 net, start = Suffix(model, cut), f"after {cut.output}"
             else:
+                # From the inputs an epoch costs at least the frozen pass's forward over the training set:
+                # when even that cannot fit, neither this option nor any deeper one can (no need to time them).
+                at_least = frozen.compute_seconds * len(spec.train) / max(1, len(spec.train) + len(spec.val))
+                if at_least * min(MIN_EPOCHS, max(1, max_epochs)) > budget_s:
+                    break
                 x, net, start = _typical_input_batch(md), model, "from the inputs"
             targets = frozen.tensors["train_y"][: _rows(x)].long().to(md.device)
             step, forward = _time_steps(model, net, groups, trainable, x, targets, cfg, md)

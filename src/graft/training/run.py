@@ -83,10 +83,10 @@ def run_training(
     probed = probe_on_data(cfg, spec, resuming=resume is not None, started=started)
     if main and resume is None:
         _create_run_dir(run_dir, spec, probed.md.model, cfg.checkpoint.keep_top_k)
-    first_bundle_s = None
+    first_bundle_s, probe_calibration = None, None
     if probed.probe is not None and main:  # the first usable model, minutes before fine-tuning ends
-        write_run_bundle(run_dir, probed, probed.probe.record, PROBE_CHECKPOINT, probed.probe.val_logits,
-                         probed.probe.outputs.targets)  # fmt: skip
+        probe_calibration = write_run_bundle(run_dir, probed, probed.probe.record, PROBE_CHECKPOINT,
+                                             probed.probe.val_logits, probed.probe.outputs.targets)  # fmt: skip
         first_bundle_s = time.perf_counter() - started
     p = plan_training(probed, distributed.broadcast(first_bundle_s))
     cfg = p.cfg
@@ -168,14 +168,21 @@ def run_training(
     distributed.barrier()
     checkpoint, record = load_best(run_dir, p, console if main else Console(quiet=True))
     rewrite = not (record["epoch"] == 0 and first_bundle_s is not None)  # else: already bundled, calibrated
-    logits, targets = val_logits(p, record["epoch"]) if rewrite else (None, None)
+    logits, targets = val_logits(p, record["epoch"])
     if not main:  # rank 0 bundles and reports
         return run
-    calibration = write_run_bundle(run_dir, p, record, checkpoint.name, logits, targets) if rewrite else None
+    calibration = (
+        write_run_bundle(run_dir, p, record, checkpoint.name, logits, targets)
+        if rewrite
+        else probe_calibration
+    )
+    bundled = logits / (
+        calibration.temperature if calibration is not None else 1.0
+    )  # what the bundle outputs
     mark_ended(run_dir, *ending)  # after the bundle: a "finished" run has its model/
     elapsed = time.perf_counter() - started
     run.seconds = elapsed
-    calibrated = f", {calibration.summary()}" if calibration is not None else ""
+    calibrated = f", {calibration.summary()}" if calibration is not None and rewrite else ""
     console.print(
         f"best {describe_bundle(p, record, state.history)}; bundle {run_dir / 'model'} from {checkpoint.name}"
         f"{calibrated} ({format_seconds(elapsed)} in all; {len(checkpoints.saved)} checkpoints written in "
@@ -183,7 +190,7 @@ def run_training(
         highlight=False,
     )
     if not stop.requested:  # a stop request wants the process gone soon; `graft eval RUN` writes it later
-        report_after_training(run_dir, console, str(p.device), cfg.data.num_workers)
+        report_after_training(run_dir, console, str(p.device), cfg.data.num_workers, bundled)
     run.seconds = time.perf_counter() - started
     return run
 
