@@ -99,7 +99,9 @@ def test_auto_plan_is_the_deepest_option_whose_epochs_fit():
     assert (tight.groups, tight.epochs) == (2, MIN_EPOCHS)  # deeper for fewer epochs
     short = plan_fine_tuning(options, budget_s=MIN_EPOCHS * 1.0 + 0.5, probe_val_acc=0.9, max_epochs=10)
     assert (short.groups, short.epochs) == (1, MIN_EPOCHS)
-    assert plan_fine_tuning(options, MIN_EPOCHS * 1.0 - 0.5, 0.9, 10).groups == 0  # not even the top group
+    few = plan_fine_tuning(options, MIN_EPOCHS * 1.0 - 0.5, 0.9, 10)  # the top group, fewer epochs
+    assert (few.groups, few.epochs) == (1, MIN_EPOCHS - 1)
+    assert plan_fine_tuning(options, 0.9, 0.9, 10).groups == 0  # not even one epoch of the top group
     perfect = plan_fine_tuning(options, 1000.0, 1.0, 10)
     assert perfect.groups == 0 and "no validation error" in perfect.reason
     assert plan_fine_tuning(options, 1000.0, 0.9, 0).groups == 0  # --epochs 0: the probe alone
@@ -250,3 +252,7 @@ def test_auto_measures_decides_and_writes_its_choice_into_the_config(tmp_path):
     if decision["plan"]["groups"]:
         assert run.config.strategy.train_groups == decision["plan"]["groups"]
         assert len(run.history) == 1 + run.config.train.epochs
+    # The end of the decision: which epoch was bundled, and whether fine-tuning beat the solved head.
+    assert decision["bundled_epoch"] == run.best_epoch
+    assert ("solved head" in decision["outcome"]) == (run.best_epoch == 0)
+    assert decision["outcome"] in (run.path / "report" / "report.md").read_text()

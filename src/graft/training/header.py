@@ -1,5 +1,5 @@
 """What a run says about itself: the console header, the strategy text and hparams for the logs, and
-`decision.json` (what the probe scored and what auto measured and chose)."""
+advice.json (what the probe scored, what auto measured and chose, and which of the two was bundled)."""
 
 from __future__ import annotations
 
@@ -62,6 +62,17 @@ def strategy_text(p: Prepared) -> str:
             "    " + line for line in json.dumps(measured, indent=2, default=str).splitlines()
         )
     return text
+
+
+def record_outcome(run_dir: Path, bundled_epoch: int, line: str) -> None:
+    """Add to advice.json which epoch the bundle holds and why (the solved head, or a fine-tune that beat it),
+    so the report shows the end of the decision beside its inputs."""
+    path = run_dir / DECISION
+    if not path.is_file():
+        return
+    measured = json.loads(path.read_text())
+    measured.update(bundled_epoch=bundled_epoch, outcome=line)
+    path.write_text(json.dumps(measured, indent=2, default=str))
 
 
 # The settings that differ between runs people compare; TensorBoard's HPARAMS tab gets one column each.

@@ -28,7 +28,7 @@ from graft.training import distributed
 from graft.training.bundling import describe_bundle, load_best, val_logits, write_run_bundle
 from graft.training.checkpoints import RunCheckpoints, restore
 from graft.training.guards import check_run_space, explain_failure
-from graft.training.header import example_input, hparams, print_header, results, strategy_text
+from graft.training.header import example_input, hparams, print_header, record_outcome, results, strategy_text
 from graft.training.loop import StepConfig, fit
 from graft.training.run_dir import claim_run_dir, default_run_dir, write_split
 from graft.training.setup import Prepared, plan_training, probe_on_data
@@ -183,8 +183,10 @@ def run_training(
     elapsed = time.perf_counter() - started
     run.seconds = elapsed
     calibrated = f", {calibration.summary()}" if calibration is not None and rewrite else ""
+    outcome = describe_bundle(p, record, state.history)
+    record_outcome(run_dir, int(record["epoch"]), outcome)
     console.print(
-        f"best {describe_bundle(p, record, state.history)}; bundle {run_dir / 'model'} from {checkpoint.name}"
+        f"best {outcome}; bundle {run_dir / 'model'} from {checkpoint.name}"
         f"{calibrated} ({format_seconds(elapsed)} in all; {len(checkpoints.saved)} checkpoints written in "
         f"{checkpoints.seconds:.1f}s, {checkpoints.seconds / max(elapsed, 1e-9):.1%})",
         highlight=False,
