@@ -218,7 +218,11 @@ def graft_run(data: Path, out: Path, settings: dict) -> dict[str, float | None]:
     return {
         # what auto chose on this machine, and the fine-tuning epochs' training throughput (samples/s)
         "plan": f"{strategy.name}"
-        + (f", top {strategy.train_groups} groups" if strategy.train_groups else "")
+        + (
+            f", top {strategy.train_groups} group{'s' * (strategy.train_groups > 1)}"
+            if strategy.train_groups
+            else ""
+        )
         + f", {len(tuned)} epochs, best epoch {run.best_epoch}",
         "train_samples_per_s": float(np.median([h["samples_per_s"] for h in tuned])) if tuned else None,
         "accuracy": metrics["accuracy"],

@@ -102,6 +102,9 @@ def test_auto_plan_is_the_deepest_option_whose_epochs_fit():
     few = plan_fine_tuning(options, MIN_EPOCHS * 1.0 - 0.5, 0.9, 10)  # the top group, fewer epochs
     assert (few.groups, few.epochs) == (1, MIN_EPOCHS - 1)
     assert plan_fine_tuning(options, 0.9, 0.9, 10).groups == 0  # not even one epoch of the top group
+    # The best model's validation pass at the end is paid from the same budget.
+    with_val = [Option(1, 1.0, "after a", val_seconds=0.5)]
+    assert plan_fine_tuning(with_val, MIN_EPOCHS * 1.0 + 0.4, 0.9, 10).epochs == MIN_EPOCHS - 1
     perfect = plan_fine_tuning(options, 1000.0, 1.0, 10)
     assert perfect.groups == 0 and "no validation error" in perfect.reason
     assert plan_fine_tuning(options, 1000.0, 0.9, 0).groups == 0  # --epochs 0: the probe alone

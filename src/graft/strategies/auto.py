@@ -41,6 +41,7 @@ class Option:
     groups: int
     seconds_per_epoch: float  # measured: training steps and validation from where its epochs start
     start: str  # where its epochs start, in words ("after blocks.5", "from the images")
+    val_seconds: float = 0.0  # its validation pass alone: paid once more at the end (the best model's logits)
 
 
 @dataclass
@@ -65,13 +66,16 @@ def plan_fine_tuning(options: list[Option], budget_s: float, probe_val_acc: floa
     if max_epochs == 0 or not options:
         why = "--epochs 0" if max_epochs == 0 else "no part of this model can be fine-tuned from a cut"
         return Plan(0, 0, f"the probe alone ({why})", budget_s, options)
-    fitting = [o for o in options if o.seconds_per_epoch * min(MIN_EPOCHS, max_epochs) <= budget_s]
-    if not fitting and options[0].seconds_per_epoch > budget_s:
+    fitting = [
+        o for o in options if o.seconds_per_epoch * min(MIN_EPOCHS, max_epochs) + o.val_seconds <= budget_s
+    ]
+    if not fitting and options[0].seconds_per_epoch + options[0].val_seconds > budget_s:
         return Plan(0, 0, f"a {format_seconds(budget_s)} budget is too small to fine-tune: the top group "
                           f"takes {format_seconds(options[0].seconds_per_epoch)} per epoch "
                           f"(--time-limit to allow more)", budget_s, options)  # fmt: skip
     chosen = fitting[-1] if fitting else options[0]  # else: fewer than MIN_EPOCHS of the top group
-    epochs = min(max_epochs, TARGET_EPOCHS, math.floor(budget_s / max(chosen.seconds_per_epoch, 1e-9)))
+    fit = math.floor((budget_s - chosen.val_seconds) / max(chosen.seconds_per_epoch, 1e-9))
+    epochs = min(max_epochs, TARGET_EPOCHS, fit)
     deeper = next((o for o in options if o.groups > chosen.groups), None)
     why = (f"{deeper.groups} groups would take {format_seconds(deeper.seconds_per_epoch)} per epoch"
            if deeper else "no deeper option was measured")  # fmt: skip
