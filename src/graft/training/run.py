@@ -88,7 +88,7 @@ def run_training(
         probe_calibration = write_run_bundle(run_dir, probed, probed.probe.record, PROBE_CHECKPOINT,
                                              probed.probe.val_logits, probed.probe.outputs.targets)  # fmt: skip
         first_bundle_s = time.perf_counter() - started
-    p = plan_training(probed, distributed.broadcast(first_bundle_s))
+    p = plan_training(probed)
     cfg = p.cfg
     cfg.out = run_dir
     state = restore(p, resume) if resume else TrainState()

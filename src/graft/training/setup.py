@@ -149,13 +149,11 @@ def probe_on_data(
     return Probed(cfg, spec, md, groups, head, head_solved, frozen, candidates, by_stage, probe, started)
 
 
-def plan_training(probed: Probed, first_bundle_s: float | None = None) -> Prepared:
-    """Resolve the strategy and build what the loop needs. `first_bundle_s`: when the probe's bundle was
-    written (seconds into the run); the default time limit of auto is a multiple of it."""
+def plan_training(probed: Probed) -> Prepared:
+    """Resolve the strategy and build what the loop needs."""
     cfg, spec, md, groups, head = probed.cfg, probed.spec, probed.md, probed.groups, probed.head
     model, device = md.model, md.device
-    elapsed = time.perf_counter() - probed.started
-    cfg, plan, advice = resolve_strategy(probed, elapsed if first_bundle_s is None else first_bundle_s)
+    cfg, plan, advice = resolve_strategy(probed)
     stages = stages_from_config(cfg, len(groups), probed.head_solved)
     batch, seed = cfg.train.batch_size, cfg.train.seed
     draw_weights, loss_weights = balance_weights(cfg.data.balance, spec)  # --balance sampler / loss
@@ -247,7 +245,7 @@ def prepare(cfg: Config, spec: DataSpec) -> Prepared:
     return plan_training(probe_on_data(cfg, spec))
 
 
-def resolve_strategy(probed: Probed, first_bundle_s: float) -> tuple[Config, Plan | None, Advice | None]:
+def resolve_strategy(probed: Probed) -> tuple[Config, Plan | None, Advice | None]:
     """The run's config with `auto` resolved: strategy, epochs and time limit (strategies/auto.py), or,
     with the probe disabled, the advisor's 2x2 table."""
     cfg, spec, md = probed.cfg, probed.spec, probed.md
@@ -263,9 +261,11 @@ def resolve_strategy(probed: Probed, first_bundle_s: float) -> tuple[Config, Pla
         )
         advice = distributed.broadcast(advice)
         return _resolved(cfg, {"strategy.name": advice.strategy} | ({"train.time_limit": None} if auto_limit else {})), None, advice  # fmt: skip
-    # The budget follows what the first bundle costs to compute, so a warm feature cache does not shrink it.
-    uncached = first_bundle_s + max(0.0, probed.frozen.compute_seconds - probed.frozen.seconds)
-    limit = BUDGET_FACTOR * uncached if auto_limit else cfg.train.time_limit
+    # The budget follows what the frozen-features recipe costs on this machine (the frozen pass as if the
+    # cache were cold, so a warm cache does not shrink it, and the solved head).
+    # Rank 0's measurement for every rank: the deadline must be the same everywhere under torchrun.
+    recipe = distributed.broadcast(probed.frozen.compute_seconds + probed.probe.probe.seconds)
+    limit = BUDGET_FACTOR * recipe if auto_limit else cfg.train.time_limit
     elapsed = time.perf_counter() - probed.started
     # What the run still has to do after training besides the best model's validation pass (each option
     # counts its own): calibrating and writing the bundle, rendering the report from those logits.
