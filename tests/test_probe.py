@@ -259,3 +259,18 @@ def test_auto_measures_decides_and_writes_its_choice_into_the_config(tmp_path):
     assert decision["bundled_epoch"] == run.best_epoch
     assert ("solved head" in decision["outcome"]) == (run.best_epoch == 0)
     assert decision["outcome"] in (run.path / "report" / "report.md").read_text()
+
+
+def test_text_epoch_estimate_scales_the_timed_batch_by_the_padded_lengths():
+    """auto times one median-length batch of texts; an epoch's batches (bucketed by length) pad to their
+    own longest text, so the estimate scales by their mean padded length. Images are not scaled."""
+    from types import SimpleNamespace
+
+    from graft.training.frozen import _length_scale
+
+    lengths = torch.tensor([10] * 32 + [20] * 32 + [60] * 32)  # three batches of 32: padded to 10, 20, 60
+    frozen = SimpleNamespace(tensors={"hf.layer.4/train_len": lengths})
+    median_batch = {"attention_mask": torch.ones(32, 20)}
+    assert _length_scale(frozen, "train", median_batch, 32) == pytest.approx(30 / 20)
+    assert _length_scale(frozen, "val", median_batch, 32) == 1.0  # no validation lengths recorded
+    assert _length_scale(frozen, "train", torch.zeros(32, 3, 8, 8), 32) == 1.0  # images

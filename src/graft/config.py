@@ -142,7 +142,7 @@ class TrainConfig(_Section):
     # Fine-tuning epochs after the solved head; 0: the probe alone. With strategy auto: at most this many,
     # as many as fit in time_limit (the number chosen is written here).
     epochs: int = Field(10, ge=0)
-    # Wall-clock budget of a run in seconds ("10m", "1h" accepted). auto: for strategy auto, 3.5x the time of
+    # Wall-clock budget of a run in seconds ("10m", "1h" accepted). auto: for strategy auto, 3x the time of
     # the frozen pass and the solved head (strategies/auto.py; the seconds chosen are written here); no limit otherwise.
     # Reached: the run stops at an epoch's end like early stopping and bundles its best model.
     time_limit: PositiveFloat | Literal["auto"] | None = "auto"

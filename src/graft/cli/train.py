@@ -43,7 +43,7 @@ def train_command(
     time_limit: str | None = flag(
         "--time-limit",
         help="Wall-clock budget of the run: 90s, 10m, 1h30m, or none. Default auto: with --strategy auto, "
-        "3.5x the time the frozen features and the solved head took; no limit for a named strategy.",
+        "3x the time the frozen features and the solved head took; no limit for a named strategy.",
     ),
     batch_size: int | None = BATCH_SIZE,
     lr: str | None = flag(

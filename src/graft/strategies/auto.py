@@ -35,7 +35,7 @@ MIN_EPOCHS = 3
 # and val and the solved head, as if the feature cache were cold). The hand recipe (frozen features +
 # LogisticRegression) costs about that, so a default run ends within about 4x of it; graft's fixed costs
 # (data check, bundle, report) are inside the multiple, not on top of it.
-BUDGET_FACTOR = 3.5
+BUDGET_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
