@@ -1,4 +1,8 @@
-"""Folders that are replaced whole: a reader sees the old one or the new one, never half of either.
+"""Files and folders that are replaced whole: a reader sees the old one or the new one, never half of either.
+
+`write_atomic` is the one way graft writes a file that something else may read at the same time (status.json,
+metrics.csv, advice.json, checkpoint manifests, the token and feature caches): a hidden temporary sibling named
+per process (so concurrent writers never share one), then one rename; with `durable`, fsyncs around it.
 
 The bundle (runs/NAME/model) and the evaluation report (runs/NAME/report) are written into a hidden
 sibling, then swapped in by two renames; a crash between them leaves the new folder under its temporary
@@ -7,8 +11,36 @@ name and the old one under `.NAME.old`, both complete.
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+
+
+def write_atomic(path: Path, content: str | bytes | Callable[[Path], None], durable: bool = False) -> Path:
+    """Write `content` (text, bytes, or a function that writes the file it is given) to `path` atomically.
+    `durable`: the file is fsynced before the rename and its folder after, so it survives a power cut."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        if callable(content):
+            content(tmp)
+        elif isinstance(content, bytes):
+            tmp.write_bytes(content)
+        else:
+            tmp.write_text(content)
+        if durable:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+        if durable:
+            directory = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def staging_folder(out: Path) -> Path:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from graft.errors import GraftError
 from graft.faults import fault
+from graft.files import write_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -231,16 +232,8 @@ def _digest(path: Path) -> dict[str, Any]:
 
 
 def _write_durably(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically: temp file, fsync, rename, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write `text` to `path` atomically and durably: temp file, fsync, rename, fsync the folder."""
+    write_atomic(path, text, durable=True)
     _fsync_dir(path.parent)
 
 

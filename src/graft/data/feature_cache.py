@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from graft.data.discover import Sample
+from graft.files import write_atomic
 from graft.training.runtime import autocast, to_device
 
 CACHE_FORMAT = 4  # 2: several taps per entry; 3: how long computing them took; 4: texts per token
@@ -159,9 +160,9 @@ class FeatureCache:
 
     def put(self, key: str, tensors: dict[str, torch.Tensor]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.path(key).with_suffix(f".tmp-{os.getpid()}")
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
-        os.replace(tmp, self.path(key))
+        write_atomic(
+            self.path(key), lambda tmp: save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+        )
 
 
 def cached_tensors(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 
 from graft.data.text import TextSample
+from graft.files import write_atomic
 
 TOKEN_CACHE_FORMAT = 1
 # max_length auto's ceiling: the length sentence encoders such as MiniLM are trained at, and where a CPU
@@ -102,9 +102,8 @@ def tokenize(
         if types is not None:
             tensors["types"] = types
         tensors["meta"] = torch.tensor(list(json.dumps({"truncated": truncated}).encode()), dtype=torch.uint8)
-        tmp = path.with_suffix(f".tmp-{os.getpid()}")
-        save_file(tensors, str(tmp))
-        os.replace(tmp, path)  # concurrent runs may race; either writer's file is complete
+        # Concurrent runs may race; either writer's file is complete.
+        write_atomic(path, lambda tmp: save_file(tensors, str(tmp)))
     return result
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from graft.config import LogConfig
+from graft.files import write_atomic
 
 # Tags in the seed notes' vocabulary (Loss/train vs Loss/val in one "Loss" section); W&B uses the same
 # names, so its panels group the same way.
@@ -146,13 +147,15 @@ def rewrite_csv(path: Path, history: list[dict[str, float]]) -> None:
     """metrics.csv exactly as `history` says (atomically): the rows of a checkpoint's epochs, no others."""
     if not path.exists() and not history:
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
-        if history:
-            writer = csv.DictWriter(f, fieldnames=list(history[0]), extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows({k: _fmt(v) for k, v in row.items()} for row in history)
-    tmp.replace(path)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            if history:
+                writer = csv.DictWriter(f, fieldnames=list(history[0]), extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows({k: _fmt(v) for k, v in row.items()} for row in history)
+
+    write_atomic(path, write)
 
 
 def _fmt(value: float) -> str | float:

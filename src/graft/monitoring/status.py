@@ -21,9 +21,10 @@ from typing import Any
 
 import yaml
 
+from graft.checkpointing.best import ranking, resolve_mode
 from graft.checkpointing.store import CheckpointStore
 from graft.errors import GraftError
-from graft.training.state import is_better, resolve_mode
+from graft.files import write_atomic
 
 STATUS = "status.json"
 ENDED = ("finished", "stopped", "failed")
@@ -155,19 +156,15 @@ def _has_intact_checkpoint(run_dir: Path) -> bool:
 
 def _best(rows: list[dict[str, str]], monitor: str, mode: str) -> tuple[float | None, int | None]:
     """The best epoch by `monitor`, as training judged it: NaN never wins, ties go to the lower val_loss."""
-    best: tuple[float, float, int] | None = None  # (value, val_loss, epoch)
+    best: tuple[tuple[float, float], float, int] | None = None  # (ranking, value, epoch)
     for row in rows:
         value, loss = _float(row.get(monitor)), _float(row.get("val_loss"))
-        epoch = int(_float(row.get("epoch")) or 0)
         if value is None or math.isnan(value):
             continue
-        if (
-            best is None
-            or is_better(value, best[0], mode)
-            or (value == best[0] and monitor != "val_loss" and loss is not None and loss < best[1])
-        ):
-            best = (value, loss if loss is not None else math.inf, epoch)
-    return (best[0], best[2]) if best else (None, None)
+        rank = ranking(value, loss, monitor, mode)
+        if best is None or rank > best[0]:
+            best = (rank, value, int(_float(row.get("epoch")) or 0))
+    return (best[1], best[2]) if best else (None, None)
 
 
 def _read_metrics(path: Path) -> list[dict[str, str]]:
@@ -218,10 +215,7 @@ def _last_write(run_dir: Path) -> datetime | None:
 def _write(run_dir: Path, status: dict[str, Any]) -> None:
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run (and has its pid)
         return
-    # Atomic: a reader (`graft runs`) never sees half a file.
-    tmp = run_dir / f".{STATUS}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(status, indent=1))
-    os.replace(tmp, run_dir / STATUS)
+    write_atomic(run_dir / STATUS, json.dumps(status, indent=1))  # a reader (`graft runs`) never sees half
 
 
 def _float(text: str | None) -> float | None:

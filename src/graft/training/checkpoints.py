@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from graft.checkpointing.best import ranking
 from graft.checkpointing.store import Checkpoint, CheckpointStore, Index
 from graft.config import Config, config_to_dict
 from graft.errors import GraftError
@@ -74,9 +75,9 @@ class RunCheckpoints:
         metric = record[self.cfg.checkpoint.monitor]
         entry = {"name": name, "metric": metric, "val_loss": record["val_loss"], "epoch": state.epoch}
         ranked = [e for e in state.top_k if e["name"] != name] + ([] if math.isnan(metric) else [entry])
-        sign = 1 if self.mode == "max" else -1
-        # Best first; ties broken by the lower validation loss, as TrainState.update_best breaks them.
-        ranked.sort(key=lambda e: (sign * e["metric"], -e["val_loss"]), reverse=True)
+        monitor = self.cfg.checkpoint.monitor
+        # Best first, by the rule TrainState.update_best judges with (a stable sort: equal ones keep their order).
+        ranked.sort(key=lambda e: ranking(e["metric"], e["val_loss"], monitor, self.mode), reverse=True)
         state.top_k = ranked[: self.cfg.checkpoint.keep_top_k]
         self._submit(state, Index(last=name, best=state.best_checkpoint, top_k=state.top_k))
 

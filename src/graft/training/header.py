@@ -12,6 +12,7 @@ from rich.console import Console
 
 from graft.checkpointing.store import Checkpoint
 from graft.config import Config, lookup
+from graft.files import write_atomic
 from graft.monitoring.console import format_seconds
 from graft.strategies.plan import describe
 from graft.training import distributed
@@ -72,7 +73,7 @@ def record_outcome(run_dir: Path, bundled_epoch: int, line: str) -> None:
         return
     measured = json.loads(path.read_text())
     measured.update(bundled_epoch=bundled_epoch, outcome=line)
-    path.write_text(json.dumps(measured, indent=2, default=str))
+    write_atomic(path, json.dumps(measured, indent=2, default=str))
 
 
 # The settings that differ between runs people compare; TensorBoard's HPARAMS tab gets one column each.
@@ -149,7 +150,7 @@ def print_header(
         rows.append(("auto", f"{p.advice.strategy}: {p.advice.reason}"))
     measured = decision(p)
     if measured is not None and resume is None:
-        (run_dir / DECISION).write_text(json.dumps(measured, indent=2, default=str))
+        write_atomic(run_dir / DECISION, json.dumps(measured, indent=2, default=str))
     rows.append(
         ("stages", describe(cfg.strategy.name, p.stages, p.groups) if cfg.train.epochs else "the probe alone")
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from graft.checkpointing.best import resolve_mode
 from graft.checkpointing.store import Checkpoint, CheckpointStore
 from graft.config import Config, config_to_dict, save_config
 from graft.data.check import check_for_training
@@ -33,7 +34,7 @@ from graft.training.loop import StepConfig, fit
 from graft.training.run_dir import claim_run_dir, default_run_dir, write_split
 from graft.training.setup import Prepared, plan_training, probe_on_data
 from graft.training.signals import GracefulStop
-from graft.training.state import TrainState, resolve_mode
+from graft.training.state import TrainState
 
 
 @dataclass

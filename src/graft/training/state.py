@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from graft.checkpointing.best import is_better, ranking
+
 
 @dataclass
 class TrainState:
@@ -32,19 +34,19 @@ class TrainState:
     def update_best(self, record: dict[str, float], monitor: str, mode: str) -> bool:
         """Judge the epoch just completed (`record`, already appended to history); True if it is the new best.
 
-        NaN never wins (a diverged epoch must not become "best" forever). On a tie in accuracy, which small
-        validation sets make common, the lower validation loss wins (so a later epoch wins a tie only
-        with a lower loss, and an under-trained first epoch never wins one by coming first).
+        The rule (NaN never wins; a tie in the metric goes to the lower validation loss) is
+        checkpointing/best.py's `ranking`.
         """
         value = record[monitor]
         if math.isnan(value):
             return False
         if self.best_metric is None:
             better = True
-        elif value != self.best_metric:
-            better = is_better(value, self.best_metric, mode)
         else:
-            better = monitor != "val_loss" and record["val_loss"] < self.record(self.best_epoch)["val_loss"]
+            best = self.record(self.best_epoch)
+            better = ranking(value, record["val_loss"], monitor, mode) > ranking(
+                self.best_metric, best["val_loss"], monitor, mode
+            )
         if better:
             self.best_metric, self.best_epoch = value, record["epoch"]
         return better
@@ -64,11 +66,3 @@ class TrainState:
     def from_dict(cls, data: dict[str, Any]) -> TrainState:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def resolve_mode(monitor: str, mode: str = "auto") -> str:
-    return mode if mode != "auto" else ("min" if monitor.endswith("loss") else "max")
-
-
-def is_better(value: float, reference: float, mode: str) -> bool:
-    return value > reference if mode == "max" else value < reference
