@@ -18,6 +18,7 @@ from rich.console import Console
 from graft.api import train
 from graft.data.discover import Sample, stratified_split
 from graft.monitoring.console import make_console
+from graft.runs.folder import RunFolder
 from graft.training.run import Run
 from graft.training.run_dir import claim_run_dir
 
@@ -82,7 +83,7 @@ def run_demo(
         f"run     {run.path}\n"
         f"next    graft predict {run.path} {example} --top-k 3\n"
         f"        graft predict {run.path} {data_dir / 'val'} --json\n"
-        f"        tensorboard --logdir {run.path / 'tb'}\n"
+        f"        tensorboard --logdir {RunFolder(run.path).tensorboard}\n"
         f"        python -c \"import timm; print(timm.create_model('local-dir:{run.bundle}', pretrained=True))\"",
         highlight=False,
     )

@@ -22,6 +22,7 @@ from rich.console import Console
 from graft.api import train
 from graft.errors import GraftError
 from graft.monitoring.console import make_console
+from graft.runs.folder import RunFolder
 from graft.training.run import Run
 from graft.training.run_dir import claim_run_dir
 
@@ -84,7 +85,7 @@ def run_text_demo(
         f"(best of {len(run.history)} epochs, {time.perf_counter() - started:.0f}s in all)\n"
         f"run     {run.path}\n"
         f'next    graft predict {run.path} "This medicine worked wonders, no side effects at all" --top-k 3\n'
-        f"        tensorboard --logdir {run.path / 'tb'}\n"
+        f"        tensorboard --logdir {RunFolder(run.path).tensorboard}\n"
         f'        python -c "from transformers import pipeline; '
         f"print(pipeline('text-classification', model='{run.bundle}')('It made my headaches worse'))\"",
         highlight=False,

@@ -17,8 +17,9 @@ from timm.data import create_transform
 
 from graft.errors import GraftError
 from graft.export.bundle import read_bundle_meta
-from graft.models.registry import BUNDLE_META, create_model
+from graft.models.registry import create_model
 from graft.prediction import Prediction, decoded, expand_inputs, image_name, predict_in_batches  # noqa: F401  (expand_inputs re-exported)
+from graft.runs.folder import BUNDLE_META, RunFolder
 from graft.training.runtime import resolve_device
 
 
@@ -33,8 +34,8 @@ class Predictor:
     @classmethod
     def from_path(cls, path: str | Path, device: str = "auto") -> Predictor:
         path = Path(path)
-        if (path / "model" / BUNDLE_META).is_file():
-            path = path / "model"
+        if RunFolder(path).bundle_meta.is_file():
+            path = RunFolder(path).bundle
         if not (path / BUNDLE_META).is_file():
             raise GraftError(f"{path} is not a graft bundle or run directory (no {BUNDLE_META})")
         meta = read_bundle_meta(path)

@@ -13,6 +13,7 @@ from graft.config import resolve_config
 from graft.data.discover import discover_config
 from graft.errors import GraftError
 from graft.monitoring.console import make_console
+from graft.runs.folder import RunFolder
 
 
 def advise_command(
@@ -97,11 +98,11 @@ def summary_command(
     from graft.training.optim import create_optimizer
 
     run = Path(model_or_run)
-    if (run / "config.yaml").is_file():  # a run: its own model, classes, strategy and progress
-        cfg = resolve_config(run / "config.yaml", {"strategy": strategy} if strategy else {})
+    if RunFolder(run).config.is_file():  # a run: its own model, classes, strategy and progress
+        cfg = resolve_config(RunFolder(run).config, {"strategy": strategy} if strategy else {})
         num_classes = (
-            len(json.loads((run / "model" / "graft.json").read_text())["classes"])
-            if (run / "model" / "graft.json").is_file()
+            len(json.loads(RunFolder(run).bundle_meta.read_text())["classes"])
+            if RunFolder(run).bundle_meta.is_file()
             else _classes_in_split(run)
         )
         stage = stage if stage is not None else _stage_reached(run)
@@ -198,12 +199,12 @@ def lr_find_command(
 def _classes_in_split(run: Path) -> int:
     import csv
 
-    with (run / "split.csv").open() as f:
+    with RunFolder(run).split.open() as f:
         return len({row["label"] for row in csv.DictReader(f)})
 
 
 def _stage_reached(run: Path) -> int:
     from graft.checkpointing.store import CheckpointStore
 
-    checkpoint = CheckpointStore(run / "checkpoints").latest_good()
+    checkpoint = CheckpointStore(RunFolder(run).checkpoints).latest_good()
     return checkpoint.state["progress"]["stage"] if checkpoint else 0

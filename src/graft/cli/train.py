@@ -28,6 +28,7 @@ from graft.cli.options import (
 from graft.config import parse_set
 from graft.data.discover import discover_config
 from graft.monitoring.console import make_console
+from graft.runs.folder import RunFolder
 
 
 def train_command(
@@ -167,7 +168,7 @@ def train_command(
         log=log, task=task, text_column=text_column, label_column=label_column, text_pair_column=text_pair_column,
         max_length=max_length, balance=balance, strict=strict, dedupe=dedupe, skip_nonfinite=skip_nonfinite,
     )  # fmt: skip
-    if resume and cfg.out is not None and (Path(cfg.out) / "config.yaml").is_file():
+    if resume and cfg.out is not None and RunFolder(Path(cfg.out)).config.is_file():
         from graft.training.resume import resume_run
 
         changeable = dict(epochs=epochs, patience=patience, min_delta=min_delta, device=device, amp=amp,
@@ -224,6 +225,6 @@ def _finish(run) -> None:
         return  # stopped on request: the resume command is printed; exit 0 (under torchrun: rank 0 speaks)
     what = '"SOME TEXT"' if run.task == "text" else "IMAGE_OR_FOLDER"
     make_console().print(
-        f"next: graft predict {run.path} {what}   |   tensorboard --logdir {run.path / 'tb'}",
+        f"next: graft predict {run.path} {what}   |   tensorboard --logdir {RunFolder(run.path).tensorboard}",
         highlight=False,
     )

@@ -17,6 +17,7 @@ import yaml
 from torch import nn
 
 from graft.errors import GraftError
+from graft.runs.folder import RunFolder
 
 
 @dataclass
@@ -39,21 +40,22 @@ def read_run_context(run: Path | None, model: nn.Module, classes: list[str]) -> 
     context = RunContext()
     if run is None:
         return context
-    if (run / "metrics.csv").is_file():
-        with (run / "metrics.csv").open(newline="") as f:
+    folder = RunFolder(run)
+    if folder.metrics.is_file():
+        with folder.metrics.open(newline="") as f:
             context.history = [
                 {k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)
             ]
-    if (run / "config.yaml").is_file():
-        context.config_yaml = (run / "config.yaml").read_text()
+    if folder.config.is_file():
+        context.config_yaml = folder.config.read_text()
         config = yaml.safe_load(context.config_yaml) or {}
         context.strategy = (config.get("strategy") or {}).get("name")
         solved = any(row.get("epoch") == 0 for row in context.history)  # the probe is epoch 0
         context.stages_summary, context.stages = _stages(config, model, solved)
-    if (run / "advice.json").is_file():
-        context.advice = json.loads((run / "advice.json").read_text())
-    if (run / "split.csv").is_file():
-        with (run / "split.csv").open(newline="", encoding="utf-8") as f:
+    if folder.advice.is_file():
+        context.advice = json.loads(folder.advice.read_text())
+    if folder.split.is_file():
+        with folder.split.open(newline="", encoding="utf-8") as f:
             counted = Counter((row.get("split", ""), row.get("label", "")) for row in csv.DictReader(f))
         for split in ("train", "val"):
             context.split_counts[split] = {name: counted.get((split, name), 0) for name in classes}

@@ -17,6 +17,7 @@ from graft.data.discover import _read_csv, _scan_class_folders, _split_of, _subf
 from graft.data.text import TextColumns, TextSample, read_table, table_in
 from graft.errors import GraftError
 from graft.export.locate import run_split
+from graft.runs.folder import RunFolder
 
 Item = Path | TextSample  # an image file, or a text (with its pair) for text tasks
 
@@ -36,21 +37,20 @@ class EvalData:
 
 def run_validation(run: Path, classes: list[str], text: bool = False) -> EvalData:
     """The validation samples of `run` as recorded in its split.csv."""
+    split = RunFolder(run).split
     if text:  # split.csv of a text run is itself a text table: text,label,split[,text_pair]
-        rows = _text_rows(run / "split.csv", _split_columns(run / "split.csv"), "val")
+        rows = _text_rows(split, _split_columns(split), "val")
         if not rows:
-            raise GraftError(
-                f"{run / 'split.csv'} has no val rows; pass the data to evaluate with --data FILE"
-            )
-        return EvalData(*_with_targets(rows, classes, run / "split.csv"), f"validation split of {run}", "val")
+            raise GraftError(f"{split} has no val rows; pass the data to evaluate with --data FILE")
+        return EvalData(*_with_targets(rows, classes, split), f"validation split of {run}", "val")
     rows = run_split(run, "val")
     missing = [str(p) for p, _ in rows if not p.is_file()]
     if missing:
         raise GraftError(
-            f"{len(missing)} validation file(s) listed in {run / 'split.csv'} no longer exist, e.g. {missing[0]}; "
+            f"{len(missing)} validation file(s) listed in {split} no longer exist, e.g. {missing[0]}; "
             "pass the data to evaluate with --data DIR_OR_CSV"
         )
-    return EvalData(*_with_targets(rows, classes, run / "split.csv"), f"validation split of {run}", "val")
+    return EvalData(*_with_targets(rows, classes, split), f"validation split of {run}", "val")
 
 
 def data_at(path: Path, classes: list[str], text_columns: TextColumns | None = None) -> EvalData:

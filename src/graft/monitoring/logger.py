@@ -18,6 +18,7 @@ import numpy as np
 
 from graft.config import LogConfig
 from graft.files import write_atomic
+from graft.runs.folder import RunFolder
 
 # Tags in the seed notes' vocabulary (Loss/train vs Loss/val in one "Loss" section); W&B uses the same
 # names, so its panels group the same way.
@@ -131,11 +132,11 @@ def create_logger(
     TensorBoard hides what the dead process logged later. `config`: the resolved config, for W&B."""
     sinks: list[Sink] = []
     if "csv" in cfg.sinks:
-        sinks.append(CSVSink(run_dir / "metrics.csv"))
+        sinks.append(CSVSink(RunFolder(run_dir).metrics))
     if "tensorboard" in cfg.sinks:
         from graft.monitoring.tensorboard import TensorBoardSink
 
-        sinks.append(TensorBoardSink(run_dir / "tb", purge_step))
+        sinks.append(TensorBoardSink(RunFolder(run_dir).tensorboard, purge_step))
     if "wandb" in cfg.sinks:
         from graft.monitoring.wandb_sink import WandbSink
 

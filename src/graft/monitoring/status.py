@@ -22,11 +22,11 @@ from typing import Any
 import yaml
 
 from graft.checkpointing.best import ranking, resolve_mode
-from graft.checkpointing.store import CheckpointStore
+from graft.checkpointing.store import INDEX, STATE, CheckpointStore
 from graft.errors import GraftError
 from graft.files import write_atomic
+from graft.runs.folder import RunFolder
 
-STATUS = "status.json"
 ENDED = ("finished", "stopped", "failed")
 
 
@@ -85,18 +85,18 @@ def error_line(err: BaseException) -> str:
 def read_runs(root: Path) -> list[RunInfo]:
     """Every run in `root` (its sub-folders holding a config.yaml, or `root` itself), newest first."""
     root = Path(root)
-    folders = [root] if (root / "config.yaml").is_file() else []
-    folders += sorted(p for p in root.iterdir() if p.is_dir() and (p / "config.yaml").is_file())
+    folders = [root] if RunFolder(root).config.is_file() else []
+    folders += sorted(p for p in root.iterdir() if p.is_dir() and RunFolder(p).config.is_file())
     runs = [read_run(folder) for folder in folders]
     return sorted(runs, key=lambda r: r.updated.timestamp() if r.updated else 0.0, reverse=True)
 
 
 def read_run(run_dir: Path) -> RunInfo:
-    cfg = _read_yaml(run_dir / "config.yaml")
+    cfg = _read_yaml(RunFolder(run_dir).config)
     checkpoint = cfg.get("checkpoint") or {}
     monitor = checkpoint.get("monitor") or "val_acc"
     mode = resolve_mode(monitor, checkpoint.get("mode") or "auto")
-    rows = _read_metrics(run_dir / "metrics.csv") or _checkpoint_history(run_dir)
+    rows = _read_metrics(RunFolder(run_dir).metrics) or _checkpoint_history(run_dir)
     best, best_epoch = _best(rows, monitor, mode)
     status_file = _read_status(run_dir)
     epochs_total = status_file.get("epochs") or (cfg.get("train") or {}).get("epochs")
@@ -130,7 +130,7 @@ def _judge(run_dir: Path, status: dict, epochs_done: int, epochs_total: int | No
         return state, detail
     # No (readable) status.json: a run from before it existed.
     complete = epochs_total is not None and epochs_done >= epochs_total
-    return ("finished", None) if complete and (run_dir / "model").is_dir() else ("crashed", None)
+    return ("finished", None) if complete and RunFolder(run_dir).bundle.is_dir() else ("crashed", None)
 
 
 def _alive(pid: Any) -> bool:
@@ -148,7 +148,7 @@ def _alive(pid: Any) -> bool:
 def _has_intact_checkpoint(run_dir: Path) -> bool:
     """What `graft resume` would find: index.json's last checkpoint, or failing that any older one, that
     verifies. Verifying hashes the files; usually the first one checked is intact."""
-    store = CheckpointStore(run_dir / "checkpoints")
+    store = CheckpointStore(RunFolder(run_dir).checkpoints)
     last = store.read_index().last
     candidates = ([last] if last else []) + [n for n in store.names() if n != last]
     return any((store.root / n).is_dir() and store.verify(n) is None for n in candidates)
@@ -177,9 +177,10 @@ def _read_metrics(path: Path) -> list[dict[str, str]]:
 
 def _checkpoint_history(run_dir: Path) -> list[dict[str, Any]]:
     """Without metrics.csv (`--log none`), the epoch records of the newest checkpoint's state.json."""
-    last = CheckpointStore(run_dir / "checkpoints").read_index().last
+    store = CheckpointStore(RunFolder(run_dir).checkpoints)
+    last = store.read_index().last
     try:
-        state = json.loads((run_dir / "checkpoints" / last / "state.json").read_text()) if last else {}
+        state = json.loads((store.root / last / STATE).read_text()) if last else {}
         return [{k: str(v) for k, v in row.items()} for row in state["progress"]["history"]]
     except (OSError, ValueError, KeyError, TypeError):
         return []
@@ -187,7 +188,7 @@ def _checkpoint_history(run_dir: Path) -> list[dict[str, Any]]:
 
 def _read_status(run_dir: Path) -> dict[str, Any]:
     try:
-        status = json.loads((run_dir / STATUS).read_text())
+        status = json.loads(RunFolder(run_dir).status.read_text())
     except (OSError, ValueError):  # absent, or torn by a power cut: judged by the run's files instead
         return {}
     return status if isinstance(status, dict) else {}
@@ -203,10 +204,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _last_write(run_dir: Path) -> datetime | None:
-    times = []
-    for name in (STATUS, "metrics.csv", "checkpoints/index.json", "config.yaml"):
+    folder, times = RunFolder(run_dir), []
+    for path in (folder.status, folder.metrics, folder.checkpoints / INDEX, folder.config):
         try:
-            times.append((run_dir / name).stat().st_mtime)
+            times.append(path.stat().st_mtime)
         except OSError:
             continue
     return datetime.fromtimestamp(max(times)).astimezone() if times else None
@@ -215,7 +216,9 @@ def _last_write(run_dir: Path) -> datetime | None:
 def _write(run_dir: Path, status: dict[str, Any]) -> None:
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run (and has its pid)
         return
-    write_atomic(run_dir / STATUS, json.dumps(status, indent=1))  # a reader (`graft runs`) never sees half
+    write_atomic(
+        RunFolder(run_dir).status, json.dumps(status, indent=1)
+    )  # a reader (`graft runs`) never sees half
 
 
 def _float(text: str | None) -> float | None:

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from graft.checkpointing.store import Checkpoint, CheckpointStore
 from graft.export.bundle import write_bundle
+from graft.runs.folder import RunFolder
 from graft.strategies.plan import stage_at
 from graft.training import distributed
 from graft.training.calibration import Calibration, cannot_fit, fit_temperature, fold_temperature
@@ -41,7 +42,7 @@ def write_run_bundle(
         head = next(name for name, module in p.model.named_modules() if module is p.head)
         fold_temperature(model.get_submodule(head), calibration.temperature)
     write_bundle(
-        run_dir / "model", p.built, model, p.spec.classes,
+        RunFolder(run_dir).bundle, p.built, model, p.spec.classes,
         metrics={k: record[k] for k in ("epoch", "val_loss", "val_acc")},
         source={"run": str(run_dir), "data": str(p.cfg.data.path), "checkpoint": checkpoint},
         tokenizer=p.tokenizer,
@@ -53,7 +54,7 @@ def write_run_bundle(
 def load_best(run_dir: Path, p: Prepared, console: Console) -> tuple[Checkpoint, dict[str, float]]:
     """Put the best checkpoint's weights into `p.model` (every rank); if it is damaged, the newest intact
     one instead, and the user told so. Returns the checkpoint and its epoch's history row."""
-    store = CheckpointStore(run_dir / "checkpoints")
+    store = CheckpointStore(RunFolder(run_dir).checkpoints)
     name = store.read_index().best
     problem = store.verify(name) if name else "no best checkpoint recorded"
     if problem:

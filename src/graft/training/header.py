@@ -14,12 +14,11 @@ from graft.checkpointing.store import Checkpoint
 from graft.config import Config, lookup
 from graft.files import write_atomic
 from graft.monitoring.console import format_seconds
+from graft.runs.folder import RunFolder
 from graft.strategies.plan import describe
 from graft.training import distributed
 from graft.training.setup import Prepared
 from graft.training.state import TrainState
-
-DECISION = "advice.json"  # the run folder's record of how its strategy was chosen
 
 
 def example_input(p: Prepared) -> torch.Tensor | None:
@@ -68,7 +67,7 @@ def strategy_text(p: Prepared) -> str:
 def record_outcome(run_dir: Path, bundled_epoch: int, line: str) -> None:
     """Add to advice.json which epoch the bundle holds and why (the solved head, or a fine-tune that beat it),
     so the report shows the end of the decision beside its inputs."""
-    path = run_dir / DECISION
+    path = RunFolder(run_dir).advice
     if not path.is_file():
         return
     measured = json.loads(path.read_text())
@@ -150,7 +149,7 @@ def print_header(
         rows.append(("auto", f"{p.advice.strategy}: {p.advice.reason}"))
     measured = decision(p)
     if measured is not None and resume is None:
-        write_atomic(run_dir / DECISION, json.dumps(measured, indent=2, default=str))
+        write_atomic(RunFolder(run_dir).advice, json.dumps(measured, indent=2, default=str))
     rows.append(
         ("stages", describe(cfg.strategy.name, p.stages, p.groups) if cfg.train.epochs else "the probe alone")
     )
@@ -158,7 +157,7 @@ def print_header(
         rows.append(
             (
                 "lr",
-                f"range test suggests {p.lr_find.suggestion:.2g}; plot {p.lr_find.plot(run_dir / 'lr_find.png')}",
+                f"range test suggests {p.lr_find.suggestion:.2g}; plot {p.lr_find.plot(RunFolder(run_dir).lr_find)}",
             )
         )
     rows.append(("run", str(run_dir)))

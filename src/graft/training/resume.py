@@ -18,6 +18,7 @@ from graft.config import Config, lookup, resolve_config, valid_keys
 from graft.data.discover import discover
 from graft.errors import GraftError
 from graft.monitoring.console import make_console
+from graft.runs.folder import RunFolder
 from graft.training.run import Run, run_training
 
 CHANGEABLE = (
@@ -41,12 +42,12 @@ def resume_run(
 ) -> Run:
     console = console or make_console()
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
+    if not RunFolder(run_dir).config.is_file():
         raise GraftError(
             f"{run_dir} is not a graft run (no config.yaml); resume takes the folder `graft train` wrote"
         )
     damaged: list[str] = []
-    checkpoint = CheckpointStore(run_dir / "checkpoints").latest_good(damaged)
+    checkpoint = CheckpointStore(RunFolder(run_dir).checkpoints).latest_good(damaged)
     for problem in damaged:
         console.print(f"[yellow]warning[/yellow] {problem}", highlight=False)
     if checkpoint is None:
@@ -65,9 +66,9 @@ def resume_run(
                 "keeping may change (start a new run for anything else)"
             )
     cfg.out = run_dir
-    spec = discover(run_dir / "split.csv")  # the exact split this run trained on
+    spec = discover(RunFolder(run_dir).split)  # the exact split this run trained on
     if spec.classes != checkpoint.state["classes"]:
         raise GraftError(
-            f"{run_dir / 'split.csv'} now gives classes {spec.classes}, the checkpoint has {checkpoint.state['classes']}"
+            f"{RunFolder(run_dir).split} now gives classes {spec.classes}, the checkpoint has {checkpoint.state['classes']}"
         )
     return run_training(cfg, console, spec, resume=checkpoint)

@@ -25,6 +25,7 @@ from graft.monitoring.console import Progress, format_seconds, make_console
 from graft.monitoring.logger import MetricLogger, create_logger, rewrite_csv
 from graft.monitoring.monitor import Monitor
 from graft.monitoring.status import error_line, mark_ended, mark_running
+from graft.runs.folder import RunFolder
 from graft.training import distributed
 from graft.training.bundling import describe_bundle, load_best, val_logits, write_run_bundle
 from graft.training.checkpoints import RunCheckpoints, restore
@@ -56,7 +57,7 @@ class Run:
 
     @property
     def bundle(self) -> Path:
-        return self.path / "model"
+        return RunFolder(self.path).bundle
 
     def load(self, device: str = "auto"):  # -> Predictor (imported lazily: predict needs no training code)
         from graft.inference import Predictor
@@ -98,15 +99,15 @@ def run_training(
         silent = {"sinks": [], "histogram_every_n_steps": 0, "images": 0, "graph": False}
         cfg.log = cfg.log.model_copy(update=silent)
     elif resume is not None:  # the checkpoint's history is the truth: drop rows logged after it
-        rewrite_csv(run_dir / "metrics.csv", state.history)
+        rewrite_csv(RunFolder(run_dir).metrics, state.history)
     if main:
-        save_config(cfg, run_dir / "config.yaml")
+        save_config(cfg, RunFolder(run_dir).config)
         print_header(console, p, run_dir, resume, state, first_bundle_s)
     distributed.barrier()  # the run folder exists before any rank writes into it
 
     mark_running(run_dir, cfg.train.epochs)  # `graft runs` tells running from crashed by this pid
     mode = resolve_mode(cfg.checkpoint.monitor, cfg.checkpoint.mode)
-    checkpoints = RunCheckpoints(CheckpointStore(run_dir / "checkpoints"), p, mode)
+    checkpoints = RunCheckpoints(CheckpointStore(RunFolder(run_dir).checkpoints), p, mode)
     # On resume, TensorBoard drops events logged after the checkpoint, so no curve doubles back.
     logger = create_logger(
         cfg.log, run_dir, purge_step=state.step + 1 if resume else None, config=config_to_dict(cfg)
@@ -118,7 +119,7 @@ def run_training(
     with GracefulStop() as stop:
         try:
             if resume is None and main:
-                monitor.start((run_dir / "config.yaml").read_text(), strategy_text(p), example_input(p))
+                monitor.start(RunFolder(run_dir).config.read_text(), strategy_text(p), example_input(p))
                 for note in monitor.notes:
                     console.print(f"[yellow]note[/yellow] {note}", highlight=False)
             if resume is None and p.probe is not None:
@@ -137,7 +138,7 @@ def run_training(
             if main and checkpoints.store.read_index().best:
                 checkpoint, record = load_best(run_dir, p, console)
                 write_run_bundle(run_dir, p, record, checkpoint.name)  # no time for calibration
-                console.print(f"interrupted: bundle {run_dir / 'model'} built from the best finished epoch "
+                console.print(f"interrupted: bundle {RunFolder(run_dir).bundle} built from the best finished epoch "
                               f"({describe_bundle(p, record, state.history)}), not calibrated")  # fmt: skip
             raise
         except Exception as err:
@@ -187,7 +188,7 @@ def run_training(
     outcome = describe_bundle(p, record, state.history)
     record_outcome(run_dir, int(record["epoch"]), outcome)
     console.print(
-        f"best {outcome}; bundle {run_dir / 'model'} from {checkpoint.name}"
+        f"best {outcome}; bundle {RunFolder(run_dir).bundle} from {checkpoint.name}"
         f"{calibrated} ({format_seconds(elapsed)} in all; {len(checkpoints.saved)} checkpoints written in "
         f"{checkpoints.seconds:.1f}s, {checkpoints.seconds / max(elapsed, 1e-9):.1%})",
         highlight=False,
@@ -204,12 +205,12 @@ PROBE_CHECKPOINT = "step-000000"  # the probe is checkpointed at step 0, right a
 def _create_run_dir(run_dir: Path, spec: DataSpec, model: torch.nn.Module, keep_top_k: int) -> None:
     check_run_space(run_dir, sum(x.numel() for x in model.parameters()), keep_top_k)
     try:
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        RunFolder(run_dir).checkpoints.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise GraftError(
             f"cannot create run directory {run_dir}: {err.strerror}; choose another --out"
         ) from None
-    write_split(spec, run_dir / "split.csv")
+    write_split(spec, RunFolder(run_dir).split)
 
 
 def _record_probe(

@@ -13,6 +13,7 @@ from pathlib import Path
 from graft.config import Config
 from graft.data.discover import DataSpec
 from graft.errors import GraftError
+from graft.runs.folder import RunFolder
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -27,7 +28,7 @@ def claim_run_dir(run_dir: Path) -> Path:
         if not run_dir.is_dir():
             raise GraftError(f"--out {run_dir} is a file, not a folder")
         if any(run_dir.iterdir()):
-            what = "a run" if (run_dir / "config.yaml").exists() else "files"
+            what = "a run" if RunFolder(run_dir).config.exists() else "files"
             raise GraftError(f"{run_dir} already holds {what}; choose another --out (nothing was changed)")
     parent = run_dir
     while not parent.exists():
