@@ -19,8 +19,17 @@ from torchmetrics.classification import (
     MulticlassPrecision,
     MulticlassRecall,
 )
+from torchmetrics.functional.classification import multiclass_calibration_error
 
 ECE_BINS = 15  # torchmetrics' default, and the usual choice in the calibration literature
+
+
+def expected_calibration_error(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """torchmetrics' multiclass ECE (15 equal-width bins, L1), as the report computes it."""
+    probs = logits.float().softmax(dim=1)
+    return multiclass_calibration_error(
+        probs, targets, num_classes=logits.shape[1], n_bins=ECE_BINS, norm="l1"
+    ).item()
 
 
 def top_k_for(num_classes: int) -> int:

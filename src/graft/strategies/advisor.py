@@ -118,13 +118,18 @@ def advise(
         features, labels = extract_features(model, head, make_loader(sample), device, None)
         shift.remove()
         accuracy = knn_accuracy(features, labels, K)
-        chance = 1 / len(spec.classes)
         advice.sample_size = len(sample)
         advice.knn_accuracy = accuracy
-        advice.separability = max(0.0, (accuracy - chance) / (1 - chance))
+        advice.separability = separability(accuracy, len(spec.classes))
         advice.input_shift = shift.value()
     advice.strategy, advice.reason = recommend(median, advice.separability, pretrained, UNITS[spec.task])
     return advice
+
+
+def separability(knn_accuracy: float, num_classes: int) -> float:
+    """k-NN accuracy rescaled so chance is 0 and perfect is 1."""
+    chance = 1 / num_classes
+    return max(0.0, (knn_accuracy - chance) / (1 - chance))
 
 
 def knn_accuracy(features: torch.Tensor, labels: torch.Tensor, k: int = K) -> float:

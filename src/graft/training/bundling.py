@@ -75,7 +75,7 @@ def val_logits(p: Prepared, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, C) validation logits and targets of `p.model` as it is, through what epoch `epoch` evaluated on
     (the probe's features, a cut's stored activations, or the images). A collective under torchrun."""
     if epoch == 0 and p.probe is not None:
-        return p.probe.val_logits, p.probe.outputs.targets
+        return p.probe.outputs.logits, p.probe.outputs.targets
     inputs = p.inputs_for(stage_at(p.stages, max(0, epoch - 1)))
     _, outputs = evaluate(inputs.evaluated, inputs.val, p.device, p.amp_dtype, len(p.spec.classes))
     return outputs.logits, outputs.targets

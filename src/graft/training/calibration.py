@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.functional.classification import multiclass_calibration_error
+
+from graft.evaluation.metrics import expected_calibration_error
 
 T_RANGE = (0.05, 20.0)  # beyond these a validation set is too small or too degenerate to trust the fit
-ECE_BINS = 15
 MIN_SAMPLES = 20  # fewer validation samples say too little about confidence to fit anything on
 
 
@@ -56,14 +56,6 @@ class Calibration:
             f"temperature {self.temperature:.3g} fit on {self.samples} validation samples: "
             f"ECE {self.val_ece_before:.1%} -> {self.val_ece_after:.1%}"
         )
-
-
-def expected_calibration_error(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    """torchmetrics' multiclass ECE (15 equal-width bins, L1), as the evaluation report computes it."""
-    probs = logits.float().softmax(dim=1)
-    return multiclass_calibration_error(
-        probs, targets, num_classes=logits.shape[1], n_bins=ECE_BINS, norm="l1"
-    ).item()
 
 
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> Calibration:

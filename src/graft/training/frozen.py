@@ -35,7 +35,7 @@ from graft.data.feature_cache import (
     tap_loaders,
 )
 from graft.monitoring.monitor import EvalOutputs
-from graft.strategies.advisor import knn_accuracy
+from graft.strategies.advisor import SAMPLE_PER_CLASS, knn_accuracy, separability
 from graft.strategies.auto import MIN_EPOCHS, Option
 from graft.strategies.cuts import Cut, Suffix, find_cut
 from graft.strategies.groups import LayerGroup
@@ -158,8 +158,7 @@ def token_count(md: ModelOnData, spec: DataSpec) -> int:
 class ProbeResult:
     probe: Probe
     record: dict[str, float]  # the history row of "epoch 0"
-    outputs: EvalOutputs  # per validation sample, for the logs' gallery
-    val_logits: torch.Tensor  # (N, C), for calibration
+    outputs: EvalOutputs  # per validation sample (logits too: calibration), for the logs' gallery
     knn_separability: float | None  # the advisor's measure, on the same features (free here)
 
 
@@ -187,12 +186,9 @@ def solve_probe(
         "samples_per_s": len(y) / max(seconds, 1e-9),
         "wall_time": time.time(),
     }
-    chance = 1 / num_classes
-    knn = knn_accuracy(x[_balanced_rows(y, 40, seed)], y[_balanced_rows(y, 40, seed)]) if len(y) > 2 else None
-    separability = None if knn is None else max(0.0, (knn - chance) / (1 - chance))
-    return ProbeResult(
-        probe, record, EvalOutputs(losses, preds, vy, confidence, logits), logits, separability
-    )
+    rows = _balanced_rows(y, SAMPLE_PER_CLASS, seed)  # the advisor's sample size, from the cached features
+    knn = separability(knn_accuracy(x[rows], y[rows]), num_classes) if len(y) > 2 else None
+    return ProbeResult(probe, record, EvalOutputs(losses, preds, vy, confidence, logits), knn)
 
 
 def _balanced_rows(y: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:

@@ -88,7 +88,7 @@ def run_training(
     first_bundle_s, probe_calibration = None, None
     if probed.probe is not None and main:  # the first usable model, minutes before fine-tuning ends
         probe_calibration = write_run_bundle(run_dir, probed, probed.probe.record, PROBE_CHECKPOINT,
-                                             probed.probe.val_logits, probed.probe.outputs.targets)  # fmt: skip
+                                             probed.probe.outputs.logits, probed.probe.outputs.targets)  # fmt: skip
         first_bundle_s = time.perf_counter() - started
     p = plan_training(probed)
     cfg = p.cfg
