@@ -63,7 +63,6 @@ from benchmarks._common import machine  # noqa: E402
 DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_DATASETS = "cats_vs_dogs,flowers,brain_mri,dtd_textures,ag_news,imdb"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-ECE_BINS = 15
 
 
 def kind_of(folder: Path) -> str:
@@ -151,16 +150,24 @@ def text_features() -> Callable[[list[str]], np.ndarray]:
     return features
 
 
+def ece(probs: np.ndarray, targets) -> float:
+    """ECE of probabilities, with the bins and norm of graft's report (graft.evaluation.metrics)."""
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    from graft.evaluation.metrics import ECE_BINS
+
+    return float(multiclass_calibration_error(torch.from_numpy(probs).float(), torch.as_tensor(targets),
+                                              num_classes=probs.shape[1], n_bins=ECE_BINS, norm="l1"))  # fmt: skip
+
+
 def scores(probs: np.ndarray, targets: list[int]) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score
-    from torchmetrics.classification import MulticlassCalibrationError
 
     predicted = probs.argmax(1)
-    ece = MulticlassCalibrationError(num_classes=probs.shape[1], n_bins=ECE_BINS, norm="l1")
     return {
         "accuracy": float(accuracy_score(targets, predicted)),
         "macro_f1": float(f1_score(targets, predicted, average="macro")),
-        "ece": float(ece(torch.from_numpy(probs).float(), torch.tensor(targets))),
+        "ece": ece(probs, targets),
     }
 
 
@@ -168,16 +175,12 @@ def ece_floor(probs: np.ndarray, draws: int = 200, seed: int = 0) -> float:
     """The ECE a perfectly calibrated model shows on this many samples: labels drawn from the predicted
     probabilities themselves, scored like the real ones. On a few hundred validation samples the 15-bin
     estimate is noisy and biased upward; this is the level below which no calibrator can be told apart."""
-    from torchmetrics.classification import MulticlassCalibrationError
-
     rng = np.random.default_rng(seed)
-    ece = MulticlassCalibrationError(num_classes=probs.shape[1], n_bins=ECE_BINS, norm="l1")
-    cumulative, p = probs.cumsum(1), torch.from_numpy(probs).float()
-    values = []
-    for _ in range(draws):
-        drawn = (rng.random((len(probs), 1)) > cumulative).sum(1).clip(0, probs.shape[1] - 1)
-        values.append(float(ece(p, torch.from_numpy(drawn))))
-    return float(np.mean(values))
+    cumulative = probs.cumsum(1)
+    labels = [
+        (rng.random((len(probs), 1)) > cumulative).sum(1).clip(0, probs.shape[1] - 1) for _ in range(draws)
+    ]
+    return float(np.mean([ece(probs, drawn) for drawn in labels]))
 
 
 def anchor(data: Path, kind: str) -> dict[str, float]:

@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from graft.data.discover import Sample
+from graft.data.sampler import in_dataset_order
 from graft.files import write_atomic
 from graft.training.runtime import autocast, to_device
 
@@ -114,7 +115,7 @@ def extract(
     order = None
     if getattr(loader.sampler, "lengths", None) is not None:  # texts run sorted by length: dataset order
         order = torch.from_numpy(loader.sampler.order())
-    labels = _in_order(torch.cat(labels), order)
+    labels = in_dataset_order(torch.cat(labels), order)
     recorded = {}
     for key, parts in captured.items():
         if masks[0] is not None and parts[0].ndim == 3:  # (B, L, H) per batch -> each text's own rows
@@ -124,13 +125,8 @@ def extract(
             recorded[key] = torch.cat(rows)
             recorded[f"{key}.len"] = torch.tensor([len(r) for r in rows])
         else:
-            recorded[key] = _in_order(torch.cat(parts), order)
+            recorded[key] = in_dataset_order(torch.cat(parts), order)
     return recorded, labels
-
-
-def _in_order(x: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
-    """Rows produced in `order` (position i holds sample order[i]) back in dataset order."""
-    return x if order is None else torch.empty_like(x).index_copy_(0, order, x)
 
 
 def extract_features(

@@ -103,6 +103,15 @@ class ResumableSampler(Sampler):
         return len(range(self.rank, rest, self.world_size))
 
 
+def in_dataset_order(x: torch.Tensor, order: torch.Tensor | np.ndarray | None) -> torch.Tensor:
+    """Rows produced in `order` (row i is sample order[i], e.g. `ResumableSampler.order()`) back in
+    dataset order."""
+    if order is None:
+        return x
+    order = torch.as_tensor(order)
+    return torch.empty_like(x).index_copy_(0, order, x)
+
+
 @contextmanager
 def seeded(*key: int) -> Iterator[None]:
     python_seed, numpy_seed, torch_seed = np.random.SeedSequence([abs(k) for k in key]).generate_state(3)

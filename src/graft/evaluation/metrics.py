@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import (
     MulticlassAccuracy,
-    MulticlassCalibrationError,
     MulticlassConfusionMatrix,
     MulticlassF1Score,
     MulticlassPrecision,
@@ -72,7 +71,7 @@ def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, classes:
         "top_k_accuracy": MulticlassAccuracy(num_classes=c, top_k=k, average="micro")(probs, targets).item(),
         "macro_f1": MulticlassF1Score(num_classes=c, average="macro")(probs, targets).item(),
         "weighted_f1": MulticlassF1Score(num_classes=c, average="weighted")(probs, targets).item(),
-        "ece": MulticlassCalibrationError(num_classes=c, n_bins=ECE_BINS, norm="l1")(probs, targets).item(),
+        "ece": expected_calibration_error(logits, targets),
         "ece_bins": ECE_BINS,
         "per_class": [
             {

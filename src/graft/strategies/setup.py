@@ -17,9 +17,7 @@ def use_feature_cache(
     """Head-only stages train on cached features when the images would look the same every epoch
     (augmentation off), for gradual's short head-only warm-up, or when asked (`cache_features: on`);
     never with train_bn, where the backbone's BatchNorm statistics change every step."""
-    if head is None or not any(s.head_only for s in stages) or cfg.strategy.cache_features == "off":
-        return False
-    if cfg.strategy.train_bn:  # BatchNorm statistics move every step: yesterday's features are stale
+    if head is None or not any(s.head_only for s in stages) or not can_store(cfg):
         return False
     return cfg.strategy.cache_features == "on" or cfg.strategy.name == "gradual" or not augmented
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from graft.checkpointing.best import ranking, resolve_mode
 from graft.checkpointing.store import Checkpoint, CheckpointStore
 from graft.export.bundle import write_bundle
 from graft.runs.folder import RunFolder
@@ -92,7 +93,8 @@ def describe_bundle(p: Prepared, record: dict[str, float], history: list[dict[st
     if probe is None or not tuned:
         return line + (" (the solved head)" if probe is not None else "")
     if record["epoch"] == 0:
-        best_tuned = max(tuned, key=lambda r: r[monitor] if monitor.endswith("acc") else -r[monitor])
+        mode = resolve_mode(monitor, p.cfg.checkpoint.mode)
+        best_tuned = max(tuned, key=lambda r: ranking(r[monitor], r["val_loss"], monitor, mode))
         return (f"{line}: the solved head; fine-tuning's best, epoch {best_tuned['epoch']} at {shown(best_tuned)}, "
                 "did not beat it")  # fmt: skip
     return f"{line}: fine-tuned, vs the solved head's {shown(probe)}"

@@ -52,7 +52,6 @@ class FrozenPass:
     """The recorded activations: "TAP/train_x", "TAP/val_x" per tap, "train_y", "val_y"."""
 
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
-    cuts: dict[str, Cut] = field(default_factory=dict)  # tap name ("cut:MODULE") -> its cut
     hit: bool = False
     seconds: float = 0.0  # this pass (a cache hit: loading)
 
@@ -92,7 +91,7 @@ def record_frozen(
             md.model, head, taps, md.built.arch, md.built.data_config, spec.train, spec.val, md.eval_loader,
             FeatureCache(cfg.data.cache_dir or default_cache_dir()), md.device, md.amp_dtype, val_only & set(taps),
         )  # fmt: skip
-    return FrozenPass(tensors, {cut_tap(c): c for c in cuts}, hit, time.perf_counter() - started)
+    return FrozenPass(tensors, hit, time.perf_counter() - started)
 
 
 # auto records the cuts whose suffix (what trains from them) costs at most this share of a forward pass.

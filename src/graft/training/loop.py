@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy
 
+from graft.data.sampler import in_dataset_order
 from graft.faults import fault
 from graft.monitoring.console import Progress
 from graft.monitoring.monitor import EvalOutputs, Monitor
@@ -290,7 +291,6 @@ def evaluate(
         [torch.cat(column).cpu() for column in zip(*per_sample, strict=True)]
     )
     if loader.sampler.lengths is not None:  # evaluated sorted by length (texts): back to validation order
-        order = torch.from_numpy(loader.sampler.order())
-        columns = [torch.empty_like(c).index_copy_(0, order, c) for c in columns]
+        columns = [in_dataset_order(c, loader.sampler.order()) for c in columns]
     outputs = EvalOutputs(*columns)
     return {"val_loss": outputs.losses.mean().item(), "val_acc": accuracy.compute().item()}, outputs

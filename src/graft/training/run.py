@@ -183,7 +183,6 @@ def run_training(
     )  # what the bundle outputs
     mark_ended(run_dir, *ending)  # after the bundle: a "finished" run has its model/
     elapsed = time.perf_counter() - started
-    run.seconds = elapsed
     calibrated = f", {calibration.summary()}" if calibration is not None and rewrite else ""
     outcome = describe_bundle(p, record, state.history)
     record_outcome(run_dir, int(record["epoch"]), outcome)

@@ -119,23 +119,20 @@ def probe_on_data(
     head = head_module(md.model, groups)
     head_solved = cfg.strategy.probe and md.built.pretrained and head is not None
     augmented = spec.task == "image" and cfg.data.augment.enabled  # texts are never augmented
+    # A named strategy's stages ([] for auto, whose stage is planned after the probe).
+    named = [] if cfg.strategy.name == "auto" else stages_from_config(cfg, len(groups), head_solved)
     candidates: dict[int, Cut] = {}
     by_stage: dict[int, Cut] = {}
     if cfg.strategy.name == "auto" and head_solved:  # every way auto may fine-tune, from its cut
         candidates = (
             candidate_cuts(groups, md, spec, cfg.strategy.cache_max_gb) if use_cuts(cfg, False) else {}
         )
-    elif (
-        cfg.strategy.name != "auto"
-        and can_store(cfg)
-        and _above_frozen(stages := stages_from_config(cfg, len(groups), head_solved))
-    ):
+    elif named and can_store(cfg) and _above_frozen(named):
         # Stages above a frozen prefix: from its stored output, or (augmentation on) validation alone.
-        by_stage = stage_cuts(stages, groups, md.model, sample_inputs(md, spec), len(spec.train) + len(spec.val),
+        by_stage = stage_cuts(named, groups, md.model, sample_inputs(md, spec), len(spec.train) + len(spec.val),
                               cfg.strategy.cache_max_gb, token_count(md, spec))  # fmt: skip
     cuts = list(dict.fromkeys([*candidates.values(), *by_stage.values()]))
     val_only = frozenset() if use_cuts(cfg, augmented) else frozenset(cut_tap(c) for c in by_stage.values())
-    named = _head_only(cfg, groups, head_solved)  # a named strategy's stages ([] for auto)
     head_train = (head_solved and not resuming) or use_feature_cache(cfg, named, head, augmented)
     head_val = can_store(cfg) and any(stage.head_only for stage in named)  # head-only epochs validate on it
     wants_head = head is not None and (head_train or head_val)
@@ -304,12 +301,6 @@ def _cuts_for(probed: Probed, plan: Plan | None) -> dict[int, Cut]:
 def _above_frozen(stages: list[Stage]) -> bool:
     """Whether a stage trains part of the backbone above frozen groups (it may start from a cut)."""
     return any(not stage.head_only and min(stage.trainable) > 0 for stage in stages)
-
-
-def _head_only(cfg: Config, groups: list[LayerGroup], head_solved: bool) -> list[Stage]:
-    if cfg.strategy.name == "auto":
-        return []
-    return stages_from_config(cfg, len(groups), head_solved)
 
 
 def _head_only_cached(cfg: Config, probed: Probed, stages: list[Stage]) -> bool:
