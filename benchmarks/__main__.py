@@ -6,7 +6,7 @@
 
 The three loops train the same thing (full fine-tuning of the demo's ImageNet EfficientNet-Lite0 on the
 digits, batch 32, 64 px, AdamW with graft's param groups and cosine schedule), built by the same
-`graft.training.setup.prepare`, with the same seed, threads and DataLoader. Repetitions are interleaved
+`graft.training.prepare.prepare`, with the same seed, threads and DataLoader. Repetitions are interleaved
 and rotated (plain, graft, Lightning; graft, Lightning, plain; ...) so background load hits all three alike. Reported:
 1. training throughput (samples/s over each epoch's training steps): best and median over all epochs of
    all repetitions, and the ratios graft / plain and Lightning / plain;

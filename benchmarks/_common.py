@@ -1,6 +1,6 @@
 """What the comparison suite's contenders share: the demo data, one config, and graft's own `prepare`.
 
-Every contender builds its model, loaders, optimizer and LR schedule through `graft.training.setup.prepare`
+Every contender builds its model, loaders, optimizer and LR schedule through `graft.training.prepare.prepare`
 on the same resolved config, so they differ only in the loop that drives them: same pretrained weights and
 zeroed head, same seeded DataLoader (workers, batch size, order, augmentation), same AdamW param groups,
 same seed and thread count.
@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def digits_folder(work: Path, every: int = 1) -> Path:
     """The demo's digits as PNG class folders; with `every` > 1, every n-th file only (quick runs)."""
-    from graft.demo import build_digits_folder
+    from graft.demos.images import build_digits_folder
 
     full = build_digits_folder(work / "digits")
     if every == 1:
@@ -40,7 +40,7 @@ def digits_folder(work: Path, every: int = 1) -> Path:
 
 def settings(epochs: int, strategy: str = "full") -> dict:
     """The demo's settings (EfficientNet-Lite0, 64 px, batch 32, lr 2e-3) with an explicit strategy."""
-    from graft.demo import DEMO_SETTINGS
+    from graft.demos.images import DEMO_SETTINGS
 
     return {**DEMO_SETTINGS, "epochs": epochs, "strategy": strategy, "quiet": True}
 
@@ -49,7 +49,7 @@ def prepare_on(data: Path, epochs: int):
     """graft's `Prepared` for full fine-tuning on `data`: model, loaders, optimizer, schedule (seeded)."""
     from graft.config import resolve_config
     from graft.data.discover import discover_config
-    from graft.training.setup import prepare
+    from graft.training.prepare import prepare
 
     cfg = resolve_config(None, {"data": data, **settings(epochs)})
     return prepare(cfg, discover_config(cfg))

@@ -22,7 +22,7 @@ def main() -> None:
 
     from graft.data.check import check_data
     from graft.data.discover import discover
-    from graft.demo import build_digits_folder
+    from graft.demos.images import build_digits_folder
 
     work = Path(tempfile.mkdtemp(prefix="graft-check-"))
     digits = build_digits_folder(work / "digits")

@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     import graft
-    from graft.demo import DEMO_SETTINGS, build_digits_folder
+    from graft.demos.images import DEMO_SETTINGS, build_digits_folder
 
     work = Path(tempfile.mkdtemp(prefix="graft-ckpt-"))
     data = build_digits_folder(work / "digits")

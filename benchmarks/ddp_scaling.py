@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from graft.demo import build_digits_folder
+    from graft.demos.images import build_digits_folder
 
     gpus = torch.cuda.device_count()
     devices = args.devices or sorted({1, max(gpus, 1)})

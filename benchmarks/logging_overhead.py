@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=2)
     args = parser.parse_args()
     import graft
-    from graft.demo import DEMO_SETTINGS, build_digits_folder
+    from graft.demos.images import DEMO_SETTINGS, build_digits_folder
 
     work = Path(tempfile.mkdtemp(prefix="graft-logging-"))
     data = build_digits_folder(work / "digits")

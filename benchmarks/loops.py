@@ -25,7 +25,7 @@ from benchmarks._common import Result, prepare_on, settings
 def plain_run(data: Path, epochs: int, out: Path) -> Result:
     """The floor: the loop people write by hand (torchvision's reference train.py, minus its flags).
     Validation and a torch.save checkpoint after each epoch; no logging."""
-    from graft.training.runtime import autocast
+    from graft.runtime import autocast
 
     started = time.perf_counter()
     p = prepare_on(data, epochs)
@@ -64,7 +64,7 @@ def plain_run(data: Path, epochs: int, out: Path) -> Result:
 
 @torch.inference_mode()
 def accuracy(model: nn.Module, loader: DataLoader, device: torch.device, amp_dtype) -> float:
-    from graft.training.runtime import autocast
+    from graft.runtime import autocast
 
     model.eval()
     loader.sampler.set_epoch(0)

@@ -324,10 +324,10 @@ def main() -> None:
         datasets, settings = quick_subsets(args.data_root, work), {"epochs": 1}
     else:
         datasets, settings = {name: args.data_root / name for name in names}, {}
-    # graft raises glibc's mmap/trim thresholds when its engine is imported (graft/training/runtime.py:
+    # graft raises glibc's mmap/trim thresholds when its engine is imported (graft/runtime.py:
     # 2.5x faster CPU forward passes at 224 px); the anchor gets the same allocator, from the first dataset
     # on, so what is compared is the two recipes, not the allocator.
-    from graft.training.runtime import ALLOCATOR_TUNED
+    from graft.runtime import ALLOCATOR_TUNED
 
     command = "python " + shlex.join(sys.argv)
     host = machine()  # once: the load average at the start, in the table and the JSON alike

@@ -35,7 +35,7 @@ def run(
     data: Path, out: Path, strategy: str, epochs: int, extra: dict
 ) -> tuple[list[float], list[float], float]:
     import graft
-    from graft.demo import DEMO_SETTINGS
+    from graft.demos.images import DEMO_SETTINGS
 
     started = time.time()
     result = graft.train(
@@ -69,7 +69,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="graft-bench-"))
     os.environ["GRAFT_CACHE_DIR"] = str(work / "cache")  # a cold cache: the first auto run pays for features
     if args.task == "digits":
-        from graft.demo import build_digits_folder
+        from graft.demos.images import build_digits_folder
 
         data = build_digits_folder(work / "digits")
     else:
@@ -121,7 +121,7 @@ def main() -> None:
 def cache_ratio(data: Path, work: Path) -> None:
     """One frozen-backbone (linear-probe) epoch from the feature cache vs the same epoch through the backbone."""
     import graft
-    from graft.demo import DEMO_SETTINGS
+    from graft.demos.images import DEMO_SETTINGS
 
     probe = {
         **DEMO_SETTINGS,
@@ -144,7 +144,7 @@ def cut_ratio(data: Path, work: Path, epochs: int) -> None:
     """Gradual unfreezing with augmentation off, each stage starting from its cached cut vs running the
     frozen prefix every epoch (cache_max_gb 0 leaves only the head's cache): epoch times per stage."""
     import graft
-    from graft.demo import DEMO_SETTINGS
+    from graft.demos.images import DEMO_SETTINGS
 
     runs = {}
     for name, budget in (("through the prefix", 0.0), ("from the cuts", 4.0)):

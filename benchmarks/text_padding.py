@@ -44,8 +44,8 @@ def main() -> None:
     import graft
     from graft.data.discover import discover
     from graft.data.tokens import tokenize
-    from graft.demo_text import build_drug_reviews
-    from graft.models.text import build_text
+    from graft.demos.texts import build_drug_reviews
+    from graft.models.text_encoder import build_text
 
     work = Path(tempfile.mkdtemp(prefix="graft-text-bench-"))
     data = build_drug_reviews(work / "drug-reviews")

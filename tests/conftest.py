@@ -85,7 +85,7 @@ def make_photo_crops(root: Path, per_class: int = 20, size: int = 96, seed: int 
 
 def checkpoint(run_dir: Path, which: str = "last"):
     """A run's `last` or `best` checkpoint, loaded and verified."""
-    from graft.checkpointing.store import CheckpointStore
+    from graft.runs.store import CheckpointStore
 
     store = CheckpointStore(Path(run_dir) / "checkpoints")
     return store.load(getattr(store.read_index(), which))

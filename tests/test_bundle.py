@@ -11,7 +11,7 @@ import graft
 from conftest import TINY, checkpoint
 from graft.data.images import load_image
 from graft.errors import GraftError
-from graft.inference import expand_inputs
+from graft.predict.images import expand_inputs
 
 
 def _val_images(run) -> list[Path]:

@@ -30,7 +30,7 @@ from graft.data.check import (
 from graft.data.discover import DataSpec, discover
 from graft.data.images import load_image
 from graft.data.sampler import ResumableSampler
-from graft.data.text import TextSample
+from graft.data.text_tables import TextSample
 from graft.errors import GraftError
 from graft.training.guards import check_run_space, explain_failure
 from test_cli import GRAFT, assert_user_error, graft

@@ -11,9 +11,9 @@ import torch
 
 import graft
 from conftest import TINY
-from graft.checkpointing.store import MANIFEST, MODEL, STATE, TRAIN_STATE, CheckpointStore, _digest
 from graft.errors import GraftError
-from graft.training.resume import resume_run
+from graft.runs.store import MANIFEST, MODEL, STATE, TRAIN_STATE, CheckpointStore, _digest
+from graft.workflow.resume import resume_run
 
 RESUMABLE = {**TINY, "save_every": 2, "keep_top_k": 2, "monitor": "val_loss", "epochs": 3, "num_workers": 0}
 
@@ -78,7 +78,7 @@ def test_pickled_code_is_refused_never_executed(tmp_path: Path):
 
 
 def test_disk_full_keeps_the_previous_checkpoint(color_folder, tmp_path, monkeypatch):
-    import graft.checkpointing.store as store_module
+    import graft.runs.store as store_module
 
     real_save = store_module.save_file
     calls = {"n": 0}

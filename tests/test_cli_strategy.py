@@ -9,7 +9,7 @@ from test_cli import FAST, graft
 
 def test_advise_measures_contrasting_datasets(tmp_path: Path):
     """ImageNet features separate natural photos (-> linear-probe) but not 64-px digits (-> gradual)."""
-    from graft.demo import build_digits_folder
+    from graft.demos.images import build_digits_folder
 
     photos = make_photo_crops(tmp_path / "photos")
     digits = build_digits_folder(tmp_path / "digits")

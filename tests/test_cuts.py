@@ -175,7 +175,7 @@ def test_text_cuts_fall_between_encoder_layers_and_reproduce_the_model(tiny_bert
     states (padded, with its attention mask) and gives the model's own logits."""
     from transformers import AutoTokenizer
 
-    from graft.models.text import build_text
+    from graft.models.text_encoder import build_text
 
     torch.manual_seed(0)
     built, tokenizer = build_text(str(tiny_bert), 2, ["a", "b"])

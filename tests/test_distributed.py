@@ -128,7 +128,7 @@ def test_killed_ddp_run_resumed_on_one_process(data: Path, killed: Path, tmp_pat
     6 steps; the resumed process starts after the 8 samples both ranks had trained (2 batches of 4)."""
     from rich.console import Console
 
-    from graft.training.resume import resume_run
+    from graft.workflow.resume import resume_run
 
     resumed = tmp_path / "run"
     shutil.copytree(killed, resumed)

@@ -13,7 +13,7 @@ from rich.console import Console
 
 import graft
 from conftest import TINY, make_color_images
-from graft.data.text import TextSample
+from graft.data.text_tables import TextSample
 from graft.errors import GraftError
 from graft.evaluation.data import data_at
 from graft.evaluation.gallery import sample_html, sample_markdown

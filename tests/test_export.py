@@ -17,7 +17,7 @@ import graft
 from conftest import TINY, make_color_images
 from graft.errors import GraftError
 from graft.export.formats import FORMATS, export
-from graft.export.preprocess import preprocess
+from graft.predict.preprocess import preprocess
 from test_cli import assert_user_error
 from test_cli import graft as graft_cli
 
@@ -109,7 +109,7 @@ def test_predict_with_onnx_backend_matches_torch(tmp_path: Path):
         assert [x["score"] for x in a["top_k"]] == pytest.approx([x["score"] for x in b["top_k"]], abs=1e-5)
 
     # the ONNX path needs neither torch nor timm at inference time
-    code = ("import sys; from graft.export.onnx_predictor import OnnxPredictor; "
+    code = ("import sys; from graft.predict.onnx import OnnxPredictor; "
             f"p = OnnxPredictor.from_path({str(run.path)!r}).predict([{str(data / 'red' / '000.png')!r}]); "
             "assert 'torch' not in sys.modules and 'timm' not in sys.modules, 'torch imported'; print(p[0].label)")  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

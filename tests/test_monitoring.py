@@ -17,8 +17,8 @@ import graft
 from conftest import TINY, make_color_images
 from graft.config import resolve_config
 from graft.errors import GraftError
-from graft.monitoring.logger import Captioned
 from graft.monitoring.monitor import EvalOutputs, Monitor
+from graft.monitoring.sink import Captioned
 from graft.monitoring.visuals import CAPTION, TILE, captioned_grid, group_histograms
 from graft.strategies.groups import LayerGroup
 

@@ -1,4 +1,4 @@
-"""The converged head (strategies/probe.py), temperature scaling (training/calibration.py) and auto's
+"""The converged head (strategies/probe.py), temperature scaling (evaluation/calibration.py) and auto's
 budget rule (strategies/auto.py): pure functions checked against scikit-learn and known answers, then
 end to end on real runs (the probe as epoch 0, its bundle before fine-tuning, the calibrated bundle)."""
 
@@ -13,15 +13,15 @@ from torch import nn
 
 import graft
 from conftest import TINY, make_review_csv
-from graft.checkpointing.store import CheckpointStore
-from graft.strategies.auto import MIN_EPOCHS, TARGET_EPOCHS, Option, plan_fine_tuning
-from graft.strategies.probe import C_GRID, fit_logistic, solve_head, stratified_folds
-from graft.training.calibration import (
+from graft.evaluation.calibration import (
     cannot_fit,
     expected_calibration_error,
     fit_temperature,
     fold_temperature,
 )
+from graft.runs.store import CheckpointStore
+from graft.strategies.auto import MIN_EPOCHS, TARGET_EPOCHS, Option, plan_fine_tuning
+from graft.strategies.probe import C_GRID, fit_logistic, solve_head, stratified_folds
 
 
 def _blobs(n: int = 60, d: int = 16, classes: int = 3, spread: float = 1.5, seed: int = 0):

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import graft
 from conftest import TINY, make_color_images
 from graft.cli.app import app
-from graft.monitoring.status import read_runs
+from graft.runs.status import read_runs
 
 GRAFT = str(Path(sys.executable).parent / "graft")
 
@@ -120,7 +120,7 @@ def test_runs_table_marks_resumable_runs_and_says_how(runs):
 
 
 def test_a_failed_run_lists_as_crashed_with_its_error(tmp_path, monkeypatch):
-    import graft.training.run as run_module
+    import graft.workflow.train as run_module
 
     def broken_fit(*args, **kwargs):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")

@@ -5,11 +5,11 @@ import torch
 from torch import nn
 
 from graft.data.discover import DataSpec
-from graft.data.text import TextSample
+from graft.data.text_tables import TextSample
 from graft.models.registry import create_model
 from graft.strategies.advisor import LITTLE_DATA, SIMILAR, advise, knn_accuracy, recommend
 from graft.strategies.groups import layer_groups
-from graft.strategies.plan import Staging, plan_stages, stage_at
+from graft.strategies.stages import Staging, plan_stages, stage_at
 from graft.training.optim import create_optimizer
 
 

@@ -164,7 +164,7 @@ def test_lr_range_test_touches_neither_the_model_nor_the_random_streams(color_fo
     """prepare() with lr=auto must leave the model and every RNG exactly as prepare() with a fixed LR."""
     from graft.config import resolve_config
     from graft.data.discover import discover
-    from graft.training.setup import prepare
+    from graft.training.prepare import prepare
 
     spec = discover(color_folder)
 

@@ -22,7 +22,7 @@ from conftest import make_review_csv
 from graft.config import resolve_config
 from graft.data.discover import discover, discover_config
 from graft.data.sampler import ResumableSampler
-from graft.data.text import TextColumns
+from graft.data.text_tables import TextColumns
 from graft.data.tokens import PadBatch
 from graft.errors import GraftError
 
@@ -169,12 +169,12 @@ def test_strategies_group_encoder_layers_and_linear_probe_uses_cached_features(t
     data = make_review_csv(tmp_path / "reviews.csv")
     probe = graft.train(data, out=tmp_path / "probe", model=str(tiny_bert),
                         **{**TEXT, "strategy": "linear-probe", "epochs": 2, "lr": 0.05})  # fmt: skip
-    from graft.checkpointing.store import CheckpointStore
+    from graft.runs.store import CheckpointStore
     from graft.strategies.groups import layer_groups
 
     store = CheckpointStore(probe.path / "checkpoints")
     trained = store.load(store.read_index().last).model
-    from graft.models.text import build_text
+    from graft.models.text_encoder import build_text
 
     fresh, _ = build_text(str(tiny_bert), 2, ["negative", "positive"])
     names = [g.name for g in layer_groups(fresh.model)]

@@ -211,8 +211,8 @@ def test_nan_never_becomes_best_and_ties_go_to_lower_loss():
         state.history.append(record)
         state.update_best(record, "val_acc", "max")
     assert (state.best_epoch, state.best_metric) == (3, 0.5)
-    # `graft runs` reads the same choice back from metrics.csv's rows (one rule, checkpointing/best.py).
-    from graft.monitoring.status import _best
+    # `graft runs` reads the same choice back from metrics.csv's rows (one rule, runs/best.py).
+    from graft.runs.status import _best
 
     rows = [{k: str(v) for k, v in r.items()} for r in state.history]
     assert _best(rows, "val_acc", "max") == (0.5, 3)

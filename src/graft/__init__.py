@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from graft._version import __version__
+
 __all__ = ["Run", "__version__", "load", "train"]
 
 if TYPE_CHECKING:

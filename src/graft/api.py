@@ -19,8 +19,8 @@ from typing import Any
 from rich.console import Console
 
 from graft.config import resolve_config
-from graft.inference import Predictor
-from graft.training.run import Run, run_training
+from graft.predict.images import Predictor
+from graft.workflow.train import Run, run_training
 
 
 def train(

@@ -49,7 +49,9 @@ class DataConfig(_Section):
     num_workers: int | None = Field(None, ge=0)  # None: chosen from the CPU count
     cache_dir: Path | None = None  # frozen-feature cache; None: $GRAFT_CACHE_DIR or ~/.cache/graft
     augment: AugmentConfig = AugmentConfig()
-    task: Literal["auto", "image", "text"] = "auto"  # auto: text when DATA is a text table (data/text.py)
+    task: Literal["auto", "image", "text"] = (
+        "auto"  # auto: text when DATA is a text table (data/text_tables.py)
+    )
     text_column: str = "text"
     label_column: str = "label"
     text_pair_column: str | None = None  # a second text per sample (sentence-pair tasks)

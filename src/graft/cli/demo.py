@@ -23,7 +23,7 @@ def demo_command(
     reviews), fully offline, in a few minutes on 2 CPU cores."""
     settings = {"quiet": True} if quiet else {}
     if task == "text":
-        from graft.demo_text import run_text_demo
+        from graft.demos.texts import run_text_demo
 
         run_text_demo(out, epochs, make_console(), **settings)
         return
@@ -31,6 +31,6 @@ def demo_command(
         from graft.errors import GraftError
 
         raise GraftError(f"--task must be image or text, got {task!r}")
-    from graft.demo import run_demo
+    from graft.demos.images import run_demo
 
     run_demo(out, epochs, make_console(), **settings)

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from graft.errors import GraftError, did_you_mean
-from graft.export.locate import locate
 from graft.monitoring.console import make_console
+from graft.runs.locate import locate
 
 # = export.formats.FORMATS, which imports torch; checked here first so a typo answers at once (a test
 # keeps the two equal).

@@ -50,13 +50,13 @@ def predict_command(
     ),
 ) -> None:
     """Predict labels for images (or texts) with a trained bundle."""
-    if backend == "onnx":  # onnxruntime with NumPy preprocessing (export/onnx_predictor.py)
-        from graft.export.onnx_predictor import OnnxPredictor
-        from graft.prediction import expand_inputs
+    if backend == "onnx":  # onnxruntime with NumPy preprocessing (predict/onnx.py)
+        from graft.predict.common import expand_inputs
+        from graft.predict.onnx import OnnxPredictor
 
         predictor = OnnxPredictor.from_path(bundle)
     elif backend == "torch":
-        from graft.inference import Predictor, expand_inputs
+        from graft.predict.images import Predictor, expand_inputs
 
         predictor = Predictor.from_path(bundle, device=device)
     else:

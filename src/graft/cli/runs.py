@@ -19,7 +19,7 @@ def runs_command(
     json_: bool = typer.Option(False, "--json", help="Print JSON (a list of runs) for machines."),
 ) -> None:
     """List runs, newest first: status (and whether it can be resumed), epochs, best metric."""
-    from graft.monitoring.status import read_runs
+    from graft.runs.status import read_runs
 
     if not runs_dir.is_dir():
         what = "is not a folder" if runs_dir.exists() else "not found"

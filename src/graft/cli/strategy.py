@@ -13,7 +13,7 @@ from graft.config import resolve_config
 from graft.data.discover import discover_config
 from graft.errors import GraftError
 from graft.monitoring.console import make_console
-from graft.runs.folder import RunFolder
+from graft.runs.folder import RunFolder, read_bundle_meta
 
 
 def advise_command(
@@ -40,7 +40,7 @@ def advise_command(
     )
     spec = discover_config(cfg)
     from graft.strategies.advisor import UNITS
-    from graft.training.setup import advise_on_data
+    from graft.training.prepare import advise_on_data
 
     advice, md = advise_on_data(cfg, spec)
     if as_json:
@@ -94,14 +94,14 @@ def summary_command(
         raise GraftError("graft summary needs torchinfo: pip install 'torchgraft[summary]'") from None
     from graft.models.registry import create_model
     from graft.strategies.groups import layer_groups
-    from graft.strategies.plan import Staging, describe, stages_from_config
+    from graft.strategies.stages import Staging, describe, stages_from_config
     from graft.training.optim import create_optimizer
 
     run = Path(model_or_run)
     if RunFolder(run).config.is_file():  # a run: its own model, classes, strategy and progress
         cfg = resolve_config(RunFolder(run).config, {"strategy": strategy} if strategy else {})
         num_classes = (
-            len(json.loads(RunFolder(run).bundle_meta.read_text())["classes"])
+            len(read_bundle_meta(RunFolder(run).bundle)["classes"])
             if RunFolder(run).bundle_meta.is_file()
             else _classes_in_split(run)
         )
@@ -178,7 +178,7 @@ def lr_find_command(
         seed=seed, device=device, lr="auto",
     )  # fmt: skip
     spec = discover_config(cfg)
-    from graft.training.setup import prepare
+    from graft.training.prepare import prepare
 
     prepared = prepare(cfg, spec)
     result = prepared.lr_find
@@ -204,7 +204,7 @@ def _classes_in_split(run: Path) -> int:
 
 
 def _stage_reached(run: Path) -> int:
-    from graft.checkpointing.store import CheckpointStore
+    from graft.runs.store import CheckpointStore
 
     checkpoint = CheckpointStore(RunFolder(run).checkpoints).latest_good()
     return checkpoint.state["progress"]["stage"] if checkpoint else 0

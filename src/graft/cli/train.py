@@ -169,7 +169,7 @@ def train_command(
         max_length=max_length, balance=balance, strict=strict, dedupe=dedupe, skip_nonfinite=skip_nonfinite,
     )  # fmt: skip
     if resume and cfg.out is not None and RunFolder(Path(cfg.out)).config.is_file():
-        from graft.training.resume import resume_run
+        from graft.workflow.resume import resume_run
 
         changeable = dict(epochs=epochs, patience=patience, min_delta=min_delta, device=device, amp=amp,
                           num_workers=num_workers, quiet=quiet or None, log=log)  # fmt: skip
@@ -177,7 +177,7 @@ def train_command(
         return
     # Find the data before importing torch (seconds), so a wrong path fails at once.
     spec = discover_config(cfg)
-    from graft.training.run import run_training
+    from graft.workflow.train import run_training
 
     _finish(run_training(cfg, make_console(), spec))
 
@@ -205,7 +205,7 @@ def resume_command(
         from graft.training.launch import launch
 
         raise typer.Exit(launch(devices, sys.argv[1:]))
-    from graft.training.resume import resume_run
+    from graft.workflow.resume import resume_run
 
     changeable = dict(epochs=epochs, patience=patience, min_delta=min_delta, device=device,
                       num_workers=num_workers, quiet=quiet or None)  # fmt: skip

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from graft.config import Config, apply_task_defaults
-from graft.data.text import TextColumns, TextSample, find_text_files, is_text_data, read_table
+from graft.data.text_tables import TextColumns, TextSample, find_text_files, is_text_data, read_table
 from graft.errors import GraftError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
@@ -70,7 +70,7 @@ def discover(
 ) -> DataSpec:
     """Resolve DATA (+ optional explicit validation data) into classes and a train/val split.
 
-    `task`: "image", "text", or "auto" (text when DATA is a text table, see data/text.py)."""
+    `task`: "image", "text", or "auto" (text when DATA is a text table, see data/text_tables.py)."""
     path = Path(path)
     if not path.exists():
         raise GraftError(f"data not found: {path} (expected a folder of class sub-folders or a CSV file)")

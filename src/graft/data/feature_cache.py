@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from graft.data.discover import Sample
 from graft.data.sampler import in_dataset_order
 from graft.files import write_atomic
-from graft.training.runtime import autocast, to_device
+from graft.runtime import autocast, to_device
 
 CACHE_FORMAT = 4  # 2: several taps per entry; 3: how long computing them took; 4: texts per token
 

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 
-from graft.data.text import TextSample
+from graft.data.text_tables import TextSample
 from graft.files import write_atomic
 
 TOKEN_CACHE_FORMAT = 1

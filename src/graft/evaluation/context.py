@@ -69,7 +69,7 @@ def _stages(config: dict[str, Any], model: nn.Module, head_solved: bool) -> tupl
 
     from graft.config import Config
     from graft.strategies.groups import layer_groups
-    from graft.strategies.plan import describe, stages_from_config
+    from graft.strategies.stages import describe, stages_from_config
 
     try:
         cfg = Config.model_validate(config)

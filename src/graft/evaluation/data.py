@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from graft.data.discover import _read_csv, _scan_class_folders, _split_of, _subfolders
-from graft.data.text import TextColumns, TextSample, read_table, table_in
+from graft.data.text_tables import TextColumns, TextSample, read_table, table_in
 from graft.errors import GraftError
-from graft.export.locate import run_split
 from graft.runs.folder import RunFolder
+from graft.runs.locate import run_split
 
 Item = Path | TextSample  # an image file, or a text (with its pair) for text tasks
 

@@ -26,10 +26,11 @@ from graft.evaluation.context import read_run_context
 from graft.evaluation.data import EvalData
 from graft.evaluation.gallery import highest_loss
 from graft.evaluation.metrics import classification_metrics, expected_calibration_error
+from graft.evaluation.pages import write_report
 from graft.evaluation.plan import EVALUATED_TASKS, EvalPlan, plan_evaluation
-from graft.evaluation.report import Report, write_report
-from graft.export.locate import locate
-from graft.inference import Predictor
+from graft.evaluation.report import Report
+from graft.predict.images import Predictor
+from graft.runs.locate import locate
 
 IN_PROCESS_BELOW = 512  # samples: fewer are decoded in-process (starting DataLoader workers costs more)
 

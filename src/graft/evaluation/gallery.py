@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from graft.data.text import TextSample
+from graft.data.text_tables import TextSample
 
 THUMB = 128  # px: small inputs (the demo's 8x8 digits) are scaled up, pixel-sharp
 TEXT_CHARS = 300  # longer texts are cut in the gallery

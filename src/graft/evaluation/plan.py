@@ -11,11 +11,11 @@ from pathlib import Path
 
 import yaml
 
-from graft.data.text import TextColumns
+from graft.data.text_tables import TextColumns
 from graft.errors import GraftError
 from graft.evaluation.data import EvalData, data_at, run_validation
-from graft.export.locate import Located, locate
 from graft.runs.folder import REPORT, RunFolder
+from graft.runs.locate import Located, locate
 
 # Bundle tasks graft can evaluate; evaluate.LOGITS has how, one entry each.
 EVALUATED_TASKS = ("image-classification", "text-classification")

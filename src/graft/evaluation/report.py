@@ -8,15 +8,12 @@ swapped in, so a report folder is always whole.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from graft.evaluation import plots
 from graft.evaluation.context import RunContext
 from graft.evaluation.gallery import GalleryEntry
-from graft.files import replace_folder, staging_folder
 
 SECTIONS = {  # id -> title
     "summary": "Summary",
@@ -106,18 +103,3 @@ def calibration_note(m: dict[str, Any]) -> str:
             f"the head's weights). Without it, ECE would be {pct(c['ece_before'])} and the loss "
             f"{c['loss_before']:.4f} (with it: {pct(m['ece'])}, {m['loss']:.4f}); a data set the temperature was "
             "fit on shows it at its best.")  # fmt: skip
-
-
-def write_report(out: Path, report: Report) -> Path:
-    """Write `out/` (index.html, report.md, metrics.json, figures); returns index.html's path."""
-    from graft.evaluation.render_html import render_html
-    from graft.evaluation.render_markdown import render_markdown
-
-    tmp = staging_folder(out)
-    figures = report.figures()
-    for name, data in figures.items():
-        (tmp / name).write_bytes(data)
-    (tmp / "metrics.json").write_text(json.dumps({"about": report.about, **report.metrics}, indent=2))
-    (tmp / "index.html").write_text(render_html(report, figures))
-    (tmp / "report.md").write_text(render_markdown(report, figures))
-    return replace_folder(tmp, out) / "index.html"

@@ -30,7 +30,7 @@ from typing import Any
 
 from torch import nn
 
-import graft
+from graft._version import __version__
 from graft.files import replace_folder, staging_folder
 from graft.models.vision import BuiltModel
 from graft.runs.folder import BUNDLE_META
@@ -78,7 +78,7 @@ def write_bundle(
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
     meta = {
         "format": BUNDLE_FORMAT,
-        "graft_version": graft.__version__,
+        "graft_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "task": task,
         "family": built.family,
@@ -88,17 +88,13 @@ def write_bundle(
         "preprocessing": preprocessing,
         "pretrained_weights": built.weights,
         "metrics": metrics,
-        # Temperature scaling, already folded into the head's weights (training/calibration.py): the
+        # Temperature scaling, already folded into the head's weights (evaluation/calibration.py): the
         # saved logits are the calibrated ones; recorded so the report can show ECE before and after.
         "calibration": calibration,
         **source,
     }
     (tmp / BUNDLE_META).write_text(json.dumps(meta, indent=2))
     return replace_folder(tmp, out_dir)
-
-
-def read_bundle_meta(path: Path) -> dict[str, Any]:
-    return json.loads((path / BUNDLE_META).read_text())
 
 
 def _jsonable(value: Any) -> Any:

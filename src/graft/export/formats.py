@@ -26,12 +26,12 @@ from typing import Any
 import torch
 from torch import nn
 
-import graft
+from graft._version import __version__
 from graft.errors import GraftError, did_you_mean
-from graft.export import preprocess
-from graft.export.locate import Located, locate
-from graft.export.onnx_predictor import onnx_session
 from graft.export.verify import ATOL, Check, Inputs, compare, verification_inputs
+from graft.predict import preprocess
+from graft.predict.onnx import onnx_session
+from graft.runs.locate import Located, locate
 
 # 17: first opset with a native LayerNormalization (ViTs, ConvNeXts), and old enough that every
 # runtime people deploy to (onnxruntime, TensorRT, OpenVINO, onnxruntime-web) takes it.
@@ -181,12 +181,18 @@ def export(target: str | Path, fmt: str, out: str | Path | None = None, atol: fl
     out = Path(out) if out is not None else located.bundle / spec.filename
     if out.is_dir():
         out = out / spec.filename
-    from graft.inference import Predictor
+    from graft.predict.images import Predictor
 
     started = time.perf_counter()
     predictor = Predictor.from_path(located.bundle, device="cpu")
     if text:
-        from graft.export.text import TextLogits, input_names, keep_tokenizer_beside, text_cases, text_header
+        from graft.export.text_export import (
+            TextLogits,
+            input_names,
+            keep_tokenizer_beside,
+            text_cases,
+            text_header,
+        )
 
         io = ModelIO(input_names(predictor.tokenizer), {0: "batch", 1: "sequence"})
         model = TextLogits(predictor.model.hf).eval()
@@ -233,7 +239,7 @@ def _header(located: Located) -> dict[str, Any]:
     """What a consumer of the file needs: classes and outputs; and what it was made from."""
     meta = located.meta
     return {
-        "graft_version": graft.__version__,
+        "graft_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "arch": meta["arch"],
         "family": meta["family"],

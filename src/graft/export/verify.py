@@ -17,8 +17,8 @@ from torch import nn
 
 from graft.data.images import load_image
 from graft.errors import GraftError
-from graft.export.locate import Located, run_split
 from graft.runs.folder import RunFolder
+from graft.runs.locate import Located, run_split
 
 ATOL = 1e-4  # on logits; float32 kernels of different runtimes differ by ~1e-6..1e-5 on these models
 Inputs = tuple[

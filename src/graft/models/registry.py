@@ -22,7 +22,7 @@ import torch
 
 from graft.errors import GraftError, did_you_mean
 from graft.models.vision import BuiltModel, build_timm, build_torchvision, load_weights_file
-from graft.runs.folder import BUNDLE_META, RunFolder
+from graft.runs.folder import BUNDLE_META, find_bundle, read_bundle_meta
 
 
 @dataclass(frozen=True)
@@ -125,9 +125,8 @@ def _from_directory(
         )
     if not path.is_dir():
         raise GraftError(f"model folder not found: {path}")
-    if RunFolder(path).bundle_meta.is_file():  # a run directory: use its bundle
-        path = RunFolder(path).bundle
-    meta = json.loads((path / BUNDLE_META).read_text()) if (path / BUNDLE_META).is_file() else {}
+    path = find_bundle(path) or path  # a run directory: use its bundle
+    meta = read_bundle_meta(path) if (path / BUNDLE_META).is_file() else {}
     if meta.get("family") == "torchvision":
         from safetensors.torch import load_file
 
@@ -188,7 +187,7 @@ def list_models(pattern: str | None = None, offline_only: bool = False) -> list[
         for o in OFFLINE_WEIGHTS.values()
         if fnmatch.fnmatch(o.arch, pattern)
     ]
-    from graft.models.text import OFFLINE_TEXT, offline_text_path
+    from graft.models.text_encoder import OFFLINE_TEXT, offline_text_path
 
     entries += [
         ModelEntry(name, "text (offline-package)", offline_text_path(name) is not None,

@@ -19,7 +19,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from graft.config import LogConfig
-from graft.monitoring.logger import Captioned, MetricLogger
+from graft.monitoring.logger import MetricLogger
+from graft.monitoring.sink import Captioned
 from graft.monitoring.visuals import group_histograms, to_image
 
 

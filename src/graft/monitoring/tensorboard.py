@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from graft.monitoring.logger import Captioned, Histogram, Sink, scalar_tags
+from graft.monitoring.sink import Captioned, Histogram, Sink, scalar_tags
 from graft.monitoring.visuals import captioned_grid
 
 

@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
-from graft.monitoring.logger import Captioned, Histogram
+from graft.monitoring.sink import Captioned, Histogram
 
 TILE = 128  # pixels per grid tile: small inputs (digits at 64 px) are upscaled so labels are readable
 CAPTION = 36  # pixels of caption strip under each tile: two lines

@@ -13,7 +13,7 @@ from typing import Any
 
 from graft.config import LogConfig
 from graft.errors import GraftError
-from graft.monitoring.logger import Captioned, Histogram, Sink, scalar_tags
+from graft.monitoring.sink import Captioned, Histogram, Sink, scalar_tags
 
 ID_FILE = "graft-run-id"  # under runs/NAME/wandb/: a resumed graft run continues the same W&B run
 

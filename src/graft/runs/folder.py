@@ -2,23 +2,28 @@
 
     runs/NAME/
       config.yaml      the resolved config (`graft resume` and `graft runs` read it)
-      status.json      running/finished/stopped/failed, pid, host (monitoring/status.py)
+      status.json      running/finished/stopped/failed, pid, host (runs/status.py)
       split.csv        the exact train/val split the run trained on
       metrics.csv      one row per epoch record
       advice.json      how the strategy was chosen (probe, options, plan)
       lr_find.png      the LR range test's plot (--lr auto)
       tb/              TensorBoard event files
-      checkpoints/     the checkpoint store (checkpointing/store.py)
+      checkpoints/     the checkpoint store (runs/store.py)
       model/           the bundle: graft.json + weights
       report/          `graft eval`'s report on the validation split
 
-Standard library only, no graft and no torch import: export/locate.py (torch- and timm-free) uses it.
+The bundle's graft.json is read here too (`find_bundle`, `read_bundle_meta`), by every route. Standard library
+only (and graft.errors), no torch: runs/locate.py and the ONNX predictor stay torch-free.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from graft.errors import GraftError
 
 CONFIG = "config.yaml"
 STATUS = "status.json"
@@ -82,3 +87,20 @@ class RunFolder:
     @property
     def bundle_meta(self) -> Path:
         return self.bundle / BUNDLE_META
+
+
+def find_bundle(path: Path) -> Path | None:
+    """The bundle folder `path` names: a run folder's model/, or `path` itself when it holds graft.json."""
+    if RunFolder(path).bundle_meta.is_file():
+        return RunFolder(path).bundle
+    if (path / BUNDLE_META).is_file():
+        return path
+    return None
+
+
+def read_bundle_meta(bundle: Path) -> dict[str, Any]:
+    """The bundle folder's graft.json, or a one-line error naming the file."""
+    try:
+        return json.loads((bundle / BUNDLE_META).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise GraftError(f"cannot read {bundle / BUNDLE_META}: {err}") from None

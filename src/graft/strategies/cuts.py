@@ -12,7 +12,7 @@ replaced by identities, so the model's own forward code (dropout, drop-path, poo
 the rest unchanged and the checkpointed model is the model.
 
 The activations are recorded in eval mode, which is how frozen groups run during training anyway (their
-BatchNorm statistics and dropout hold; strategies/plan.py), so a stage from its cut trains as it would
+BatchNorm statistics and dropout hold; strategies/stages.py), so a stage from its cut trains as it would
 through the images with augmentation off; the one difference would be a parameter-free dropout module
 between frozen groups, which no timm or torchvision CNN we checked has.
 

@@ -24,10 +24,10 @@ from graft.data.images import ImageDataset, create_loader, create_transforms, de
 from graft.data.tokens import PadBatch, TextDataset, choose_max_length, token_lengths, tokenize
 from graft.errors import GraftError
 from graft.models.registry import create_model
-from graft.models.text import build_text
+from graft.models.text_encoder import build_text
 from graft.models.vision import BuiltModel
+from graft.runtime import resolve_amp, resolve_device, seed_everything
 from graft.training import distributed
-from graft.training.runtime import resolve_amp, resolve_device, seed_everything
 
 
 @dataclass

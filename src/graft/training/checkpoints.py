@@ -31,14 +31,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from graft.checkpointing.best import ranking
-from graft.checkpointing.store import Checkpoint, CheckpointStore, Index
 from graft.config import Config, config_to_dict
 from graft.errors import GraftError
 from graft.faults import fault
-from graft.strategies.plan import stages_from_config
+from graft.runs.best import ranking
+from graft.runs.store import Checkpoint, CheckpointStore, Index
+from graft.strategies.stages import stages_from_config
 from graft.training import distributed
-from graft.training.setup import Prepared
+from graft.training.prepare import Prepared
 from graft.training.state import TrainState
 
 

@@ -35,16 +35,16 @@ from graft.data.feature_cache import (
     tap_loaders,
 )
 from graft.monitoring.monitor import EvalOutputs
+from graft.runtime import autocast, to_device
 from graft.strategies.advisor import SAMPLE_PER_CLASS, knn_accuracy, separability
 from graft.strategies.auto import MIN_EPOCHS, Option
 from graft.strategies.cuts import Cut, Suffix, find_cut
 from graft.strategies.groups import LayerGroup
-from graft.strategies.plan import Stage, Staging
 from graft.strategies.probe import Probe, solve_head
+from graft.strategies.stages import Stage, Staging
 from graft.training import distributed
 from graft.training.build import ModelOnData
 from graft.training.optim import create_optimizer
-from graft.training.runtime import autocast, to_device
 
 
 @dataclass

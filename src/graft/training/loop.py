@@ -23,11 +23,11 @@ from graft.data.sampler import in_dataset_order
 from graft.faults import fault
 from graft.monitoring.console import Progress
 from graft.monitoring.monitor import EvalOutputs, Monitor
-from graft.strategies.plan import Stage, Staging, stage_at
+from graft.runtime import autocast, to_device
+from graft.strategies.stages import Stage, Staging, stage_at
 from graft.training import distributed
 from graft.training.guards import skip_nonfinite
 from graft.training.optim import Schedule
-from graft.training.runtime import autocast, to_device
 from graft.training.signals import GracefulStop
 from graft.training.state import TrainState
 

@@ -19,9 +19,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from graft.config import Config
-from graft.strategies.plan import Staging
+from graft.runtime import autocast, to_device
+from graft.strategies.stages import Staging
 from graft.training.optim import create_optimizer
-from graft.training.runtime import autocast, to_device
 
 
 @dataclass

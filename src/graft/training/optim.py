@@ -1,6 +1,6 @@
 """Optimizer and learning-rate schedule.
 
-The optimizer is built from explicit param groups (see strategies/plan.py: trainable layer groups only,
+The optimizer is built from explicit param groups (see strategies/stages.py: trainable layer groups only,
 no weight decay on biases and norm layers). The schedule is a pure function of the optimizer step,
 applied to every param group as `lr = base_lr * factor(step)`: nothing to save beyond the step count,
 and a param group added at an unfreeze follows the same curve at once. (torch's LambdaLR records

@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from graft.checkpointing.best import is_better, ranking
+from graft.runs.best import is_better, ranking
 
 
 @dataclass
@@ -35,7 +35,7 @@ class TrainState:
         """Judge the epoch just completed (`record`, already appended to history); True if it is the new best.
 
         The rule (NaN never wins; a tie in the metric goes to the lower validation loss) is
-        checkpointing/best.py's `ranking`.
+        runs/best.py's `ranking`.
         """
         value = record[monitor]
         if math.isnan(value):

@@ -14,28 +14,29 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from graft.checkpointing.best import resolve_mode
-from graft.checkpointing.store import Checkpoint, CheckpointStore
 from graft.config import Config, config_to_dict, save_config
 from graft.data.check import check_for_training
 from graft.data.discover import DataSpec, discover_config
 from graft.errors import GraftError
 from graft.evaluation.evaluate import report_after_training
 from graft.monitoring.console import Progress, format_seconds, make_console
-from graft.monitoring.logger import MetricLogger, create_logger, rewrite_csv
+from graft.monitoring.csv_sink import rewrite_csv
+from graft.monitoring.logger import MetricLogger, create_logger
 from graft.monitoring.monitor import Monitor
-from graft.monitoring.status import error_line, mark_ended, mark_running
+from graft.runs.best import resolve_mode
 from graft.runs.folder import RunFolder
+from graft.runs.status import error_line, mark_ended, mark_running
+from graft.runs.store import Checkpoint, CheckpointStore
 from graft.training import distributed
-from graft.training.bundling import describe_bundle, load_best, val_logits, write_run_bundle
 from graft.training.checkpoints import RunCheckpoints, restore
 from graft.training.guards import check_run_space, explain_failure
-from graft.training.header import example_input, hparams, print_header, record_outcome, results, strategy_text
 from graft.training.loop import StepConfig, fit
-from graft.training.run_dir import claim_run_dir, default_run_dir, write_split
-from graft.training.setup import Prepared, plan_training, probe_on_data
+from graft.training.prepare import Prepared, plan_training, probe_on_data
 from graft.training.signals import GracefulStop
 from graft.training.state import TrainState
+from graft.workflow.bundle import describe_bundle, load_best, val_logits, write_run_bundle
+from graft.workflow.header import example_input, hparams, print_header, record_outcome, results, strategy_text
+from graft.workflow.run_dir import claim_run_dir, default_run_dir, write_split
 
 
 @dataclass
@@ -60,7 +61,7 @@ class Run:
         return RunFolder(self.path).bundle
 
     def load(self, device: str = "auto"):  # -> Predictor (imported lazily: predict needs no training code)
-        from graft.inference import Predictor
+        from graft.predict.images import Predictor
 
         return Predictor.from_path(self.bundle, device=device)
 

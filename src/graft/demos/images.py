@@ -19,8 +19,8 @@ from graft.api import train
 from graft.data.discover import Sample, stratified_split
 from graft.monitoring.console import make_console
 from graft.runs.folder import RunFolder
-from graft.training.run import Run
-from graft.training.run_dir import claim_run_dir
+from graft.workflow.run_dir import claim_run_dir
+from graft.workflow.train import Run
 
 DEMO_SETTINGS = {
     "model": "efficientnet_lite0",

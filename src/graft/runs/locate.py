@@ -7,13 +7,12 @@ path stays light.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from graft.errors import GraftError
-from graft.runs.folder import BUNDLE_META, RunFolder
+from graft.runs.folder import BUNDLE_META, RunFolder, find_bundle, read_bundle_meta
 
 
 @dataclass(frozen=True)
@@ -34,22 +33,16 @@ def locate(path: str | Path) -> Located:
         raise GraftError(
             f"{path} not found; pass a run folder (runs/NAME) or a bundle folder (runs/NAME/model)"
         )
-    if RunFolder(path).bundle_meta.is_file():
-        bundle = RunFolder(path).bundle
-    elif (path / BUNDLE_META).is_file():
-        bundle = path
-    elif RunFolder(path).config.is_file():
+    bundle = find_bundle(path)
+    if bundle is None and RunFolder(path).config.is_file():
         raise GraftError(
             f"run {path} has no bundle yet (no epoch finished); train it to the end or `graft resume {path}`"
         )
-    else:
+    if bundle is None:
         raise GraftError(
             f"{path} is not a graft run or bundle (no {BUNDLE_META} in it or in {RunFolder(path).bundle})"
         )
-    try:
-        meta = json.loads((bundle / BUNDLE_META).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise GraftError(f"cannot read {bundle / BUNDLE_META}: {err}") from None
+    meta = read_bundle_meta(bundle)
     run = bundle.parent if RunFolder(bundle.parent).config.is_file() else None
     return Located(bundle, run, meta)
 

@@ -6,7 +6,7 @@
                                   strategies/auto.py), its stages, optimizer, LR schedule, and what each
                                   epoch's batches go through (the images, or a cut's stored activations)
 
-training/run.py writes the probe's bundle between the two, so every run has a good model early.
+workflow/train.py writes the probe's bundle between the two, so every run has a good model early.
 `prepare` runs both (`graft lr-find`, `graft summary`, benchmarks). Nothing here writes a file except the
 feature cache, and the caller's config is never changed: each step returns the resolved config it used.
 """
@@ -34,8 +34,8 @@ from graft.strategies.advisor import Advice, advise
 from graft.strategies.auto import BUDGET_FACTOR, Plan, plan_fine_tuning
 from graft.strategies.cuts import Cut, Suffix
 from graft.strategies.groups import LayerGroup, layer_groups
-from graft.strategies.plan import Stage, Staging, head_module, stages_from_config
-from graft.strategies.setup import can_store, stage_cuts, use_cuts, use_feature_cache
+from graft.strategies.reuse import can_store, stage_cuts, use_cuts, use_feature_cache
+from graft.strategies.stages import Stage, Staging, head_module, stages_from_config
 from graft.training import distributed
 from graft.training.build import ModelOnData, build_on_data
 from graft.training.frozen import (
@@ -71,7 +71,7 @@ class Probed:
     probe: ProbeResult | None  # None on resume (the checkpoint holds the head) or without a probe
     started: float  # perf_counter() when the run began: the time budget counts from here
 
-    # What bundling needs, named as on Prepared (training/bundling.py takes either).
+    # What bundling needs, named as on Prepared (workflow/bundle.py takes either).
     built = property(lambda self: self.md.built)
     model = property(lambda self: self.md.model)
     tokenizer = property(lambda self: self.md.tokenizer)
@@ -93,7 +93,9 @@ class Prepared:
     scaler: torch.amp.GradScaler
     inputs_for: Callable[[Stage], EpochInputs]
     head: nn.Linear | None = None
-    head_solved: bool = False  # the head started from the probe (fixes the stages' shape, strategies/plan.py)
+    head_solved: bool = (
+        False  # the head started from the probe (fixes the stages' shape, strategies/stages.py)
+    )
     probe: ProbeResult | None = None
     plan: Plan | None = None  # what --strategy auto measured and decided
     advice: Advice | None = None  # probe disabled: the advisor's 2x2 table decided auto

@@ -16,11 +16,10 @@ from PIL import Image
 from timm.data import create_transform
 
 from graft.errors import GraftError
-from graft.export.bundle import read_bundle_meta
 from graft.models.registry import create_model
-from graft.prediction import Prediction, decoded, expand_inputs, image_name, predict_in_batches  # noqa: F401  (expand_inputs re-exported)
-from graft.runs.folder import BUNDLE_META, RunFolder
-from graft.training.runtime import resolve_device
+from graft.predict.common import Prediction, decoded, expand_inputs, image_name, predict_in_batches  # noqa: F401  (expand_inputs re-exported)
+from graft.runs.folder import BUNDLE_META, find_bundle, read_bundle_meta
+from graft.runtime import resolve_device
 
 
 class Predictor:
@@ -33,14 +32,13 @@ class Predictor:
 
     @classmethod
     def from_path(cls, path: str | Path, device: str = "auto") -> Predictor:
-        path = Path(path)
-        if RunFolder(path).bundle_meta.is_file():
-            path = RunFolder(path).bundle
-        if not (path / BUNDLE_META).is_file():
+        bundle = find_bundle(Path(path))
+        if bundle is None:
             raise GraftError(f"{path} is not a graft bundle or run directory (no {BUNDLE_META})")
+        path = bundle
         meta = read_bundle_meta(path)
         if meta.get("task") == "text-classification":
-            from graft.inference_text import TextPredictor
+            from graft.predict.texts import TextPredictor
 
             return TextPredictor.from_bundle(path, meta, resolve_device(device))
         # The same loader users call without graft (timm local-dir / torchvision + safetensors).

@@ -1,6 +1,6 @@
 """`graft predict --backend onnx`: the exported model.onnx on onnxruntime, with no torch import.
 
-Preprocessing is export/preprocess.py (PIL + NumPy, the same pixels as the PyTorch path); classes and
+Preprocessing is predict/preprocess.py (PIL + NumPy, the same pixels as the PyTorch path); classes and
 preprocessing come from the sidecar JSON that `graft export` wrote next to the .onnx. There is no export
 on the fly: predict never writes into a bundle, and an export takes seconds and is verified once, by
 `graft export RUN --format onnx`. A text model's export is fed by the `tokenizers` package from the
@@ -21,10 +21,10 @@ import numpy as np
 from PIL import Image
 
 from graft.errors import GraftError
-from graft.export.locate import locate
-from graft.export.preprocess import preprocess_batch
-from graft.prediction import Prediction, decoded, image_name, predict_in_batches, softmax
-from graft.runs.folder import BUNDLE_META
+from graft.predict.common import Prediction, decoded, image_name, predict_in_batches, softmax
+from graft.predict.preprocess import preprocess_batch
+from graft.runs.folder import BUNDLE_META, read_bundle_meta
+from graft.runs.locate import locate
 
 ONNX_FILE = "model.onnx"  # = export.formats.FORMATS["onnx"].filename (that module imports torch)
 
@@ -57,8 +57,8 @@ class OnnxPredictor:
                 f"{sidecar_file} is missing (graft export writes it next to the .onnx); export again"
             )
         sidecar = json.loads(sidecar_file.read_text())
-        meta_file = onnx_file.parent / BUNDLE_META
-        if meta_file.is_file() and json.loads(meta_file.read_text()).get("created") != sidecar.get(
+        beside = onnx_file.parent  # exported into a bundle folder: it must be this bundle's export
+        if (beside / BUNDLE_META).is_file() and read_bundle_meta(beside).get("created") != sidecar.get(
             "bundle_created"
         ):
             raise GraftError(
@@ -80,7 +80,7 @@ class OnnxPredictor:
         top_k: int = 1,
         batch_size: int = 32,
     ) -> list[Prediction]:
-        """Like graft.inference.Predictor.predict, on onnxruntime."""
+        """Like graft.predict.images.Predictor.predict, on onnxruntime."""
         if isinstance(inputs, (str, Path, Image.Image)):
             inputs = [inputs]
         probs = lambda chunk: softmax(self.logits(decoded(chunk)))  # noqa: E731
@@ -88,7 +88,7 @@ class OnnxPredictor:
 
 
 class OnnxTextPredictor:
-    """Like graft.inference_text.TextPredictor, on onnxruntime with the `tokenizers` package."""
+    """Like graft.predict.texts.TextPredictor, on onnxruntime with the `tokenizers` package."""
 
     task = "text"
     # tokenizers' Encoding attribute for each input a transformers encoder takes

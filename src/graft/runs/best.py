@@ -1,5 +1,5 @@
 """Which epoch is best: one rule for training (TrainState.update_best), the top-k checkpoints kept on disk
-(training/checkpoints.py) and what `graft runs` reports from metrics.csv (monitoring/status.py).
+(training/checkpoints.py) and what `graft runs` reports from metrics.csv (runs/status.py).
 
 Larger `ranking` is better: the monitored metric first (its sign by mode), then, on a tie, the lower
 validation loss, which small validation sets make decisive (a tie in accuracy goes to the epoch that is

@@ -21,11 +21,11 @@ from typing import Any
 
 import yaml
 
-from graft.checkpointing.best import ranking, resolve_mode
-from graft.checkpointing.store import INDEX, STATE, CheckpointStore
 from graft.errors import GraftError
 from graft.files import write_atomic
+from graft.runs.best import ranking, resolve_mode
 from graft.runs.folder import RunFolder
+from graft.runs.store import INDEX, STATE, CheckpointStore
 
 ENDED = ("finished", "stopped", "failed")
 

@@ -1,6 +1,6 @@
 """Which model a run's bundle holds, calibrated: written once right after the probe (the run's first
 usable model) and again at the end from the best checkpoint, each time with its temperature fit on the
-validation logits of exactly that model (training/calibration.py) and folded into its head.
+validation logits of exactly that model (evaluation/calibration.py) and folded into its head.
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from graft.checkpointing.best import ranking, resolve_mode
-from graft.checkpointing.store import Checkpoint, CheckpointStore
+from graft.evaluation.calibration import Calibration, cannot_fit, fit_temperature, fold_temperature
 from graft.export.bundle import write_bundle
+from graft.runs.best import ranking, resolve_mode
 from graft.runs.folder import RunFolder
-from graft.strategies.plan import stage_at
+from graft.runs.store import Checkpoint, CheckpointStore
+from graft.strategies.stages import stage_at
 from graft.training import distributed
-from graft.training.calibration import Calibration, cannot_fit, fit_temperature, fold_temperature
 from graft.training.loop import evaluate
-from graft.training.setup import Prepared
+from graft.training.prepare import Prepared
 
 
 def write_run_bundle(

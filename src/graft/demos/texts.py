@@ -23,8 +23,8 @@ from graft.api import train
 from graft.errors import GraftError
 from graft.monitoring.console import make_console
 from graft.runs.folder import RunFolder
-from graft.training.run import Run
-from graft.training.run_dir import claim_run_dir
+from graft.workflow.run_dir import claim_run_dir
+from graft.workflow.train import Run
 
 TEXT_DEMO_SETTINGS = {
     "model": "minilm",

@@ -8,14 +8,14 @@ from typing import Any
 
 import torch
 
-from graft.prediction import Prediction, predict_in_batches
+from graft.predict.common import Prediction, predict_in_batches
 
 
 class TextPredictor:
     task = "text"
 
     def __init__(self, hf: Any, tokenizer: Any, classes: list[str], max_length: int, device: torch.device):
-        from graft.models.text import TextClassifier
+        from graft.models.text_encoder import TextClassifier
 
         # graft's wrapper (dict batch -> logits, layer groups) around the plain transformers model.
         self.model = TextClassifier(hf).to(device).eval()
@@ -23,7 +23,7 @@ class TextPredictor:
 
     @classmethod
     def from_bundle(cls, path: Path, meta: dict, device: torch.device) -> TextPredictor:
-        from graft.models.text import quiet_transformers
+        from graft.models.text_encoder import quiet_transformers
 
         quiet_transformers()
         # The loaders anyone would call without graft.

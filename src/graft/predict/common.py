@@ -1,6 +1,6 @@
 """What a prediction is, and which files one is made for: shared by every predictor (PyTorch and ONNX).
 
-Kept free of torch so the ONNX path (export/onnx_predictor.py) answers without importing it.
+Kept free of torch so the ONNX path (predict/onnx.py) answers without importing it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from torch import nn
 from graft.config import Config
 from graft.strategies.cuts import Cut, find_cut
 from graft.strategies.groups import LayerGroup
-from graft.strategies.plan import Stage
+from graft.strategies.stages import Stage
 
 
 def use_feature_cache(

@@ -10,14 +10,14 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from graft.checkpointing.store import Checkpoint
 from graft.config import Config, lookup
 from graft.files import write_atomic
 from graft.monitoring.console import format_seconds
 from graft.runs.folder import RunFolder
-from graft.strategies.plan import describe
+from graft.runs.store import Checkpoint
+from graft.strategies.stages import describe
 from graft.training import distributed
-from graft.training.setup import Prepared
+from graft.training.prepare import Prepared
 from graft.training.state import TrainState
 
 

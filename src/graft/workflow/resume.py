@@ -13,13 +13,13 @@ from typing import Any
 
 from rich.console import Console
 
-from graft.checkpointing.store import CheckpointStore
 from graft.config import Config, lookup, resolve_config, valid_keys
 from graft.data.discover import discover
 from graft.errors import GraftError
 from graft.monitoring.console import make_console
 from graft.runs.folder import RunFolder
-from graft.training.run import Run, run_training
+from graft.runs.store import CheckpointStore
+from graft.workflow.train import Run, run_training
 
 CHANGEABLE = (
     "train.epochs",

@@ -4,7 +4,7 @@ Exporters take positional tensors and return tensors, so the transformers model 
 `(input_ids, attention_mask[, token_type_ids]) -> logits` (token_type_ids when the tokenizer makes
 them: BERT does, DistilBERT and RoBERTa do not); the batch and sequence axes stay dynamic. The tokenizer's files go next to the export (the bundle
 already holds them), and the sidecar says how to call it, so a server needs only the `tokenizers`
-package and onnxruntime (graft.export.onnx_predictor does exactly that).
+package and onnxruntime (graft.predict.onnx does exactly that).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from graft.data.text import TextColumns, read_table
+from graft.data.text_tables import TextColumns, read_table
 from graft.errors import GraftError
-from graft.export.locate import Located
 from graft.export.verify import Inputs
 from graft.runs.folder import RunFolder
+from graft.runs.locate import Located
 
 SEQUENCE_AXIS_CHECK = 16  # tokens: verification also runs the export at this shorter length
 SAMPLE_TEXTS = ("a short sentence to compare the export with the model",
