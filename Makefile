@@ -37,6 +37,7 @@ clean:
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/ruff format --check src tests benchmarks tools
+	$(BIN)/lint-imports --no-cache
 
 # Benchmarks print ratios against an in-process baseline; results go to docs/benchmarks.md.
 # First the side-by-side suite (plain PyTorch loop vs graft vs Lightning, data loaders), then one topic each.

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from graft.config import resolve_config
 from graft.predict.images import Predictor
+from graft.predict.load import load_predictor
 from graft.workflow.train import Run, run_training
 
 
@@ -37,6 +38,7 @@ def train(
     return run_training(cfg, console)
 
 
-def load(path: str | Path, device: str = "auto") -> Predictor:
-    """A `Predictor` for a bundle folder or a run directory."""
-    return Predictor.from_path(path, device=device)
+def load(path: str | Path, device: str = "auto", backend: str = "torch") -> Predictor:
+    """A predictor for a run directory or a bundle folder (`backend="onnx"`: its ONNX export on
+    onnxruntime, or a .onnx file); every one has `predict(inputs, top_k=1, batch_size=32)`."""
+    return load_predictor(path, backend=backend, device=device)

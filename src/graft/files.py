@@ -43,9 +43,10 @@ def write_atomic(path: Path, content: str | bytes | Callable[[Path], None], dura
     return path
 
 
-def staging_folder(out: Path) -> Path:
-    """An empty hidden sibling of `out` to write the new contents into."""
-    tmp = out.with_name(f".{out.name}.tmp")
+def staging_folder(out: Path, per_process: bool = False) -> Path:
+    """An empty hidden sibling of `out` to write the new contents into. `per_process`: named by pid, for
+    folders that two processes may build at once (the demos' data beside their runs)."""
+    tmp = out.with_name(f".{out.name}.tmp" + (f"-{os.getpid()}" if per_process else ""))
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     return tmp

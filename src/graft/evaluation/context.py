@@ -26,7 +26,7 @@ class RunContext:
     config_yaml: str | None = None
     strategy: str | None = None  # the resolved strategy name
     stages: list[str] = field(default_factory=list)  # one line per stage: from which epoch what trains
-    stages_summary: str | None = None  # strategies.plan.describe's one line
+    stages_summary: str | None = None  # strategies.stages.describe's one line
     advice: dict[str, Any] | None = None  # advice.json (--strategy auto): what was measured and chosen
     split_counts: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> class -> images
 

@@ -1,7 +1,7 @@
 """What gets logged, and when: the training loop's only view of monitoring.
 
 The loop calls five methods at fixed points (`start`, `log_step`, `log_histograms`, `end_epoch`,
-`finish`); this class turns them into records for every sink (logger.py). Cadence is config, not code:
+`finish`); this class turns them into records for every sink (logger.py's fan-out to sink.py's `Sink`s). Cadence is config, not code:
 scalars every `log.every_n_steps`, histograms every `log.histogram_every_n_steps` (and at an epoch's
 last step if none fell in it), images once at the start and once per epoch. Everything expensive is either rare (images: one grid per epoch, built from
 a handful of decoded files) or computed on the device in milliseconds (histograms).

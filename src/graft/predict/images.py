@@ -23,6 +23,8 @@ from graft.runtime import resolve_device
 
 
 class Predictor:
+    task = "image"
+
     def __init__(self, model: torch.nn.Module, classes: list[str], data_config: dict, device: torch.device):
         self.model = model.to(device).eval()
         self.classes = classes

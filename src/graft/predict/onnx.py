@@ -30,6 +30,8 @@ ONNX_FILE = "model.onnx"  # = export.formats.FORMATS["onnx"].filename (that modu
 
 
 class OnnxPredictor:
+    task = "image"
+
     def __init__(self, path: Path, sidecar: dict[str, Any], threads: int | None = None):
         self.path = path
         self.session = onnx_session(path, threads)

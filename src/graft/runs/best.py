@@ -13,17 +13,17 @@ from __future__ import annotations
 import math
 
 
-def resolve_mode(monitor: str, mode: str = "auto") -> str:
-    return mode if mode != "auto" else ("min" if monitor.endswith("loss") else "max")
+def resolve_mode(metric: str, mode: str = "auto") -> str:
+    return mode if mode != "auto" else ("min" if metric.endswith("loss") else "max")
 
 
 def is_better(value: float, reference: float, mode: str) -> bool:
     return value > reference if mode == "max" else value < reference
 
 
-def ranking(value: float | None, val_loss: float | None, monitor: str, mode: str) -> tuple[float, float]:
+def ranking(value: float | None, val_loss: float | None, metric: str, mode: str) -> tuple[float, float]:
     """Sort key of one epoch (larger is better): (the metric signed by mode, minus its validation loss)."""
     if value is None or math.isnan(value):
         return (-math.inf, -math.inf)
     loss = math.inf if val_loss is None or math.isnan(val_loss) else val_loss
-    return (value if mode == "max" else -value, 0.0 if monitor == "val_loss" else -loss)
+    return (value if mode == "max" else -value, 0.0 if metric == "val_loss" else -loss)

@@ -1,4 +1,4 @@
-"""The training loop: `fit` runs epochs of `train_one_epoch` + `evaluate`, nothing hidden.
+"""The training loop: `fit` runs epochs of `train_one_epoch` + `validate`, nothing hidden.
 
 Extension points are explicit arguments: the strategy's `Staging` (which groups train from which epoch),
 `inputs_for(stage)` (what an epoch's batches go through: the model on images, or its head on cached
@@ -117,7 +117,7 @@ def fit(
         )
         if train is None:  # stopped mid-epoch on request; the checkpoint is written
             return state
-        val, outputs = evaluate(
+        val, outputs = validate(
             inputs.evaluated, inputs.val, step_cfg.device, step_cfg.amp_dtype, num_classes
         )
         state.epoch, state.batch_in_epoch, state.epoch_loss_sum, state.epoch_seen = epoch + 1, 0, 0.0, 0
@@ -259,7 +259,7 @@ def train_one_epoch(
 
 
 @torch.inference_mode()
-def evaluate(
+def validate(
     model: nn.Module,
     loader: DataLoader,
     device: torch.device,

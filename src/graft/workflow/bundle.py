@@ -18,7 +18,7 @@ from graft.runs.folder import RunFolder
 from graft.runs.store import Checkpoint, CheckpointStore
 from graft.strategies.stages import stage_at
 from graft.training import distributed
-from graft.training.loop import evaluate
+from graft.training.loop import validate
 from graft.training.prepare import Prepared
 
 
@@ -78,23 +78,25 @@ def val_logits(p: Prepared, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
     if epoch == 0 and p.probe is not None:
         return p.probe.outputs.logits, p.probe.outputs.targets
     inputs = p.inputs_for(stage_at(p.stages, max(0, epoch - 1)))
-    _, outputs = evaluate(inputs.evaluated, inputs.val, p.device, p.amp_dtype, len(p.spec.classes))
+    _, outputs = validate(inputs.evaluated, inputs.val, p.device, p.amp_dtype, len(p.spec.classes))
     return outputs.logits, outputs.targets
 
 
 def describe_bundle(p: Prepared, record: dict[str, float], history: list[dict[str, float]]) -> str:
     """One line: which epoch the bundle holds and, after a fine-tune, how it compares with the probe."""
-    monitor = p.cfg.checkpoint.monitor
-    shown = lambda r: f"{r[monitor]:.2%}" if monitor.endswith("acc") else f"{r[monitor]:.4f}"  # noqa: E731
+    metric = (
+        p.cfg.checkpoint.monitor
+    )  # a metric name; the config key says `monitor`, as Keras and Lightning do
+    shown = lambda r: f"{r[metric]:.2%}" if metric.endswith("acc") else f"{r[metric]:.4f}"  # noqa: E731
     epochs = p.cfg.train.epochs
-    line = f"{monitor} {shown(record)} at epoch {record['epoch']}/{epochs}"
+    line = f"{metric} {shown(record)} at epoch {record['epoch']}/{epochs}"
     probe = next((r for r in history if r["epoch"] == 0), None)
     tuned = [r for r in history if r["epoch"] > 0]
     if probe is None or not tuned:
         return line + (" (the solved head)" if probe is not None else "")
     if record["epoch"] == 0:
-        mode = resolve_mode(monitor, p.cfg.checkpoint.mode)
-        best_tuned = max(tuned, key=lambda r: ranking(r[monitor], r["val_loss"], monitor, mode))
+        mode = resolve_mode(metric, p.cfg.checkpoint.mode)
+        best_tuned = max(tuned, key=lambda r: ranking(r[metric], r["val_loss"], metric, mode))
         return (f"{line}: the solved head; fine-tuning's best, epoch {best_tuned['epoch']} at {shown(best_tuned)}, "
                 "did not beat it")  # fmt: skip
     return f"{line}: fine-tuned, vs the solved head's {shown(probe)}"

@@ -1,6 +1,6 @@
 """The run folder: its default name, the check that it may become a new run, and its split.csv.
 
-Nothing here writes before training has checked everything that can fail on user input (run.py).
+Nothing here writes before training has checked everything that can fail on user input (workflow/train.py).
 """
 
 from __future__ import annotations

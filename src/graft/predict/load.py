@@ -1,0 +1,32 @@
+"""One way in to prediction: `load_predictor(path, backend=...)` for a run folder, a bundle folder or an
+exported .onnx file. Whatever the modality (images, texts) and backend (PyTorch, onnxruntime), the
+predictor has one face: `.task` ("image" or "text"), `.classes`, and
+`predict(inputs, top_k=1, batch_size=32) -> list[Prediction]` (predict/common.py).
+
+    >>> load_predictor("runs/NAME").predict(["cat.jpg"], top_k=3)                    # doctest: +SKIP
+    >>> load_predictor("runs/NAME", backend="onnx").predict(["cat.jpg"])             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from graft.errors import GraftError
+
+BACKENDS = ("torch", "onnx")
+
+
+def load_predictor(
+    path: str | Path, backend: str = "torch", device: str = "auto", threads: int | None = None
+) -> Any:
+    """`device` is for the PyTorch backend (auto, cpu, cuda[:N]); `threads` for onnxruntime's intra-op pool."""
+    if backend == "onnx":  # imported lazily: the ONNX path answers without importing torch
+        from graft.predict.onnx import OnnxPredictor
+
+        return OnnxPredictor.from_path(path, threads)
+    if backend == "torch":
+        from graft.predict.images import Predictor
+
+        return Predictor.from_path(path, device=device)
+    raise GraftError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
