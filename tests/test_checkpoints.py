@@ -12,7 +12,8 @@ import torch
 import graft
 from conftest import TINY
 from graft.errors import GraftError
-from graft.runs.store import MANIFEST, MODEL, STATE, TRAIN_STATE, CheckpointStore, _digest
+from graft.runs.manifest import digest as _digest
+from graft.runs.store import MANIFEST, MODEL, STATE, TRAIN_STATE, CheckpointStore
 from graft.workflow.resume import resume_run
 
 RESUMABLE = {**TINY, "save_every": 2, "keep_top_k": 2, "monitor": "val_loss", "epochs": 3, "num_workers": 0}

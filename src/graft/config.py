@@ -277,7 +277,11 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise GraftError(f"--set expects key=value, got {item!r} (e.g. --set optim.lr=3e-4)")
-        parsed[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        try:
+            parsed[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as err:  # e.g. a !!python tag: safe_load refuses it (nothing is run)
+            first = str(err).strip().splitlines()[0]
+            raise GraftError(f"--set {key.strip()}: {value!r} is not a YAML value ({first})") from None
     return parsed
 
 

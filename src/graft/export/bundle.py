@@ -18,7 +18,8 @@ Text models (Hugging Face encoders) are saved with `save_pretrained` (model and 
 graft's own metadata (classes, preprocessing, metrics, calibration, where the weights came from, graft
 version) is `graft.json` beside them. The head's weights are calibrated in place (divided by the
 temperature fit on the validation split), so a softmax over the logits of any of the loaders above gives
-the calibrated probabilities with no extra step.
+the calibrated probabilities with no extra step. `MANIFEST.json` (runs/manifest.py), written last, holds
+the size and SHA-256 of every file; graft verifies it before loading a bundle (`verify_bundle`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from graft._version import __version__
 from graft.files import replace_folder, staging_folder
 from graft.models.vision import BuiltModel
 from graft.runs.folder import BUNDLE_META
+from graft.runs.manifest import folder_files, write_manifest
 
 BUNDLE_FORMAT = 1
 
@@ -55,6 +57,8 @@ def write_bundle(
     if built.family == "transformers":
         # transformers' own layout (config.json with id2label/label2id, model.safetensors, tokenizer files):
         # AutoModelForSequenceClassification.from_pretrained and pipeline() load it as it is.
+        if getattr(model.hf.config, "auto_map", None):  # never ship a pointer to code graft did not run
+            del model.hf.config.auto_map
         model.hf.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         task = "text-classification"
@@ -94,6 +98,7 @@ def write_bundle(
         **source,
     }
     (tmp / BUNDLE_META).write_text(json.dumps(meta, indent=2))
+    write_manifest(tmp, folder_files(tmp))  # last: predict, eval and export verify the bundle against it
     return replace_folder(tmp, out_dir)
 
 

@@ -10,6 +10,7 @@ transformers model itself (`save_pretrained` of model and tokenizer, id2label/la
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,38 @@ def _is_head(name: str) -> bool:
     return name.startswith(("hf.classifier", "hf.pre_classifier", "hf.score"))
 
 
+REMOTE_CODE_FILES = ("config.json", "tokenizer_config.json")  # where transformers looks for `auto_map`
+
+
+def refuse_remote_code(folder: Path) -> None:
+    """graft never runs a model folder's own Python code: a config that maps to it (`auto_map`) is refused
+    before transformers sees it (which would ask "run the custom code? [y/N]", or raise without a terminal).
+    Every transformers load also passes trust_remote_code=False, so a hub model needing code is refused too."""
+    for name in REMOTE_CODE_FILES:
+        path = Path(folder) / name
+        try:
+            data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue  # transformers reports an unreadable config with the file's name
+        if isinstance(data, dict) and data.get("auto_map"):
+            raise GraftError(
+                f"{path}: 'auto_map' asks to run Python code from the model folder, which graft never does; "
+                "use a model whose architecture transformers ships (its 'model_type'), or remove 'auto_map'"
+            )
+
+
+def remote_code_error(name: str, err: ValueError) -> GraftError | None:
+    """transformers' refusal under trust_remote_code=False (a hub model or config that needs its own code),
+    as one line; None for any other ValueError."""
+    text = str(err)
+    if "trust_remote_code" not in text and "custom code" not in text:
+        return None
+    return GraftError(
+        f"model {name!r} needs its own Python code (trust_remote_code), which graft never runs; "
+        "use a model whose architecture transformers ships"
+    )
+
+
 def quiet_transformers() -> None:
     """graft reports what it loaded in one line; transformers' load report and progress bars would bury
     it (a new head is always "newly initialized": that is the point of fine-tuning)."""
@@ -102,17 +135,25 @@ def build_text(name: str, num_classes: int, classes: list[str], pretrained: bool
     }
     if drop_rate is not None:
         kwargs["hidden_dropout_prob"] = drop_rate
+    if Path(source).is_dir():
+        refuse_remote_code(Path(source))
     try:
-        config = AutoConfig.from_pretrained(source, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
         if pretrained:
             hf = AutoModelForSequenceClassification.from_pretrained(
                 source,
                 config=config,
+                trust_remote_code=False,
                 ignore_mismatched_sizes=True,  # a bundle's head has other classes
             )
         else:
-            hf = AutoModelForSequenceClassification.from_config(config)
+            hf = AutoModelForSequenceClassification.from_config(config, trust_remote_code=False)
+    except ValueError as err:
+        refused = remote_code_error(name, err)
+        if refused is None:
+            raise
+        raise refused from None
     except OSError as err:
         first = str(err).strip().splitlines()[0]
         raise GraftError(

@@ -128,19 +128,33 @@ def load_weights_file(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise GraftError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError) as err:  # truncated, or another format under this name
+            raise GraftError(f"{path} is not a readable safetensors file ({_first_line(err)})") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - pickle raises many types; all mean "not a plain state_dict"
-        raise GraftError(f"{path} is not a plain weights file (refused to unpickle code): {err}") from None
+        raise GraftError(
+            f"{path} is not a plain weights file: refused to unpickle it, nothing in it was run ({_first_line(err)})"
+        ) from None
     for key in ("state_dict", "model", "model_state_dict"):  # common checkpoint wrappers, graft's included
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise GraftError(f"{path} does not hold a state_dict (a mapping of parameter names to tensors)")
     return obj
+
+
+def _first_line(err: BaseException) -> str:
+    """The line of a library's message that says what was found: torch's unpickling errors run to a dozen
+    lines of advice, and the one naming the refused object says "GLOBAL"."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    found = next((line for line in lines if "GLOBAL" in line), lines[0] if lines else "")
+    return found.removeprefix("WeightsUnpickler error: ").split(". Please use")[0][:200] or type(err).__name__
 
 
 def adapt_state_dict(

@@ -7,18 +7,21 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from safetensors import SafetensorError
 from timm.data import create_transform
 
 from graft.errors import GraftError
 from graft.models.registry import create_model
 from graft.predict.common import Prediction, decoded, expand_inputs, image_name, predict_in_batches  # noqa: F401  (expand_inputs re-exported)
-from graft.runs.folder import BUNDLE_META, find_bundle, read_bundle_meta
+from graft.runs.folder import BUNDLE_META, find_bundle, read_bundle_meta, verify_bundle
+from graft.runs.status import error_line
 from graft.runtime import resolve_device
 
 
@@ -38,13 +41,21 @@ class Predictor:
         if bundle is None:
             raise GraftError(f"{path} is not a graft bundle or run directory (no {BUNDLE_META})")
         path = bundle
+        verify_bundle(path)  # a bit flip or a truncated copy is named, never loaded
         meta = read_bundle_meta(path)
-        if meta.get("task") == "text-classification":
-            from graft.predict.texts import TextPredictor
+        try:
+            if meta.get("task") == "text-classification":
+                from graft.predict.texts import TextPredictor
 
-            return TextPredictor.from_bundle(path, meta, resolve_device(device))
-        # The same loader users call without graft (timm local-dir / torchvision + safetensors).
-        built = create_model(str(path.resolve()), num_classes=meta["num_classes"])
+                return TextPredictor.from_bundle(path, meta, resolve_device(device))
+            # The same loader users call without graft (timm local-dir / torchvision + safetensors).
+            built = create_model(str(path.resolve()), num_classes=meta["num_classes"])
+        except GraftError:
+            raise
+        except (OSError, ValueError, RuntimeError, KeyError, pickle.UnpicklingError, SafetensorError) as err:
+            # A bundle without a manifest (written before graft kept one) whose weights are damaged or
+            # not weights at all: safetensors' and torch's errors, as one line naming the folder.
+            raise GraftError(f"cannot load the bundle {path}: {error_line(err)}") from None
         return cls(built.model, meta["classes"], built.data_config, resolve_device(device))
 
     @torch.inference_mode()

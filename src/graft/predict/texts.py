@@ -23,14 +23,15 @@ class TextPredictor:
 
     @classmethod
     def from_bundle(cls, path: Path, meta: dict, device: torch.device) -> TextPredictor:
-        from graft.models.text_encoder import quiet_transformers
+        from graft.models.text_encoder import quiet_transformers, refuse_remote_code
 
         quiet_transformers()
-        # The loaders anyone would call without graft.
+        refuse_remote_code(path)
+        # The loaders anyone would call without graft, never running code from the folder.
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        model = AutoModelForSequenceClassification.from_pretrained(str(path))
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        model = AutoModelForSequenceClassification.from_pretrained(str(path), trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
         return cls(model, tokenizer, meta["classes"], meta["preprocessing"].get("max_length", 512), device)
 
     def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> dict[str, torch.Tensor]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from graft.errors import GraftError
+from graft.runs.manifest import MANIFEST, verify_folder
 
 CONFIG = "config.yaml"
 STATUS = "status.json"
@@ -104,3 +105,15 @@ def read_bundle_meta(bundle: Path) -> dict[str, Any]:
         return json.loads((bundle / BUNDLE_META).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise GraftError(f"cannot read {bundle / BUNDLE_META}: {err}") from None
+
+
+def verify_bundle(bundle: Path) -> None:
+    """A one-line error if the bundle's files do not match its MANIFEST.json (a bit flip, a truncated copy,
+    a file missing). Bundles written before graft kept a manifest are taken as they are."""
+    if not (bundle / MANIFEST).is_file():
+        return
+    problem = verify_folder(bundle)
+    if problem:
+        raise GraftError(
+            f"bundle {bundle} is damaged: {problem}; copy it again from where it came from (nothing was loaded)"
+        )

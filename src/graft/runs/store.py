@@ -7,7 +7,7 @@
                               read with torch.load(weights_only=True)
         state.json            progress: epoch, step, stage, batch position, history, best/top-k,
                               early stopping, plus the config and classes
-        MANIFEST.json         sha256 and size of the three files above, written last
+        MANIFEST.json         sha256 and size of the three files above, written last (runs/manifest.py)
       index.json              {"last": ..., "best": ..., "top_k": [...]}, replaced atomically
 
 A checkpoint is written into `.step-000120.tmp/`, every file fsync'ed, the manifest last, then the folder is
@@ -34,17 +34,12 @@ from typing import TYPE_CHECKING, Any
 from graft.errors import GraftError
 from graft.faults import fault
 from graft.files import write_atomic
+from graft.runs.manifest import MANIFEST, verify_folder, write_manifest
 
 if TYPE_CHECKING:
     import torch
 
-MODEL, TRAIN_STATE, STATE, MANIFEST, INDEX = (
-    "model.safetensors",
-    "train_state.pt",
-    "state.json",
-    "MANIFEST.json",
-    "index.json",
-)
+MODEL, TRAIN_STATE, STATE, INDEX = ("model.safetensors", "train_state.pt", "state.json", "index.json")
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -90,10 +85,9 @@ class CheckpointStore:
             with open(tmp / TRAIN_STATE, "wb") as f:
                 torch.save(train_state, f)
             (tmp / STATE).write_text(json.dumps(state, indent=1))
-            manifest = {f: _digest(tmp / f) for f in (MODEL, TRAIN_STATE, STATE)}
             for f in (MODEL, TRAIN_STATE, STATE):
                 _fsync(tmp / f)
-            _write_durably(tmp / MANIFEST, json.dumps(manifest, indent=1))
+            write_manifest(tmp, (MODEL, TRAIN_STATE, STATE), durable=True)
             if final.exists():  # the same step saved again (end of epoch right after a step save)
                 shutil.rmtree(final)
             os.replace(tmp, final)
@@ -148,22 +142,7 @@ class CheckpointStore:
 
     def verify(self, name: str) -> str | None:
         """None if `name` is complete and intact, else what is wrong with it."""
-        folder = self.root / name
-        try:
-            manifest = json.loads((folder / MANIFEST).read_text())
-        except FileNotFoundError:
-            return "no MANIFEST.json: the write did not finish"
-        except (OSError, ValueError):
-            return "MANIFEST.json is unreadable"
-        for file, expected in manifest.items():
-            path = folder / file
-            if not path.is_file():
-                return f"{file} is missing"
-            if path.stat().st_size != expected["size"]:
-                return f"{file} is {path.stat().st_size} bytes, the manifest says {expected['size']} (truncated?)"
-            if _digest(path)["sha256"] != expected["sha256"]:
-                return f"{file} does not match its checksum (corrupted)"
-        return None
+        return verify_folder(self.root / name, required=(MODEL, TRAIN_STATE, STATE))
 
     def load(self, name: str) -> Checkpoint:
         """Load a checkpoint, verifying each file's bytes against the manifest and deserializing exactly
@@ -221,14 +200,6 @@ def load(data: bytes) -> dict[str, torch.Tensor]:
     from safetensors.torch import load as read
 
     return read(data)
-
-
-def _digest(path: Path) -> dict[str, Any]:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return {"sha256": h.hexdigest(), "size": path.stat().st_size}
 
 
 def _write_durably(path: Path, text: str) -> None:

@@ -1,0 +1,200 @@
+"""Hostile or unlucky inputs: graft never runs code from a model folder, and says so in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import make_review_csv
+from test_cli import graft
+
+EVIL = """
+from pathlib import Path
+Path(__file__).with_name("RAN").write_text("the folder's code ran")
+from transformers import BertConfig
+class EvilConfig(BertConfig):
+    model_type = "graft-evil"
+"""
+
+
+def plant_remote_code(folder: Path, config_name: str = "config.json") -> Path:
+    """Make `folder`'s config point transformers at a module in the folder (which writes a marker if run)."""
+    (folder / "evil.py").write_text(EVIL)
+    path = folder / config_name
+    config = json.loads(path.read_text()) if path.is_file() else {}
+    config["auto_map"] = {"AutoConfig": "evil.EvilConfig", "AutoModelForSequenceClassification": "evil.Evil"}
+    if config_name == "config.json":
+        config["model_type"] = "graft-evil"  # unknown to transformers: only the folder's code could load it
+    path.write_text(json.dumps(config))
+    return folder / "RAN"
+
+
+@pytest.mark.parametrize("config_name", ["config.json", "tokenizer_config.json"])
+def test_train_refuses_a_model_folder_that_maps_to_its_own_code(tmp_path, tiny_bert, config_name):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_bert, model)
+    marker = plant_remote_code(model, config_name)
+    data = make_review_csv(tmp_path / "reviews.csv", per_class=8)
+    result = graft("train", data, "--model", model, "--epochs", "1", "--out", tmp_path / "run")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "auto_map" in result.stderr and str(model / config_name) in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not marker.exists() and not (tmp_path / "run").exists()
+
+
+def test_predict_refuses_a_bundle_that_maps_to_its_own_code(tmp_path, tiny_bert):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    bundle = tmp_path / "bundle"
+    AutoModelForSequenceClassification.from_pretrained(str(tiny_bert), num_labels=2).save_pretrained(
+        str(bundle)
+    )
+    AutoTokenizer.from_pretrained(str(tiny_bert)).save_pretrained(str(bundle))
+    meta = {"task": "text-classification", "classes": ["negative", "positive"], "num_classes": 2,
+            "preprocessing": {"max_length": 32}}  # fmt: skip
+    (bundle / "graft.json").write_text(json.dumps(meta))
+    assert graft("predict", bundle, "a fine film").returncode == 0  # the same bundle, untouched, predicts
+    marker = plant_remote_code(bundle)
+    result = graft("predict", bundle, "a fine film")
+    assert result.returncode == 2 and "auto_map" in result.stderr, result.stdout + result.stderr
+    assert not marker.exists()
+
+
+def test_bundles_never_carry_auto_map(tmp_path, tiny_bert):
+    from transformers import AutoConfig
+
+    from graft.export.bundle import write_bundle
+    from graft.models.text_encoder import build_text
+
+    built, tokenizer = build_text(str(tiny_bert), 2, ["a", "b"])
+    built.model.hf.config.auto_map = {"AutoConfig": "elsewhere.Config"}  # as if a config had carried one in
+    out = write_bundle(tmp_path / "model", built, built.model, ["a", "b"], {}, {}, tokenizer)
+    assert "auto_map" not in json.loads((out / "config.json").read_text())
+    assert AutoConfig.from_pretrained(str(out)).model_type == "bert"
+
+
+def _copy_bundle(trained_run, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(trained_run.bundle, tmp_path / "bundle"))
+
+
+def _flip_byte(path: Path, at: int = -100) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: _flip_byte(b / "model.safetensors"), "model.safetensors does not match its checksum"),
+        (lambda b: _truncate(b / "model.safetensors"), "model.safetensors is .* bytes, the manifest says"),
+        (lambda b: (b / "config.json").unlink(), "config.json is missing"),
+        (lambda b: (b / "MANIFEST.json").write_text("[]"), "MANIFEST.json is not a manifest"),
+    ],
+    ids=["bit-flip", "truncated", "file-missing", "manifest-not-a-mapping"],
+)
+@pytest.mark.parametrize("command", ["predict", "eval", "export"])
+def test_a_damaged_bundle_is_named_and_never_loaded(trained_run, tmp_path, damage, message, command):
+    import re
+
+    bundle = _copy_bundle(trained_run, tmp_path)
+    damage(bundle)
+    image = next(Path(trained_run.config.data.path).rglob("*.png"))
+    args = {"predict": ["predict", bundle, image], "eval": ["eval", bundle, "--data", trained_run.config.data.path,
+            "--out", tmp_path / "report"], "export": ["export", bundle, "--format", "torchscript"]}[command]  # fmt: skip
+    result = graft(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert re.search(f"bundle .* is damaged: {message}", result.stderr), result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_graft_load_verifies_the_bundle_and_an_intact_copy_loads(trained_run, tmp_path):
+    import graft
+    from graft.errors import GraftError
+
+    bundle = _copy_bundle(trained_run, tmp_path)
+    assert graft.load(bundle).classes == trained_run.classes  # the manifest matches a faithful copy
+    _flip_byte(bundle / "model.safetensors")
+    with pytest.raises(GraftError, match="is damaged: model.safetensors does not match its checksum"):
+        graft.load(bundle)
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [b"", b"\x80\x04not a safetensors file", None],
+    ids=["empty", "garbage", "a-pickle-named-safetensors"],
+)
+def test_a_bundle_without_manifest_whose_weights_are_not_weights_is_one_line(trained_run, tmp_path, weights):
+    import pickle
+
+    bundle = _copy_bundle(trained_run, tmp_path)
+    (bundle / "MANIFEST.json").unlink()  # as written before bundles had one: nothing to verify against
+    (bundle / "model.safetensors").write_bytes(weights if weights is not None else pickle.dumps({"w": [1.0]}))
+    result = graft("predict", bundle, next(Path(trained_run.config.data.path).rglob("*.png")))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"cannot load the bundle {bundle}" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "manifest", ["[]", "{}", '{"model.safetensors": 3}'], ids=["list", "empty", "bad-entry"]
+)
+def test_a_checkpoint_with_a_malformed_manifest_falls_back(tmp_path, manifest):
+    import torch
+
+    from graft.runs.store import CheckpointStore
+
+    store = CheckpointStore(tmp_path / "checkpoints")
+    store.save(1, {"w": torch.zeros(2)}, {"optimizer": {}}, {"progress": {"step": 1}})
+    newest = store.save(2, {"w": torch.ones(2)}, {"optimizer": {}}, {"progress": {"step": 2}})
+    (tmp_path / "checkpoints" / newest / "MANIFEST.json").write_text(manifest)
+    report: list[str] = []
+    assert store.latest_good(report).name == "step-000001"
+    assert "step-000002 is damaged" in report[0]
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [("pickle.pt", "refused to unpickle it, nothing in it was run (Trying to load unsupported GLOBAL posix.system"),
+     ("pickle.safetensors", "is not a readable safetensors file")],
+)  # fmt: skip
+def test_weights_that_are_a_pickle_are_refused_in_one_line(tmp_path, color_folder, weights, message):
+    import torch
+
+    marker = tmp_path / "RAN"
+    torch.save({"w": _Marker(marker)}, tmp_path / weights)
+    result = graft("train", color_folder, "--model", "test_resnet", "--weights", tmp_path / weights,
+                   "--img-size", "32", "--out", tmp_path / "run")  # fmt: skip
+    assert result.returncode == 2 and message in result.stderr, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not marker.exists()
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_python_tag_in_set_is_refused_not_run(tmp_path, color_folder):
+    marker = tmp_path / "RAN"
+    result = graft(
+        "train", color_folder, "--set", f'optim.lr=!!python/object/apply:os.system ["touch {marker}"]'
+    )
+    assert (
+        result.returncode == 2 and "--set optim.lr:" in result.stderr and "not a YAML value" in result.stderr
+    )
+    assert not marker.exists()
+
+
+class _Marker:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.path}",))
