@@ -197,10 +197,9 @@ def lr_find_command(
 
 
 def _classes_in_split(run: Path) -> int:
-    import csv
+    from graft.runs.split import labels, read_split
 
-    with RunFolder(run).split.open() as f:
-        return len({row["label"] for row in csv.DictReader(f)})
+    return len(labels(read_split(run)))
 
 
 def _stage_reached(run: Path) -> int:

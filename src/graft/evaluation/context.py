@@ -1,23 +1,22 @@
 """What the run folder says about how the model came to be: curves, config, strategy, data.
 
-Everything is read from the files `graft train` wrote (metrics.csv, config.yaml, advice.json, split.csv);
-each part is optional, so a bundle copied away from its run still gets a report, only a shorter one.
+Everything is read from the files `graft train` wrote (metrics.csv, config.yaml, advice.json, stages.json,
+split.csv), through their owners runs/records.py and runs/split.py; each part is optional, so a bundle
+copied away from its run still gets a report, only a shorter one.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from torch import nn
 
 from graft.errors import GraftError
-from graft.runs.folder import RunFolder
+from graft.runs.records import config_text, read_advice, read_config, read_metrics, read_stages, stage_line
+from graft.runs.split import read_split
 
 
 @dataclass
@@ -40,31 +39,33 @@ def read_run_context(run: Path | None, model: nn.Module, classes: list[str]) -> 
     context = RunContext()
     if run is None:
         return context
-    folder = RunFolder(run)
-    if folder.metrics.is_file():
-        with folder.metrics.open(newline="") as f:
-            context.history = [
-                {k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)
-            ]
-    if folder.config.is_file():
-        context.config_yaml = folder.config.read_text()
-        config = yaml.safe_load(context.config_yaml) or {}
-        context.strategy = (config.get("strategy") or {}).get("name")
+    context.history = [
+        {k: float(v) for k, v in row.items() if v not in ("", None)} for row in read_metrics(run)
+    ]
+    context.config_yaml = config_text(run)
+    config = read_config(run)
+    context.strategy = (config.get("strategy") or {}).get("name")
+    recorded = read_stages(run)
+    if recorded is not None:  # what training planned (stages.json)
+        context.strategy = context.strategy or recorded.strategy
+        context.stages_summary, context.stages = recorded.summary, recorded.lines
+    elif config:  # a run from before stages.json: planned again from its config
         solved = any(row.get("epoch") == 0 for row in context.history)  # the probe is epoch 0
         context.stages_summary, context.stages = _stages(config, model, solved)
-    if folder.advice.is_file():
-        context.advice = json.loads(folder.advice.read_text())
-    if folder.split.is_file():
-        with folder.split.open(newline="", encoding="utf-8") as f:
-            counted = Counter((row.get("split", ""), row.get("label", "")) for row in csv.DictReader(f))
+    context.advice = read_advice(run)
+    try:
+        counted = Counter((row.split, row.label) for row in read_split(run))
+    except GraftError:  # no split.csv, or a damaged one: no counts
+        counted = None
+    if counted is not None:
         for split in ("train", "val"):
             context.split_counts[split] = {name: counted.get((split, name), 0) for name in classes}
     return context
 
 
 def _stages(config: dict[str, Any], model: nn.Module, head_solved: bool) -> tuple[str | None, list[str]]:
-    """The run's stages, recomputed the way training planned them (a pure function of the config and the
-    model's layer groups), as a summary line and one line per stage."""
+    """The stages of a run from before stages.json, planned again from its config and the model's layer
+    groups (as training planned them, but for head_solved, which is judged from metrics.csv here)."""
     from pydantic import ValidationError
 
     from graft.config import Config
@@ -84,10 +85,8 @@ def _stages(config: dict[str, Any], model: nn.Module, head_solved: bool) -> tupl
         GraftError,
     ):  # older or hand-edited
         return None, []
-    lines = []
-    for stage in stages:
-        trained = ", ".join(
-            f"{groups[g].name} (lr x{scale:.3g})" for g, scale in zip(stage.trainable, stage.lr_scales)
-        )
-        lines.append(f"from epoch {stage.start_epoch + 1}: {trained}")
+    lines = [
+        stage_line(s.start_epoch, [(groups[g].name, scale) for g, scale in zip(s.trainable, s.lr_scales)])
+        for s in stages
+    ]
     return describe(cfg.strategy.name, stages, groups), lines

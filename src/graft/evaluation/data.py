@@ -17,7 +17,7 @@ from graft.data.discover import _read_csv, _scan_class_folders, _split_of, _subf
 from graft.data.text_tables import TextColumns, TextSample, read_table, table_in
 from graft.errors import GraftError
 from graft.runs.folder import RunFolder
-from graft.runs.locate import run_split
+from graft.runs.split import TextRow, read_split
 
 Item = Path | TextSample  # an image file, or a text (with its pair) for text tasks
 
@@ -37,20 +37,26 @@ class EvalData:
 
 def run_validation(run: Path, classes: list[str], text: bool = False) -> EvalData:
     """The validation samples of `run` as recorded in its split.csv."""
-    split = RunFolder(run).split
-    if text:  # split.csv of a text run is itself a text table: text,label,split[,text_pair]
-        rows = _text_rows(split, _split_columns(split), "val")
-        if not rows:
-            raise GraftError(f"{split} has no val rows; pass the data to evaluate with --data FILE")
-        return EvalData(*_with_targets(rows, classes, split), f"validation split of {run}", "val")
-    rows = run_split(run, "val")
-    missing = [str(p) for p, _ in rows if not p.is_file()]
+    where = RunFolder(run).split
+    hint = "pass the data to evaluate with --data " + ("FILE" if text else "DIR_OR_CSV")
+    try:
+        recorded = read_split(run, "val")
+    except GraftError as err:
+        raise GraftError(f"{err}; {hint}") from None
+    # The sample's own label index is unused (targets come from the label names), so a text's is -1.
+    rows: list[tuple[Item, str]] = [
+        (TextSample(r.text, -1, r.pair), r.label) if isinstance(r, TextRow) else (r.path, r.label)
+        for r in recorded
+        if isinstance(r, TextRow) == text
+    ]
+    if not rows:
+        raise GraftError(f"{where} has no val rows of {'texts' if text else 'images'}; {hint}")
+    missing = [str(p) for p, _ in rows if isinstance(p, Path) and not p.is_file()]
     if missing:
         raise GraftError(
-            f"{len(missing)} validation file(s) listed in {split} no longer exist, e.g. {missing[0]}; "
-            "pass the data to evaluate with --data DIR_OR_CSV"
+            f"{len(missing)} validation file(s) listed in {where} no longer exist, e.g. {missing[0]}; {hint}"
         )
-    return EvalData(*_with_targets(rows, classes, split), f"validation split of {run}", "val")
+    return EvalData(*_with_targets(rows, classes, where), f"validation split of {run}", "val")
 
 
 def data_at(path: Path, classes: list[str], text_columns: TextColumns | None = None) -> EvalData:
@@ -111,12 +117,6 @@ def _text_rows(
     return [
         (TextSample(text, -1, pair), label) for text, label, pair, s in rows if split is None or s == split
     ]
-
-
-def _split_columns(path: Path) -> TextColumns:
-    with path.open(encoding="utf-8") as f:
-        header = f.readline().strip().split(",")
-    return TextColumns(pair="text_pair" if "text_pair" in header else None)
 
 
 def _with_targets(

@@ -15,11 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from graft.data.text_tables import TextColumns, read_table
 from graft.errors import GraftError
 from graft.export.verify import Inputs
-from graft.runs.folder import RunFolder
 from graft.runs.locate import Located
+from graft.runs.split import TextRow, read_split
 
 SEQUENCE_AXIS_CHECK = 16  # tokens: verification also runs the export at this shorter length
 SAMPLE_TEXTS = ("a short sentence to compare the export with the model",
@@ -56,16 +55,15 @@ def text_cases(located: Located, predictor: Any, n: int = 6) -> tuple[list[Input
     """Tokenized validation texts of the run (one per class, round-robin), else fixed sentences, at the
     bundle's max_length and at a short length (the sequence axis must be dynamic too)."""
     texts, what = list(SAMPLE_TEXTS), f"{len(SAMPLE_TEXTS)} sample sentences"
-    split = RunFolder(located.run).split if located.run is not None else None
-    if split is not None and split.is_file():
+    if located.run is not None:
         try:
-            rows = read_table(split, TextColumns())
-        except GraftError:
+            rows = read_split(located.run, "val")
+        except GraftError:  # no split.csv (or a damaged one): the fixed sentences
             rows = []
         by_class: dict[str, list[str]] = {}
-        for text, label, _, part in rows:
-            if part == "val":
-                by_class.setdefault(label, []).append(text)
+        for row in rows:  # the first texts only, also for a pair task (as the sample sentences are)
+            if isinstance(row, TextRow):
+                by_class.setdefault(row.label, []).append(row.text)
         picked = [group[i] for i in range(n) for group in by_class.values() if i < len(group)][:n]
         if len(picked) >= 2:
             texts, what = picked, f"{len(picked)} validation texts"

@@ -17,8 +17,8 @@ from torch import nn
 
 from graft.data.images import load_image
 from graft.errors import GraftError
-from graft.runs.folder import RunFolder
-from graft.runs.locate import Located, run_split
+from graft.runs.locate import Located
+from graft.runs.split import ImageRow, read_split
 
 ATOL = 1e-4  # on logits; float32 kernels of different runtimes differ by ~1e-6..1e-5 on these models
 Inputs = tuple[
@@ -47,15 +47,15 @@ def verification_inputs(
     located: Located, transform: Callable, input_size: list[int], n: int = 6
 ) -> tuple[list[Inputs], str]:
     """[((n, 3, H, W),)] model inputs and what they are."""
-    if located.run is not None and RunFolder(located.run).split.is_file():
+    if located.run is not None:
         try:
-            rows = run_split(located.run)
-        except GraftError:
+            rows = read_split(located.run, "val")
+        except GraftError:  # no split.csv (or a damaged one): random inputs
             rows = []
         by_class: dict[str, list] = {}
-        for path, label in rows:
-            if path.is_file():
-                by_class.setdefault(label, []).append(path)
+        for row in rows:
+            if isinstance(row, ImageRow) and row.path.is_file():
+                by_class.setdefault(row.label, []).append(row.path)
         picked = [files[i] for i in range(n) for files in by_class.values() if i < len(files)][:n]
         if picked:
             batch = torch.stack([transform(load_image(p)) for p in picked])

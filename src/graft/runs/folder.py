@@ -1,18 +1,25 @@
 """Every name inside a run folder, spelled once.
 
     runs/NAME/
-      config.yaml      the resolved config (`graft resume` and `graft runs` read it)
+      config.yaml      the resolved config (config.save_config; `graft runs` and the report read it through
+                       runs/records.py, `graft resume` through the checkpoint's copy)
       status.json      running/finished/stopped/failed, pid, host (runs/status.py)
-      split.csv        the exact train/val split the run trained on
-      metrics.csv      one row per epoch record
-      advice.json      how the strategy was chosen (probe, options, plan)
+      split.csv        the exact train/val split the run trained on (runs/split.py)
+      metrics.csv      one row per epoch record (written by monitoring/csv_sink.py, read by runs/records.py)
+      advice.json      how the strategy was chosen (probe, options, plan), for runs whose strategy was
+                       measured: the probe ran, or --strategy auto (runs/records.py)
+      stages.json      the stages training planned, as the report lists them: the describe() line and one
+                       line per stage; written for every run, also on resume (runs/records.py). Its own
+                       file, not a key of advice.json: that one exists only for measured strategies, and
+                       the report shows all its keys as what was measured
       lr_find.png      the LR range test's plot (--lr auto)
       tb/              TensorBoard event files
       checkpoints/     the checkpoint store (runs/store.py)
       model/           the bundle: graft.json + weights
       report/          `graft eval`'s report on the validation split
 
-The bundle's graft.json is read here too (`find_bundle`, `read_bundle_meta`), by every route. Standard library
+Each file's format has one owner module, named above; the others read it through that module. The
+bundle's graft.json is read here too (`find_bundle`, `read_bundle_meta`), by every route. Standard library
 only (and graft.errors), no torch: runs/locate.py and the ONNX predictor stay torch-free.
 """
 
@@ -31,6 +38,7 @@ STATUS = "status.json"
 SPLIT = "split.csv"
 METRICS = "metrics.csv"
 ADVICE = "advice.json"
+STAGES = "stages.json"
 LR_FIND = "lr_find.png"
 TENSORBOARD = "tb"
 CHECKPOINTS = "checkpoints"
@@ -64,6 +72,10 @@ class RunFolder:
     @property
     def advice(self) -> Path:
         return self.root / ADVICE
+
+    @property
+    def stages(self) -> Path:
+        return self.root / STAGES
 
     @property
     def lr_find(self) -> Path:

@@ -6,7 +6,6 @@ path stays light.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,15 +44,3 @@ def locate(path: str | Path) -> Located:
     meta = read_bundle_meta(bundle)
     run = bundle.parent if RunFolder(bundle.parent).config.is_file() else None
     return Located(bundle, run, meta)
-
-
-def run_split(run: Path, split: str = "val") -> list[tuple[Path, str]]:
-    """(file, label) rows of one split of a run's `split.csv` (path,label,split, written by graft train)."""
-    path = RunFolder(run).split
-    if not path.is_file():
-        raise GraftError(f"run {run} has no split.csv; pass the data to evaluate with --data DIR_OR_CSV")
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = [(Path(row["path"]), row["label"]) for row in csv.DictReader(f) if row.get("split") == split]
-    if not rows:
-        raise GraftError(f"{path} has no {split} rows; pass the data to evaluate with --data DIR_OR_CSV")
-    return rows

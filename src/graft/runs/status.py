@@ -9,7 +9,6 @@ only JSON, YAML and CSV, and answers in about a second.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -19,12 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from graft.errors import GraftError
 from graft.files import write_atomic
 from graft.runs.best import ranking, resolve_mode
 from graft.runs.folder import RunFolder
+from graft.runs.records import read_config, read_metrics
 from graft.runs.store import INDEX, STATE, CheckpointStore
 
 ENDED = ("finished", "stopped", "failed")
@@ -92,11 +90,11 @@ def read_runs(root: Path) -> list[RunInfo]:
 
 
 def read_run(run_dir: Path) -> RunInfo:
-    cfg = _read_yaml(RunFolder(run_dir).config)
+    cfg = read_config(run_dir)  # plain YAML, not the validated Config: older runs must still list
     checkpoint = cfg.get("checkpoint") or {}
     monitor = checkpoint.get("monitor") or "val_acc"
     mode = resolve_mode(monitor, checkpoint.get("mode") or "auto")
-    rows = _read_metrics(RunFolder(run_dir).metrics) or _checkpoint_history(run_dir)
+    rows = read_metrics(run_dir) or _checkpoint_history(run_dir)
     best, best_epoch = _best(rows, monitor, mode)
     status_file = _read_status(run_dir)
     epochs_total = status_file.get("epochs") or (cfg.get("train") or {}).get("epochs")
@@ -167,14 +165,6 @@ def _best(rows: list[dict[str, str]], monitor: str, mode: str) -> tuple[float | 
     return (best[1], best[2]) if best else (None, None)
 
 
-def _read_metrics(path: Path) -> list[dict[str, str]]:
-    try:
-        with path.open(newline="") as f:
-            return [row for row in csv.DictReader(f) if row.get("epoch")]
-    except OSError:
-        return []
-
-
 def _checkpoint_history(run_dir: Path) -> list[dict[str, Any]]:
     """Without metrics.csv (`--log none`), the epoch records of the newest checkpoint's state.json."""
     store = CheckpointStore(RunFolder(run_dir).checkpoints)
@@ -192,15 +182,6 @@ def _read_status(run_dir: Path) -> dict[str, Any]:
     except (OSError, ValueError):  # absent, or torn by a power cut: judged by the run's files instead
         return {}
     return status if isinstance(status, dict) else {}
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    # Plain YAML, not the validated Config: runs written by older graft versions must still list.
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _last_write(run_dir: Path) -> datetime | None:

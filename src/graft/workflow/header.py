@@ -1,5 +1,6 @@
-"""What a run says about itself: the console header, the strategy text and hparams for the logs, and
-advice.json (what the probe scored, what auto measured and chose, and which of the two was bundled)."""
+"""What a run says about itself: the console header, the strategy text and hparams for the logs,
+advice.json (what the probe scored, what auto measured and chose, and which of the two was bundled) and
+stages.json (the stages as planned, for the report); both files' formats are runs/records.py's."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import torch
 from rich.console import Console
 
 from graft.config import Config, lookup
-from graft.files import write_atomic
 from graft.monitoring.console import format_seconds
 from graft.runs.folder import RunFolder
+from graft.runs.records import RecordedStages, add_to_advice, stage_line, write_advice, write_stages
 from graft.runs.store import Checkpoint
 from graft.strategies.stages import describe
 from graft.training import distributed
@@ -67,12 +68,16 @@ def strategy_text(p: Prepared) -> str:
 def record_outcome(run_dir: Path, bundled_epoch: int, line: str) -> None:
     """Add to advice.json which epoch the bundle holds and why (the solved head, or a fine-tune that beat it),
     so the report shows the end of the decision beside its inputs."""
-    path = RunFolder(run_dir).advice
-    if not path.is_file():
-        return
-    measured = json.loads(path.read_text())
-    measured.update(bundled_epoch=bundled_epoch, outcome=line)
-    write_atomic(path, json.dumps(measured, indent=2, default=str))
+    add_to_advice(run_dir, bundled_epoch=bundled_epoch, outcome=line)
+
+
+def planned_stages(p: Prepared) -> RecordedStages:
+    """The stages as training planned them, in the words the report shows (stages.json)."""
+    lines = [
+        stage_line(s.start_epoch, [(p.groups[g].name, scale) for g, scale in zip(s.trainable, s.lr_scales)])
+        for s in p.stages
+    ]
+    return RecordedStages(p.cfg.strategy.name, describe(p.cfg.strategy.name, p.stages, p.groups), lines)
 
 
 # The settings that differ between runs people compare; TensorBoard's HPARAMS tab gets one column each.
@@ -149,7 +154,8 @@ def print_header(
         rows.append(("auto", f"{p.advice.strategy}: {p.advice.reason}"))
     measured = decision(p)
     if measured is not None and resume is None:
-        write_atomic(RunFolder(run_dir).advice, json.dumps(measured, indent=2, default=str))
+        write_advice(run_dir, measured)
+    write_stages(run_dir, planned_stages(p))  # also on resume: the plan of the config saved just now
     rows.append(
         ("stages", describe(cfg.strategy.name, p.stages, p.groups) if cfg.train.epochs else "the probe alone")
     )

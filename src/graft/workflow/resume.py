@@ -66,7 +66,9 @@ def resume_run(
                 "keeping may change (start a new run for anything else)"
             )
     cfg.out = run_dir
-    spec = discover(RunFolder(run_dir).split)  # the exact split this run trained on
+    # The exact split this run trained on. split.csv is a valid graft input CSV by design (runs/split.py):
+    # discover reads it as `graft train` read the data, with the same checks and the same samples.
+    spec = discover(RunFolder(run_dir).split)
     if spec.classes != checkpoint.state["classes"]:
         raise GraftError(
             f"{RunFolder(run_dir).split} now gives classes {spec.classes}, the checkpoint has {checkpoint.state['classes']}"

@@ -5,7 +5,6 @@ Nothing here writes before training has checked everything that can fail on user
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from graft.config import Config
 from graft.data.discover import DataSpec
 from graft.errors import GraftError
 from graft.runs.folder import RunFolder
+from graft.runs.split import ImageRow, Row, TextRow, write_rows
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -41,18 +41,12 @@ def claim_run_dir(run_dir: Path) -> Path:
 
 
 def write_split(spec: DataSpec, path: Path) -> None:
-    """The exact train/val samples of this run; itself a valid `graft train` CSV (path,label,split, or
-    text,label,split[,text_pair] for text)."""
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
+    """The exact train/val samples of this run, as split.csv (its format: runs/split.py)."""
+    names = spec.classes
+    rows: list[Row] = []
+    for split, samples in (("train", spec.train), ("val", spec.val)):
         if spec.task == "text":
-            pairs = bool(spec.train) and spec.train[0].pair is not None
-            writer.writerow(["text", "label", "split"] + (["text_pair"] if pairs else []))
-            for split, samples in (("train", spec.train), ("val", spec.val)):
-                writer.writerows(
-                    [s.text, spec.classes[s.label], split] + ([s.pair] if pairs else []) for s in samples
-                )
-            return
-        writer.writerow(["path", "label", "split"])
-        for split, samples in (("train", spec.train), ("val", spec.val)):
-            writer.writerows([str(s.path.resolve()), spec.classes[s.label], split] for s in samples)
+            rows += [TextRow(s.text, names[s.label], split, s.pair) for s in samples]
+        else:
+            rows += [ImageRow(s.path, names[s.label], split) for s in samples]
+    write_rows(path, rows, text=spec.task == "text")
