@@ -9,13 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from graft.data.text_tables import TextColumns
 from graft.errors import GraftError
 from graft.evaluation.data import EvalData, data_at, run_validation
-from graft.runs.folder import REPORT, RunFolder
+from graft.runs.folder import REPORT
 from graft.runs.locate import Located, locate
+from graft.runs.records import read_config
 
 # Bundle tasks graft can evaluate; evaluate.LOGITS has how, one entry each.
 EVALUATED_TASKS = ("image-classification", "text-classification")
@@ -61,8 +60,7 @@ def plan_evaluation(
 
 def text_columns(located: Located) -> TextColumns:
     """The columns the model was trained on (the run's config), else text,label."""
-    config = RunFolder(located.run).config if located.run is not None else None
-    data = (yaml.safe_load(config.read_text()) or {}).get("data", {}) if config is not None else {}
+    data = read_config(located.run).get("data") or {} if located.run is not None else {}
     return TextColumns(data.get("text_column") or "text", data.get("label_column") or "label",
                        data.get("text_pair_column"))  # fmt: skip
 

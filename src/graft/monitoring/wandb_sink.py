@@ -14,8 +14,7 @@ from typing import Any
 from graft.config import LogConfig
 from graft.errors import GraftError
 from graft.monitoring.sink import Captioned, Histogram, Sink, scalar_tags
-
-ID_FILE = "graft-run-id"  # under runs/NAME/wandb/: a resumed graft run continues the same W&B run
+from graft.runs.folder import WANDB_RUN_ID, RunFolder
 
 
 class WandbSink(Sink):
@@ -27,9 +26,9 @@ class WandbSink(Sink):
                 "--log wandb needs the wandb package: pip install 'torchgraft[wandb]' (or drop wandb from --log)"
             ) from None
         self.wandb = wandb
-        folder = run_dir / "wandb"
+        folder = RunFolder(run_dir).wandb
         folder.mkdir(parents=True, exist_ok=True)
-        id_file = folder / ID_FILE
+        id_file = folder / WANDB_RUN_ID  # a resumed graft run continues the same W&B run
         run_id = id_file.read_text().strip() if resumed and id_file.is_file() else uuid.uuid4().hex[:8]
         id_file.write_text(run_id)
         mode = os.environ.get("WANDB_MODE") or ("online" if _has_api_key() else "offline")

@@ -14,6 +14,7 @@
                        the report shows all its keys as what was measured
       lr_find.png      the LR range test's plot (--lr auto)
       tb/              TensorBoard event files
+      wandb/           W&B's offline files and graft-run-id (a resumed run continues the same W&B run)
       checkpoints/     the checkpoint store (runs/store.py)
       model/           the bundle: graft.json + weights
       report/          `graft eval`'s report on the validation split
@@ -41,6 +42,8 @@ ADVICE = "advice.json"
 STAGES = "stages.json"
 LR_FIND = "lr_find.png"
 TENSORBOARD = "tb"
+WANDB = "wandb"
+WANDB_RUN_ID = "graft-run-id"  # inside wandb/
 CHECKPOINTS = "checkpoints"
 BUNDLE = "model"
 REPORT = "report"
@@ -84,6 +87,10 @@ class RunFolder:
     @property
     def tensorboard(self) -> Path:
         return self.root / TENSORBOARD
+
+    @property
+    def wandb(self) -> Path:
+        return self.root / WANDB
 
     @property
     def checkpoints(self) -> Path:
