@@ -5,7 +5,8 @@ Accepted layouts:
                                         an optional second text for pair tasks via --text-pair-column)
   DATA/train.csv + DATA/val.csv         a file pair (also .tsv/.jsonl; val may be valid/validation)
 Without a validation file or split column, `val_split` of each class is held out (stratified, seeded), as
-for images. The exact split is saved as the run's split.csv (text,label,split), itself a valid input.
+for images. The exact split is saved as the run's split.csv (text,label,split), itself a valid input: texts
+may hold newlines (csv quotes them), labels may not hold control characters (data/names.py).
 
 Nothing is tokenized here; that happens once per run in data/tokens.py.
 """
@@ -19,6 +20,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from graft.data.names import WHY, control_character
 from graft.errors import GraftError
 
 TEXT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
@@ -119,6 +121,12 @@ def read_table(path: Path, columns: TextColumns) -> list[tuple[str, str, str | N
         if label.lower() in MISSING_LABELS:
             unlabeled.append(line_no)
             continue
+        char = control_character(label)
+        if char is not None:  # texts may hold newlines (csv quotes them), a class name may not
+            raise GraftError(
+                f"{path}:{line_no}: the label {label!r} contains the control character {char!r}; "
+                f"change the label ({WHY})"
+            )
         split = _cell(record.get(split_key)).lower() if split_key else ""
         split = {"training": "train", "valid": "val", "validation": "val", "testing": "test"}.get(
             split, split
