@@ -16,7 +16,8 @@
       tb/              TensorBoard event files
       wandb/           W&B's offline files and graft-run-id (a resumed run continues the same W&B run)
       checkpoints/     the checkpoint store (runs/store.py)
-      model/           the bundle: graft.json + weights
+      model/           the bundle: graft.json + weights + MANIFEST.json (runs/manifest.py)
+      .lock            held by the one process writing the run (runs/lock.py): its pid and host
       report/          `graft eval`'s report on the validation split
 
 Each file's format has one owner module, named above; the others read it through that module. The
@@ -46,6 +47,7 @@ WANDB = "wandb"
 WANDB_RUN_ID = "graft-run-id"  # inside wandb/
 CHECKPOINTS = "checkpoints"
 BUNDLE = "model"
+LOCK = ".lock"
 REPORT = "report"
 BUNDLE_META = "graft.json"  # inside the bundle folder, wherever the bundle lives
 
@@ -95,6 +97,10 @@ class RunFolder:
     @property
     def checkpoints(self) -> Path:
         return self.root / CHECKPOINTS
+
+    @property
+    def lock(self) -> Path:
+        return self.root / LOCK
 
     @property
     def bundle(self) -> Path:

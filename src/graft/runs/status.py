@@ -67,7 +67,7 @@ def mark_ended(run_dir: Path, state: str, detail: str | None = None) -> None:
     (a signal: resumable) or "failed" (an exception; `detail` is its one-line message)."""
     assert state in ENDED, f"unknown end state {state!r}; expected one of {ENDED}"
     now = _iso(datetime.now())
-    _write(run_dir, {**_read_status(run_dir), "state": state, "detail": detail, "updated": now, "ended": now})
+    _write(run_dir, {**read_status(run_dir), "state": state, "detail": detail, "updated": now, "ended": now})
 
 
 def error_line(err: BaseException) -> str:
@@ -96,7 +96,7 @@ def read_run(run_dir: Path) -> RunInfo:
     mode = resolve_mode(monitor, checkpoint.get("mode") or "auto")
     rows = read_metrics(run_dir) or _checkpoint_history(run_dir)
     best, best_epoch = _best(rows, monitor, mode)
-    status_file = _read_status(run_dir)
+    status_file = read_status(run_dir)
     epochs_total = status_file.get("epochs") or (cfg.get("train") or {}).get("epochs")
     status, note = _judge(run_dir, status_file, len(rows), epochs_total)
     return RunInfo(
@@ -176,7 +176,7 @@ def _checkpoint_history(run_dir: Path) -> list[dict[str, Any]]:
         return []
 
 
-def _read_status(run_dir: Path) -> dict[str, Any]:
+def read_status(run_dir: Path) -> dict[str, Any]:
     try:
         status = json.loads(RunFolder(run_dir).status.read_text())
     except (OSError, ValueError):  # absent, or torn by a power cut: judged by the run's files instead
