@@ -14,29 +14,32 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from graft.config import Config, config_to_dict, save_config
+from graft.config import Config
 from graft.data.check import check_for_training
 from graft.data.discover import DataSpec, discover_config
-from graft.errors import GraftError
+from graft.evaluation.calibration import Calibration
 from graft.evaluation.evaluate import report_after_training
 from graft.monitoring.console import Progress, format_seconds, make_console
-from graft.monitoring.csv_sink import rewrite_csv
-from graft.monitoring.logger import MetricLogger, create_logger
 from graft.monitoring.monitor import Monitor
-from graft.runs.best import resolve_mode
 from graft.runs.folder import RunFolder
 from graft.runs.status import error_line, mark_ended, mark_running
-from graft.runs.store import Checkpoint, CheckpointStore
+from graft.runs.store import Checkpoint
 from graft.training import distributed
-from graft.training.checkpoints import RunCheckpoints, restore
-from graft.training.guards import check_run_space, explain_failure
+from graft.training.checkpoints import RunCheckpoints
+from graft.training.guards import explain_failure
 from graft.training.loop import StepConfig, fit
-from graft.training.prepare import Prepared, plan_training, probe_on_data
+from graft.training.prepare import Prepared, Probed
 from graft.training.signals import GracefulStop
 from graft.training.state import TrainState
 from graft.workflow.bundle import describe_bundle, load_best, val_logits, write_run_bundle
-from graft.workflow.header import example_input, hparams, print_header, record_outcome, results, strategy_text
-from graft.workflow.run_dir import claim_run_dir, default_run_dir, write_split
+from graft.workflow.header import example_input, hparams, record_outcome, results, strategy_text
+from graft.workflow.session import (
+    Session,
+    claim_run_dir_and_probe,
+    open_sinks,
+    plan_and_restore,
+    save_config_and_header,
+)
 
 
 @dataclass
@@ -81,66 +84,75 @@ def run_training(
     spec = spec or discover_config(cfg)
     if resume is None:  # a resumed run trains on its split.csv, checked when the run began
         spec = check_for_training(cfg, spec, console if main else Console(quiet=True))
-    run_dir = Path(cfg.out) if resume else distributed.on_main(
-        lambda: claim_run_dir(default_run_dir(cfg) if cfg.out is None else Path(cfg.out)))  # fmt: skip
-    probed = probe_on_data(cfg, spec, resuming=resume is not None, started=started)
-    if main and resume is None:
-        _create_run_dir(run_dir, spec, probed.md.model, cfg.checkpoint.keep_top_k)
-    first_bundle_s, probe_calibration = None, None
-    if probed.probe is not None and main:  # the first usable model, minutes before fine-tuning ends
-        probe_calibration = write_run_bundle(run_dir, probed, probed.probe.record, PROBE_CHECKPOINT,
-                                             probed.probe.outputs.logits, probed.probe.outputs.targets)  # fmt: skip
-        first_bundle_s = time.perf_counter() - started
-    p = plan_training(probed)
-    cfg = p.cfg
-    cfg.out = run_dir
-    state = restore(p, resume) if resume else TrainState()
-    if not main:  # the other ranks train in silence: no console, no log sinks (their cfg is never saved)
-        console = Console(quiet=True)
-        silent = {"sinks": [], "histogram_every_n_steps": 0, "images": 0, "graph": False}
-        cfg.log = cfg.log.model_copy(update=silent)
-    elif resume is not None:  # the checkpoint's history is the truth: drop rows logged after it
-        rewrite_csv(RunFolder(run_dir).metrics, state.history)
-    if main:
-        save_config(cfg, RunFolder(run_dir).config)
-        print_header(console, p, run_dir, resume, state, first_bundle_s)
-    distributed.barrier()  # the run folder exists before any rank writes into it
+    run_dir, probed = claim_run_dir_and_probe(cfg, spec, resume, started, main)
+    first_bundle_s, probe_calibration = _write_first_bundle(run_dir, probed, started, main)
+    s = plan_and_restore(probed, run_dir, resume, console, main, started, first_bundle_s, probe_calibration)
+    save_config_and_header(s)
+    mark_running(run_dir, s.p.cfg.train.epochs)  # `graft runs` tells running from crashed by this pid
+    open_sinks(s)
+    requested = _train(s)  # the signal's name when SIGINT/SIGTERM asked for a stop, else None
+    stopped = requested or s.state.stop_reason
+    ending = ("stopped" if requested else "finished", stopped)
+    _say_why_stopped(s, requested)
+    run = Run(run_dir, s.p.cfg, spec.classes, s.state.history, s.state.best_metric, s.state.best_epoch, stopped,
+              s.checkpoints.seconds, len(s.checkpoints.saved), spec.task, first_bundle_s)  # fmt: skip
+    if s.state.best_checkpoint is None:
+        mark_ended(run_dir, *ending)
+        return run
+    # Every rank takes part: the validation logits of the best model are a collective under torchrun,
+    # once rank 0's last checkpoint write is complete.
+    distributed.barrier()
+    checkpoint, record = load_best(run_dir, s.p, s.console)
+    logits, targets = val_logits(s.p, record["epoch"])
+    if not main:  # rank 0 bundles and reports
+        return run
+    bundled, calibrated = _bundle_best(s, checkpoint, record, logits, targets)
+    mark_ended(run_dir, *ending)  # after the bundle: a "finished" run has its model/
+    _report(s, checkpoint, record, calibrated, bundled, requested)
+    run.seconds = time.perf_counter() - started
+    return run
 
-    mark_running(run_dir, cfg.train.epochs)  # `graft runs` tells running from crashed by this pid
-    mode = resolve_mode(cfg.checkpoint.monitor, cfg.checkpoint.mode)
-    checkpoints = RunCheckpoints(CheckpointStore(RunFolder(run_dir).checkpoints), p, mode)
-    # On resume, TensorBoard drops events logged after the checkpoint, so no curve doubles back.
-    logger = create_logger(
-        cfg.log, run_dir, purge_step=state.step + 1 if resume else None, config=config_to_dict(cfg)
-    )
-    monitor = _create_monitor(p, logger)
-    for sink in logger.sinks:
-        if getattr(sink, "note", None):
-            console.print(f"[bold]{'log':<6}[/bold] {sink.note}", highlight=False)
+
+def _write_first_bundle(
+    run_dir: Path, probed: Probed, started: float, main: bool
+) -> tuple[float | None, Calibration | None]:
+    """The probe's bundle, calibrated: the first usable model, minutes before fine-tuning ends.
+    Returns the seconds from the start of the run to it and its calibration; (None, None) if none."""
+    if probed.probe is None or not main:
+        return None, None
+    calibration = write_run_bundle(run_dir, probed, probed.probe.record, PROBE_CHECKPOINT,
+                                   probed.probe.outputs.logits, probed.probe.outputs.targets)  # fmt: skip
+    return time.perf_counter() - started, calibration
+
+
+def _train(s: Session) -> str | None:
+    """The probe as epoch 0 (a new run), then fine-tuning; SIGINT/SIGTERM ask for a stop at the next
+    checkpoint. A failure is written to status.json before it propagates. Returns the stop signal's name."""
+    p, cfg, run_dir = s.p, s.p.cfg, s.run_dir
     with GracefulStop() as stop:
         try:
-            if resume is None and main:
-                monitor.start(RunFolder(run_dir).config.read_text(), strategy_text(p), example_input(p))
-                for note in monitor.notes:
-                    console.print(f"[yellow]note[/yellow] {note}", highlight=False)
-            if resume is None and p.probe is not None:
-                _record_probe(p, state, monitor, checkpoints, mode)
-            state = fit(p.model, inputs_for=p.inputs_for, staging=p.staging, optimizer=p.optimizer,
-                        schedule=p.schedule, scaler=p.scaler, state=state, epochs=cfg.train.epochs,
-                        num_classes=len(spec.classes), step_cfg=_step_config(p), metric=cfg.checkpoint.monitor,
-                        mode=mode, patience=cfg.train.patience, min_delta=cfg.train.min_delta, monitor=monitor,
-                        progress=Progress(console, cfg.log.quiet), checkpoints=checkpoints, stop=stop,
-                        deadline=p.deadline)  # fmt: skip
-            if state.history and not stop.requested:  # finished (or stopped early): results vs settings
-                monitor.finish(hparams(cfg), results(state))
+            if s.resume is None and s.main:
+                s.monitor.start(RunFolder(run_dir).config.read_text(), strategy_text(p), example_input(p))
+                for note in s.monitor.notes:
+                    s.console.print(f"[yellow]note[/yellow] {note}", highlight=False)
+            if s.resume is None and p.probe is not None:
+                _record_probe(p, s.state, s.monitor, s.checkpoints, s.mode)
+            s.state = fit(p.model, inputs_for=p.inputs_for, staging=p.staging, optimizer=p.optimizer,
+                          schedule=p.schedule, scaler=p.scaler, state=s.state, epochs=cfg.train.epochs,
+                          num_classes=len(p.spec.classes), step_cfg=_step_config(p), metric=cfg.checkpoint.monitor,
+                          mode=s.mode, patience=cfg.train.patience, min_delta=cfg.train.min_delta,
+                          monitor=s.monitor, progress=Progress(s.console, cfg.log.quiet),
+                          checkpoints=s.checkpoints, stop=stop, deadline=p.deadline)  # fmt: skip
+            if s.state.history and not stop.requested:  # finished (or stopped early): results vs settings
+                s.monitor.finish(hparams(cfg), results(s.state))
         except KeyboardInterrupt:  # a second Ctrl-C: stop now; still bundle what finished epochs produced
             mark_ended(run_dir, "stopped", "a second Ctrl-C")  # resumable from its last checkpoint, if any
-            checkpoints.close()
-            if main and checkpoints.store.read_index().best:
-                checkpoint, record = load_best(run_dir, p, console)
+            s.checkpoints.close()
+            if s.main and s.checkpoints.store.read_index().best:
+                checkpoint, record = load_best(run_dir, p, s.console)
                 write_run_bundle(run_dir, p, record, checkpoint.name)  # no time for calibration
-                console.print(f"interrupted: bundle {RunFolder(run_dir).bundle} built from the best finished epoch "
-                              f"({describe_bundle(p, record, state.history)}), not calibrated")  # fmt: skip
+                s.console.print(f"interrupted: bundle {RunFolder(run_dir).bundle} built from the best finished epoch "
+                                f"({describe_bundle(p, record, s.state.history)}), not calibrated")  # fmt: skip
             raise
         except Exception as err:
             mark_ended(run_dir, "failed", error_line(err))
@@ -151,66 +163,50 @@ def run_training(
                 raise
             raise explained from None
         finally:
-            logger.close()
+            s.logger.close()
             try:
-                checkpoints.close()  # the write in flight completes (or raises its error) before anything else
+                s.checkpoints.close()  # the write in flight completes (or raises its error) before anything else
             except Exception as err:
                 mark_ended(run_dir, "failed", error_line(err))
                 raise
+    return stop.requested
 
-    stopped = stop.requested or state.stop_reason
-    ending = ("stopped" if stop.requested else "finished", stopped)
-    _say_why_stopped(console, cfg, state, stop, checkpoints, run_dir)
-    run = Run(run_dir, cfg, spec.classes, state.history, state.best_metric, state.best_epoch, stopped,
-              checkpoints.seconds, len(checkpoints.saved), spec.task, first_bundle_s)  # fmt: skip
-    if state.best_checkpoint is None:
-        mark_ended(run_dir, *ending)
-        return run
-    # Every rank takes part: the validation logits of the best model are a collective under torchrun,
-    # once rank 0's last checkpoint write is complete.
-    distributed.barrier()
-    checkpoint, record = load_best(run_dir, p, console if main else Console(quiet=True))
-    rewrite = not (record["epoch"] == 0 and first_bundle_s is not None)  # else: already bundled, calibrated
-    logits, targets = val_logits(p, record["epoch"])
-    if not main:  # rank 0 bundles and reports
-        return run
+
+def _bundle_best(
+    s: Session, checkpoint: Checkpoint, record: dict[str, float], logits: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, str]:
+    """runs/NAME/model/ from the best checkpoint, calibrated on its validation logits. Returns the logits
+    the bundle outputs and, when it was (re)written, its calibration's words for the last line."""
+    rewrite = not (record["epoch"] == 0 and s.first_bundle_s is not None)  # else: already bundled, calibrated
     calibration = (
-        write_run_bundle(run_dir, p, record, checkpoint.name, logits, targets)
+        write_run_bundle(s.run_dir, s.p, record, checkpoint.name, logits, targets)
         if rewrite
-        else probe_calibration
+        else s.probe_calibration
     )
-    bundled = logits / (
-        calibration.temperature if calibration is not None else 1.0
-    )  # what the bundle outputs
-    mark_ended(run_dir, *ending)  # after the bundle: a "finished" run has its model/
-    elapsed = time.perf_counter() - started
     calibrated = f", {calibration.summary()}" if calibration is not None and rewrite else ""
-    outcome = describe_bundle(p, record, state.history)
-    record_outcome(run_dir, int(record["epoch"]), outcome)
-    console.print(
-        f"best {outcome}; bundle {RunFolder(run_dir).bundle} from {checkpoint.name}"
-        f"{calibrated} ({format_seconds(elapsed)} in all; {len(checkpoints.saved)} checkpoints written in "
-        f"{checkpoints.seconds:.1f}s, {checkpoints.seconds / max(elapsed, 1e-9):.1%})",
+    return logits / (calibration.temperature if calibration is not None else 1.0), calibrated
+
+
+def _report(
+    s: Session, checkpoint: Checkpoint, record: dict[str, float], calibrated: str, bundled: torch.Tensor,
+    requested: str | None,
+) -> None:  # fmt: skip
+    """The run's last line (what the bundle holds, where the time went) and its evaluation report."""
+    elapsed = time.perf_counter() - s.started
+    outcome = describe_bundle(s.p, record, s.state.history)
+    record_outcome(s.run_dir, int(record["epoch"]), outcome)
+    seconds = s.checkpoints.seconds
+    s.console.print(
+        f"best {outcome}; bundle {RunFolder(s.run_dir).bundle} from {checkpoint.name}"
+        f"{calibrated} ({format_seconds(elapsed)} in all; {len(s.checkpoints.saved)} checkpoints written in "
+        f"{seconds:.1f}s, {seconds / max(elapsed, 1e-9):.1%})",
         highlight=False,
     )
-    if not stop.requested:  # a stop request wants the process gone soon; `graft eval RUN` writes it later
-        report_after_training(run_dir, console, str(p.device), cfg.data.num_workers, bundled)
-    run.seconds = time.perf_counter() - started
-    return run
+    if not requested:  # a stop request wants the process gone soon; `graft eval RUN` writes it later
+        report_after_training(s.run_dir, s.console, str(s.p.device), s.p.cfg.data.num_workers, bundled)
 
 
 PROBE_CHECKPOINT = "step-000000"  # the probe is checkpointed at step 0, right after its bundle is written
-
-
-def _create_run_dir(run_dir: Path, spec: DataSpec, model: torch.nn.Module, keep_top_k: int) -> None:
-    check_run_space(run_dir, sum(x.numel() for x in model.parameters()), keep_top_k)
-    try:
-        RunFolder(run_dir).checkpoints.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise GraftError(
-            f"cannot create run directory {run_dir}: {err.strerror}; choose another --out"
-        ) from None
-    write_split(spec, RunFolder(run_dir).split)
 
 
 def _record_probe(
@@ -233,12 +229,12 @@ def _step_config(p: Prepared) -> StepConfig:
                       class_weights=p.class_weights)  # fmt: skip
 
 
-def _say_why_stopped(console, cfg, state, stop, checkpoints, run_dir) -> None:
-    if stop.requested:
+def _say_why_stopped(s: Session, requested: str | None) -> None:
+    console, cfg, state, saved = s.console, s.p.cfg, s.state, s.checkpoints.saved
+    if requested:
         console.print(
-            f"stopped by {stop.requested} at step {state.step} (epoch {state.epoch + 1}, batch {state.batch_in_epoch}); "
-            f"checkpoint {checkpoints.saved[-1] if checkpoints.saved else 'none'} written. "
-            f"Resume with: graft resume {run_dir}",
+            f"stopped by {requested} at step {state.step} (epoch {state.epoch + 1}, batch {state.batch_in_epoch}); "
+            f"checkpoint {saved[-1] if saved else 'none'} written. Resume with: graft resume {s.run_dir}",
             highlight=False,
         )
     elif state.stop_reason == "early stopping":
@@ -250,12 +246,3 @@ def _say_why_stopped(console, cfg, state, stop, checkpoints, run_dir) -> None:
     elif state.stop_reason == "time limit":
         console.print(f"time limit: {format_seconds(cfg.train.time_limit)} reached after epoch {state.epoch} of "
                       f"{cfg.train.epochs}", highlight=False)  # fmt: skip
-
-
-def _create_monitor(p: Prepared, logger: MetricLogger) -> Monitor:
-    dc = p.built.data_config
-    if p.spec.task == "text":
-        return Monitor(logger, p.cfg.log, p.model, p.groups, p.spec.classes,
-                       train_texts=p.spec.train, val_texts=p.spec.val)  # fmt: skip
-    return Monitor(logger, p.cfg.log, p.model, p.groups, p.spec.classes, dc["mean"], dc["std"],
-                   p.train_images, p.val_images)  # fmt: skip
