@@ -62,7 +62,10 @@ def check_command(
     if cfg.data.dedupe:
         console.print(f"[bold]dedupe[/bold] training would use {len(kept.train)} train / {len(kept.val)} val "
                       "(graft train --dedupe)", highlight=False)  # fmt: skip
-    console.print("ok: graft train can use this data" + (" (see the warnings)" if report.warnings or spec.warnings else ""))
+    console.print(
+        "ok: graft train can use this data"
+        + (" (see the warnings)" if report.warnings or spec.warnings else "")
+    )
 
 
 def _show(key: str) -> str:

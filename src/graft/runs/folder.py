@@ -52,6 +52,10 @@ REPORT = "report"
 BUNDLE_META = "graft.json"  # inside the bundle folder, wherever the bundle lives
 
 
+# Everything graft writes at the top of a run folder (hidden temporaries aside): what a restart may clear.
+OWN = {CONFIG, STATUS, SPLIT, METRICS, ADVICE, STAGES, LR_FIND, TENSORBOARD, WANDB, CHECKPOINTS, BUNDLE, LOCK}
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """The paths of the run folder `root` (nothing is checked or created)."""
@@ -113,6 +117,13 @@ class RunFolder:
     @property
     def bundle_meta(self) -> Path:
         return self.bundle / BUNDLE_META
+
+    def foreign(self) -> list[Path]:
+        """What in the folder graft did not write (report folders and hidden temporaries are graft's)."""
+        return sorted(
+            p for p in self.root.iterdir()
+            if p.name not in OWN and not p.name.startswith((".", REPORT))
+        )  # fmt: skip
 
 
 def find_bundle(path: Path) -> Path | None:

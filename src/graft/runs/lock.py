@@ -33,7 +33,9 @@ class RunLock:
                 "end, or stop it first (Ctrl-C or kill -TERM PID: it checkpoints, then `graft resume` continues)"
             ) from None
         except OSError as err:
-            raise GraftError(f"cannot lock {self.path}: {err.strerror}; is the run folder writable?") from None
+            raise GraftError(
+                f"cannot lock {self.path}: {err.strerror}; is the run folder writable?"
+            ) from None
         return self
 
     def holder(self) -> str | None:

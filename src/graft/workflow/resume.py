@@ -8,17 +8,19 @@ data, split or optimization is fixed by the checkpoint; changing it is an error 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from graft.config import Config, lookup, resolve_config, valid_keys
-from graft.data.discover import discover
+from graft.data.discover import DataSpec, discover
 from graft.errors import GraftError
 from graft.monitoring.console import make_console
 from graft.runs.folder import RunFolder
-from graft.runs.store import CheckpointStore
+from graft.runs.lock import RunLock
+from graft.runs.store import Checkpoint, CheckpointStore
 from graft.workflow.train import Run, run_training
 
 CHANGEABLE = (
@@ -46,16 +48,37 @@ def resume_run(
         raise GraftError(
             f"{run_dir} is not a graft run (no config.yaml); resume takes the folder `graft train` wrote"
         )
-    damaged: list[str] = []
-    checkpoint = CheckpointStore(RunFolder(run_dir).checkpoints).latest_good(damaged)
-    for problem in damaged:
-        console.print(f"[yellow]warning[/yellow] {problem}", highlight=False)
-    if checkpoint is None:
-        raise GraftError(
-            f"{run_dir} has no intact checkpoint to resume from"
-            + (f" ({len(damaged)} damaged)" if damaged else " (it stopped before its first checkpoint)")
-            + "; start it again with graft train"
-        )
+    # One writer per run: taken before the checkpoint is read, so a run still training is refused rather
+    # than raced (its pruning would delete the checkpoint being read). Under torchrun rank 0 holds it;
+    # RANK is read from the environment because the process group is joined later, in run_training.
+    lock = RunLock(run_dir).acquire() if os.environ.get("RANK", "0") == "0" else None
+    try:
+        damaged: list[str] = []
+        checkpoint = CheckpointStore(RunFolder(run_dir).checkpoints).latest_good(damaged)
+        for problem in damaged:
+            console.print(f"[yellow]warning[/yellow] {problem}", highlight=False)
+        if checkpoint is None:
+            raise GraftError(
+                f"{run_dir} has no intact checkpoint to resume from"
+                + (f" ({len(damaged)} damaged)" if damaged else " (it stopped before its first checkpoint)")
+                + (
+                    f"; start it over: graft train DATA --out {run_dir}"
+                    if not damaged
+                    else "; start a new run"
+                )
+            )
+        cfg, spec = _resumable(run_dir, checkpoint, overrides)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return run_training(cfg, console, spec, resume=checkpoint, lock=lock)
+
+
+def _resumable(
+    run_dir: Path, checkpoint: Checkpoint, overrides: dict[str, Any] | None
+) -> tuple[Config, DataSpec]:
+    """The checkpoint's config with the changes resume allows, and the exact split it trained on."""
     saved = Config.model_validate(checkpoint.state["config"])
     cfg = resolve_config(overrides=overrides or {}, base=saved)
     for key in valid_keys():
@@ -73,4 +96,4 @@ def resume_run(
         raise GraftError(
             f"{RunFolder(run_dir).split} now gives classes {spec.classes}, the checkpoint has {checkpoint.state['classes']}"
         )
-    return run_training(cfg, console, spec, resume=checkpoint)
+    return cfg, spec

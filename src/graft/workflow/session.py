@@ -20,6 +20,7 @@ from graft.monitoring.logger import MetricLogger, create_logger
 from graft.monitoring.monitor import Monitor
 from graft.runs.best import resolve_mode
 from graft.runs.folder import RunFolder
+from graft.runs.lock import RunLock
 from graft.runs.store import Checkpoint, CheckpointStore
 from graft.training import distributed
 from graft.training.checkpoints import RunCheckpoints, restore
@@ -27,7 +28,7 @@ from graft.training.guards import check_run_space
 from graft.training.prepare import Prepared, Probed, plan_training, probe_on_data
 from graft.training.state import TrainState
 from graft.workflow.header import print_header
-from graft.workflow.run_dir import claim_run_dir, default_run_dir, write_split
+from graft.workflow.run_dir import claim_run_dir, default_run_dir, open_run_dir, write_split
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Session:
     started: float  # time.perf_counter() when the run began
     first_bundle_s: float | None  # None: no probe, or not rank 0
     probe_calibration: Calibration | None
+    lock: RunLock | None  # rank 0's hold on the run folder (runs/lock.py)
     # set by open_sinks:
     mode: str = field(init=False)
     checkpoints: RunCheckpoints = field(init=False)
@@ -51,21 +53,26 @@ class Session:
 
 
 def claim_run_dir_and_probe(
-    cfg: Config, spec: DataSpec, resume: Checkpoint | None, started: float, main: bool
-) -> tuple[Path, Probed]:
-    """The run folder, checked, and the model probed on the data. A new run's folder is created only
-    after the probe, so a model that cannot be built or fed leaves nothing behind."""
+    cfg: Config, spec: DataSpec, resume: Checkpoint | None, started: float, main: bool, console: Console,
+    lock: RunLock | None = None,
+) -> tuple[Path, Probed, RunLock | None]:  # fmt: skip
+    """The run folder, checked, and the model probed on the data. A new run's folder is created (and
+    locked) only after the probe, so a model that cannot be built or fed leaves nothing behind. Rank 0
+    holds the run's lock from here to its end: a resume brings the one it took before reading the
+    checkpoint, a new run takes it as it creates the folder."""
     run_dir = Path(cfg.out) if resume else distributed.on_main(
         lambda: claim_run_dir(default_run_dir(cfg) if cfg.out is None else Path(cfg.out)))  # fmt: skip
     probed = probe_on_data(cfg, spec, resuming=resume is not None, started=started)
     if main and resume is None:
-        _create_run_dir(run_dir, spec, probed.md.model, cfg.checkpoint.keep_top_k)
-    return run_dir, probed
+        lock = _create_run_dir(run_dir, spec, probed.md.model, cfg.checkpoint.keep_top_k, console)
+    elif main and lock is None:
+        lock = RunLock(run_dir).acquire()
+    return run_dir, probed, lock
 
 
 def plan_and_restore(
     probed: Probed, run_dir: Path, resume: Checkpoint | None, console: Console, main: bool, started: float,
-    first_bundle_s: float | None, probe_calibration: Calibration | None,
+    first_bundle_s: float | None, probe_calibration: Calibration | None, lock: RunLock | None,
 ) -> Session:  # fmt: skip
     """The training plan and the state to start from (fresh, or the checkpoint's on resume); the other
     ranks silenced."""
@@ -78,7 +85,7 @@ def plan_and_restore(
         p.cfg.log = p.cfg.log.model_copy(update=silent)
     elif resume is not None:  # the checkpoint's history is the truth: drop rows logged after it
         rewrite_csv(RunFolder(run_dir).metrics, state.history)
-    return Session(run_dir, p, state, console, main, resume, started, first_bundle_s, probe_calibration)
+    return Session(run_dir, p, state, console, main, resume, started, first_bundle_s, probe_calibration, lock)
 
 
 def save_config_and_header(s: Session) -> None:
@@ -103,15 +110,26 @@ def open_sinks(s: Session) -> None:
             s.console.print(f"[bold]{'log':<6}[/bold] {sink.note}", highlight=False)
 
 
-def _create_run_dir(run_dir: Path, spec: DataSpec, model: torch.nn.Module, keep_top_k: int) -> None:
+def _create_run_dir(
+    run_dir: Path, spec: DataSpec, model: torch.nn.Module, keep_top_k: int, console: Console
+) -> RunLock:
     check_run_space(run_dir, sum(x.numel() for x in model.parameters()), keep_top_k)
+    lock, restarted = open_run_dir(run_dir)
     try:
+        if restarted:
+            console.print(f"[yellow]note[/yellow] {run_dir}: its run stopped before its first checkpoint, "
+                          "so there was nothing to resume; starting it over", highlight=False)  # fmt: skip
         RunFolder(run_dir).checkpoints.mkdir(parents=True, exist_ok=True)
+        write_split(spec, RunFolder(run_dir).split)
     except OSError as err:
+        lock.release()
         raise GraftError(
             f"cannot create run directory {run_dir}: {err.strerror}; choose another --out"
         ) from None
-    write_split(spec, RunFolder(run_dir).split)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 def _create_monitor(p: Prepared, logger: MetricLogger) -> Monitor:

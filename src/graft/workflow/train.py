@@ -22,6 +22,7 @@ from graft.evaluation.evaluate import report_after_training
 from graft.monitoring.console import Progress, format_seconds, make_console
 from graft.monitoring.monitor import Monitor
 from graft.runs.folder import RunFolder
+from graft.runs.lock import RunLock
 from graft.runs.status import error_line, mark_ended, mark_running
 from graft.runs.store import Checkpoint
 from graft.training import distributed
@@ -74,9 +75,11 @@ def run_training(
     console: Console | None = None,
     spec: DataSpec | None = None,
     resume: Checkpoint | None = None,
+    lock: RunLock | None = None,
 ) -> Run:
     """Train per `cfg`, or continue the run that `resume` (a verified checkpoint of `cfg.out`) belongs to.
-    `spec` is the already-discovered data, when the caller checked it first."""
+    `spec` is the already-discovered data, when the caller checked it first; `lock`, the run folder's lock
+    when the caller took it before reading the checkpoint (resume_run). Released when the run ends."""
     started = time.perf_counter()
     distributed.init(cfg.train.device)  # under torchrun: join the other ranks (a no-op otherwise)
     main = distributed.is_main()  # only rank 0 writes files and prints
@@ -84,33 +87,38 @@ def run_training(
     spec = spec or discover_config(cfg)
     if resume is None:  # a resumed run trains on its split.csv, checked when the run began
         spec = check_for_training(cfg, spec, console if main else Console(quiet=True))
-    run_dir, probed = claim_run_dir_and_probe(cfg, spec, resume, started, main)
-    first_bundle_s, probe_calibration = _write_first_bundle(run_dir, probed, started, main)
-    s = plan_and_restore(probed, run_dir, resume, console, main, started, first_bundle_s, probe_calibration)
-    save_config_and_header(s)
-    mark_running(run_dir, s.p.cfg.train.epochs)  # `graft runs` tells running from crashed by this pid
-    open_sinks(s)
-    requested = _train(s)  # the signal's name when SIGINT/SIGTERM asked for a stop, else None
-    stopped = requested or s.state.stop_reason
-    ending = ("stopped" if requested else "finished", stopped)
-    _say_why_stopped(s, requested)
-    run = Run(run_dir, s.p.cfg, spec.classes, s.state.history, s.state.best_metric, s.state.best_epoch, stopped,
-              s.checkpoints.seconds, len(s.checkpoints.saved), spec.task, first_bundle_s)  # fmt: skip
-    if s.state.best_checkpoint is None:
-        mark_ended(run_dir, *ending)
+    try:  # the lock is released however the run ends (the OS releases it if the process dies)
+        run_dir, probed, lock = claim_run_dir_and_probe(cfg, spec, resume, started, main, console, lock)
+        first_bundle_s, probe_calibration = _write_first_bundle(run_dir, probed, started, main)
+        s = plan_and_restore(probed, run_dir, resume, console, main, started, first_bundle_s, probe_calibration,
+                             lock)  # fmt: skip
+        save_config_and_header(s)
+        mark_running(run_dir, s.p.cfg.train.epochs)  # `graft runs` tells running from crashed by this pid
+        open_sinks(s)
+        requested = _train(s)  # the signal's name when SIGINT/SIGTERM asked for a stop, else None
+        stopped = requested or s.state.stop_reason
+        ending = ("stopped" if requested else "finished", stopped)
+        _say_why_stopped(s, requested)
+        run = Run(run_dir, s.p.cfg, spec.classes, s.state.history, s.state.best_metric, s.state.best_epoch, stopped,
+                  s.checkpoints.seconds, len(s.checkpoints.saved), spec.task, first_bundle_s)  # fmt: skip
+        if s.state.best_checkpoint is None:
+            mark_ended(run_dir, *ending)
+            return run
+        # Every rank takes part: the validation logits of the best model are a collective under torchrun,
+        # once rank 0's last checkpoint write is complete.
+        distributed.barrier()
+        checkpoint, record = load_best(run_dir, s.p, s.console)
+        logits, targets = val_logits(s.p, record["epoch"])
+        if not main:  # rank 0 bundles and reports
+            return run
+        bundled, calibrated = _bundle_best(s, checkpoint, record, logits, targets)
+        mark_ended(run_dir, *ending)  # after the bundle: a "finished" run has its model/
+        _report(s, checkpoint, record, calibrated, bundled, requested)
+        run.seconds = time.perf_counter() - started
         return run
-    # Every rank takes part: the validation logits of the best model are a collective under torchrun,
-    # once rank 0's last checkpoint write is complete.
-    distributed.barrier()
-    checkpoint, record = load_best(run_dir, s.p, s.console)
-    logits, targets = val_logits(s.p, record["epoch"])
-    if not main:  # rank 0 bundles and reports
-        return run
-    bundled, calibrated = _bundle_best(s, checkpoint, record, logits, targets)
-    mark_ended(run_dir, *ending)  # after the bundle: a "finished" run has its model/
-    _report(s, checkpoint, record, calibrated, bundled, requested)
-    run.seconds = time.perf_counter() - started
-    return run
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _write_first_bundle(
