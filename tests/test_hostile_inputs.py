@@ -328,3 +328,123 @@ def test_two_trainings_started_together_into_one_folder_one_wins(tmp_path, color
     assert "Traceback" not in loser
     config = (run / "config.yaml").read_text()
     assert config.count("seed:") == 1 and len((run / "metrics.csv").read_text().splitlines()) == 2
+
+
+def test_a_damaged_best_checkpoint_is_said_and_what_was_bundled_is_named(tmp_path, color_folder, monkeypatch):
+    """The best checkpoint is damaged (a real byte flipped on disk) just before the end-of-run bundle."""
+    import io
+
+    from rich.console import Console
+
+    import graft
+    import graft.workflow.train as train_module
+    from conftest import TINY
+    from graft.runs.store import MODEL, CheckpointStore
+
+    real_load_best = train_module.load_best
+    damaged: list[str] = []
+
+    def damage_then_load(run_dir, p, console):
+        store = CheckpointStore(run_dir / "checkpoints")
+        best, last = store.read_index().best, store.read_index().last
+        victim = best if best != last else None
+        if victim is not None:
+            _flip_byte(run_dir / "checkpoints" / victim / MODEL)
+            damaged.append(victim)
+        return real_load_best(run_dir, p, console)
+
+    monkeypatch.setattr(train_module, "load_best", damage_then_load)
+    out = io.StringIO()
+    settings = {**TINY, "epochs": 4, "monitor": "val_loss", "mode": "max", "keep_top_k": 2, "quiet": False}
+    run = graft.train(color_folder, out=tmp_path / "run", console=Console(file=out, width=250), **settings)
+    text = out.getvalue()
+    assert damaged, "the best epoch was the last one: nothing to damage (the run's ranking changed?)"
+    bundled = json.loads((run.bundle / "graft.json").read_text())["checkpoint"]
+    assert bundled != damaged[0]
+    assert f"the best checkpoint {damaged[0]} is damaged" in text and f"the bundle holds {bundled}" in text
+    last_line = [line for line in text.splitlines() if f"from {bundled}" in line][-1]
+    assert not last_line.startswith("best ")
+
+
+# --- a full disk mid-run: one line, the run stopped and resumable, no temporary left ----------------------
+
+FAST_TRAIN = ["--model", "test_resnet", "--img-size", "32", "--batch-size", "8", "--set", "model.pretrained=false",
+              "--set", "data.num_workers=0", "--set", "checkpoint.save_every_steps=5", "-q"]  # fmt: skip
+
+
+def _graft_process(*args, **popen):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([str(Path(sys.executable).parent / "graft"), *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **popen)  # fmt: skip
+
+
+def _assert_stopped_in_one_line(run: Path, stderr: str, message: str) -> None:
+    from graft.runs.status import read_status
+
+    assert message in stderr, stderr
+    assert "Traceback" not in stderr and "Exception in thread" not in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert read_status(run)["state"] == "stopped"
+    assert not [p.name for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]  # no .step-*.tmp
+
+
+def test_a_file_size_limit_stops_the_run_in_one_line_and_it_resumes(tmp_path, color_folder):
+    """RLIMIT_FSIZE makes the first checkpoint's optimizer state unwritable (EFBIG), in a real process."""
+    import resource
+
+    run = tmp_path / "run"
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (2_500_000, 2_500_000))  # noqa: E731
+    process = _graft_process(
+        "train", color_folder, *FAST_TRAIN, "--epochs", "2", "--out", run, preexec_fn=limit
+    )
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 2
+    _assert_stopped_in_one_line(
+        run, stderr, "a file size limit was reached (ulimit -f); no checkpoint was written yet"
+    )
+    resumed = graft("resume", run)
+    assert resumed.returncode == 2 and "start it over" in resumed.stderr  # nothing was checkpointed
+    again = _graft_process("train", color_folder, *FAST_TRAIN, "--epochs", "2", "--out", run)
+    assert again.wait(timeout=300) == 0, again.communicate()  # started over, as it said
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 120 MB tmpfs (needs root, as in CI's container; skipped elsewhere)."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=120m", "tmpfs", str(disk)], capture_output=True
+    ).returncode:
+        pytest.skip("mounting a tmpfs needs root")
+    yield disk
+    subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_a_full_disk_mid_run_stops_it_in_one_line_and_it_resumes(small_disk, color_folder):
+    import time
+
+    run = small_disk / "run"
+    process = _graft_process("train", color_folder, *FAST_TRAIN, "--epochs", "12", "--out", run)
+    deadline = time.monotonic() + 120
+    while not list((run / "checkpoints").glob("step-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    filler = small_disk / "filler"
+    with open(filler, "wb") as f:  # fill the disk to the last byte
+        try:
+            while True:
+                f.write(b"\0" * (1 << 20))
+                f.flush()
+        except OSError:
+            pass
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 2, stderr
+    _assert_stopped_in_one_line(run, stderr, "the disk is full")
+    filler.unlink()
+    resumed = graft("resume", run, "-q")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert (run / "model" / "graft.json").is_file()

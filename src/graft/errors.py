@@ -15,6 +15,11 @@ class GraftError(Exception):
     """A user-facing error: bad input, bad config, missing file. One line, actionable."""
 
 
+class WriteFailed(GraftError):
+    """A file of the run could not be written (a full disk, a read-only folder): the run stops resumable,
+    its last checkpoint intact."""
+
+
 def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> str:
     """' (did you mean: a, b?)' for close matches of `word`, or '' when nothing is close."""
     matches = difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)

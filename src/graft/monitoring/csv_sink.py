@@ -15,6 +15,7 @@ class CSVSink(Sink):
 
     def __init__(self, path: Path):
         self.path = path
+        self.where = str(path)
         self._file = None
         self._writer: csv.DictWriter | None = None
 

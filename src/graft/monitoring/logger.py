@@ -28,9 +28,27 @@ class MetricLogger:
 
         def fan_out(*args, **kwargs) -> None:
             for sink in self.sinks:
-                getattr(sink, kind)(*args, **kwargs)
+                try:
+                    getattr(sink, kind)(*args, **kwargs)
+                except (
+                    OSError
+                ) as err:  # name what could not be written (tensorboard's writer thread does not)
+                    err.filename = err.filename or getattr(sink, "where", None)
+                    raise
 
         return fan_out
+
+    def close(self) -> None:
+        """Close every sink, even when one fails (a full disk): the first failure is raised after all."""
+        failure = None
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except OSError as err:
+                err.filename = err.filename or getattr(sink, "where", None)
+                failure = failure or err
+        if failure is not None:
+            raise failure
 
     def has(self, sink_type: type) -> bool:
         return any(isinstance(s, sink_type) for s in self.sinks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,13 +12,31 @@ from graft.monitoring.sink import Captioned, Histogram, Sink, scalar_tags
 from graft.monitoring.visuals import captioned_grid
 
 
+def _quiet_writer_thread(hook):
+    """tensorboard writes events from a thread; when a write fails (a full disk) the thread dies printing
+    a traceback, and the same error is raised again in the training thread at its next call, where graft
+    turns it into one line. The thread's own print is dropped; every other thread's error is not."""
+
+    def excepthook(args: threading.ExceptHookArgs) -> None:
+        if isinstance(args.exc_value, OSError) and type(args.thread).__module__.startswith("tensorboard."):
+            return
+        hook(args)
+
+    excepthook.graft_quiet = True
+    return excepthook
+
+
 class TensorBoardSink(Sink):
     def __init__(self, log_dir: Path, purge_step: int | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
+        if not getattr(threading.excepthook, "graft_quiet", False):
+            threading.excepthook = _quiet_writer_thread(threading.excepthook)
+
         # purge_step: on resume, TensorBoard hides events from step `purge_step` on that the crashed
         # process logged after its last checkpoint, so the curves continue instead of doubling back.
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+        self.where = f"the TensorBoard events in {log_dir}"
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         for tag, value in scalar_tags(metrics).items():

@@ -27,6 +27,7 @@ class WandbSink(Sink):
             ) from None
         self.wandb = wandb
         folder = RunFolder(run_dir).wandb
+        self.where = str(folder)
         folder.mkdir(parents=True, exist_ok=True)
         id_file = folder / WANDB_RUN_ID  # a resumed graft run continues the same W&B run
         run_id = id_file.read_text().strip() if resumed and id_file.is_file() else uuid.uuid4().hex[:8]

@@ -197,9 +197,16 @@ def _last_write(run_dir: Path) -> datetime | None:
 def _write(run_dir: Path, status: dict[str, Any]) -> None:
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run (and has its pid)
         return
-    write_atomic(
-        RunFolder(run_dir).status, json.dumps(status, indent=1)
-    )  # a reader (`graft runs`) never sees half
+    text = json.dumps(status, indent=1)
+    try:
+        write_atomic(RunFolder(run_dir).status, text)  # a reader (`graft runs`) never sees half
+    except OSError:
+        # A full disk has no room for the temporary copy; the few bytes in place usually fit. If not,
+        # `graft runs` judges the run by its dead pid and its checkpoints, which is still right.
+        try:
+            RunFolder(run_dir).status.write_text(text)
+        except OSError:
+            pass
 
 
 def _float(text: str | None) -> float | None:

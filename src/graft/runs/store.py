@@ -31,13 +31,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from graft.errors import GraftError
+from safetensors import SafetensorError
+
+from graft.errors import GraftError, WriteFailed
 from graft.faults import fault
 from graft.files import write_atomic
 from graft.runs.manifest import MANIFEST, verify_folder, write_manifest
 
 if TYPE_CHECKING:
     import torch
+
+try:
+    import resource  # POSIX only: the file size limit (ulimit -f)
+except ImportError:  # pragma: no cover
+    resource = None
 
 MODEL, TRAIN_STATE, STATE, INDEX = ("model.safetensors", "train_state.pt", "state.json", "index.json")
 STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -92,20 +99,22 @@ class CheckpointStore:
                 shutil.rmtree(final)
             os.replace(tmp, final)
             _fsync_dir(self.root)
-        except OSError as err:
+        except (
+            OSError,
+            SafetensorError,
+            RuntimeError,
+        ) as err:  # safetensors and torch.save word a failed write their own way
             shutil.rmtree(tmp, ignore_errors=True)
             previous = self.read_index().last
-            reason = (
-                "the disk is full" if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else err.strerror
-            )
-            raise GraftError(
+            reason = write_error_reason(err, self.root)
+            raise WriteFailed(
                 f"could not write checkpoint {final}: {reason}; "
                 + (
-                    f"the previous checkpoint {previous} is intact"
+                    f"the previous checkpoint {previous} is intact (free some space, then `graft resume`)"
                     if previous
-                    else "no checkpoint was written yet"
+                    else "no checkpoint was written yet (free some space; `graft train` with the same --out "
+                    "starts it over)"
                 )
-                + " (free some space, then `graft resume`)"
             ) from None
         return name
 
@@ -186,6 +195,26 @@ class CheckpointStore:
             if report is not None:
                 report.append(f"checkpoint {name} is damaged ({problem}); falling back to an older one")
         return None
+
+
+def write_error_reason(err: BaseException, folder: Path | None = None) -> str:
+    """Why a write failed, in words. The OS says it with an errno; safetensors and torch.save (a C++ zip
+    writer: "unexpected pos ...") do not, so for those the folder's free space and the process's file size
+    limit are asked."""
+    text, code = str(err), getattr(err, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT) or any(words in text for words in ("No space left", "code: 28")):
+        return "the disk is full"
+    if code == errno.EFBIG or "File too large" in text:
+        return "a file size limit was reached (ulimit -f)"
+    if code is None and folder is not None:
+        try:
+            if shutil.disk_usage(folder).free < 16 << 20:
+                return "the disk is full"
+        except OSError:
+            pass
+        if resource is not None and resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
+            return "a file size limit was reached (ulimit -f)"
+    return getattr(err, "strerror", None) or text.strip().splitlines()[0][:200]
 
 
 # torch (safetensors.torch imports it) loads only where tensors are read or written: reading the index and

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from graft.errors import GraftError
+from graft.errors import GraftError, WriteFailed
+from graft.runs.store import write_error_reason
 
 
 def skip_nonfinite(
@@ -111,6 +112,17 @@ def check_run_space(run_dir: Path, n_params: int, keep_top_k: int) -> None:
             f"{need / 2**30:.2f} GiB needed for checkpoints (--keep-top-k {keep_top_k}) and the bundle; "
             "free space, choose another --out, or lower --keep-top-k"
         )
+
+
+def write_failure_error(err: OSError, run_dir: Path, last_checkpoint: str | None) -> WriteFailed:
+    """A file the run writes could not be written (a full disk, a read-only or vanished folder): one line
+    with the file, the reason, and what is safe. Checkpoints are written whole or not at all, so the last
+    one named is intact and the run resumes from it."""
+    reason = write_error_reason(err)
+    where = f" {err.filename}" if getattr(err, "filename", None) else ""
+    safe = (f"checkpoint {last_checkpoint} is intact: free space, then `graft resume {run_dir}`" if last_checkpoint
+            else f"no checkpoint was written yet: free space, then `graft train ... --out {run_dir}` starts it over")  # fmt: skip
+    return WriteFailed(f"could not write{where}: {reason}; the run stopped, {safe}")
 
 
 def explain_failure(err: Exception, batch_size: int, accum_steps: int, device: torch.device,

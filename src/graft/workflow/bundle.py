@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from graft.errors import GraftError
 from graft.evaluation.calibration import Calibration, cannot_fit, fit_temperature, fold_temperature
 from graft.export.bundle import write_bundle
 from graft.runs.best import ranking, resolve_mode
@@ -52,24 +53,36 @@ def write_run_bundle(
     return calibration
 
 
-def load_best(run_dir: Path, p: Prepared, console: Console) -> tuple[Checkpoint, dict[str, float]]:
+def load_best(
+    run_dir: Path, p: Prepared, console: Console
+) -> tuple[Checkpoint, dict[str, float], str | None]:
     """Put the best checkpoint's weights into `p.model` (every rank); if it is damaged, the newest intact
-    one instead, and the user told so. Returns the checkpoint and its epoch's history row."""
+    one instead. Returns the checkpoint, the history row of its epoch, and, when it is not the best, the
+    words saying which was bundled and why (the run's last line says them instead of "best ...")."""
     store = CheckpointStore(RunFolder(run_dir).checkpoints)
     name = store.read_index().best
     problem = store.verify(name) if name else "no best checkpoint recorded"
-    if problem:
-        console.print(
-            f"[yellow]warning[/yellow] best checkpoint {name}: {problem}; bundling the newest intact one"
-        )
-        checkpoint = store.latest_good()
-    else:
-        checkpoint = store.load(name)
+    checkpoint = store.latest_good() if problem else store.load(name)
+    if checkpoint is None:
+        raise GraftError(f"no intact checkpoint in {RunFolder(run_dir).checkpoints} to bundle ({problem})")
     progress = checkpoint.state["progress"]
     epoch = progress["best_epoch"] if not problem else progress["epoch"]
-    record = next(r for r in progress["history"] if r["epoch"] == epoch)
+    history = progress["history"]
+    record = next((r for r in history if r["epoch"] == epoch), history[-1] if history else None)
+    if record is None:
+        raise GraftError(f"checkpoint {checkpoint.name} has no finished epoch to bundle ({problem})")
+    note = None
+    if problem:
+        mid = (
+            f", {progress['batch_in_epoch']} batches into epoch {epoch + 1}"
+            if progress["batch_in_epoch"]
+            else ""
+        )
+        note = (f"the best checkpoint {name} is damaged ({problem}), so the bundle holds {checkpoint.name}, "
+                f"the newest intact one (after epoch {record['epoch']}{mid})")  # fmt: skip
+        console.print(f"[yellow]warning[/yellow] {note}", highlight=False)
     distributed.unwrap(p.model).load_state_dict(checkpoint.model)
-    return checkpoint, record
+    return checkpoint, record, note
 
 
 def val_logits(p: Prepared, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:

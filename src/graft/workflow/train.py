@@ -7,6 +7,7 @@ run folder that already holds anything is never written into.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from rich.console import Console
 from graft.config import Config
 from graft.data.check import check_for_training
 from graft.data.discover import DataSpec, discover_config
+from graft.errors import GraftError, WriteFailed
 from graft.evaluation.calibration import Calibration
 from graft.evaluation.evaluate import report_after_training
 from graft.monitoring.console import Progress, format_seconds, make_console
@@ -24,10 +26,10 @@ from graft.monitoring.monitor import Monitor
 from graft.runs.folder import RunFolder
 from graft.runs.lock import RunLock
 from graft.runs.status import error_line, mark_ended, mark_running
-from graft.runs.store import Checkpoint
+from graft.runs.store import Checkpoint, CheckpointStore, write_error_reason
 from graft.training import distributed
 from graft.training.checkpoints import RunCheckpoints
-from graft.training.guards import explain_failure
+from graft.training.guards import explain_failure, write_failure_error
 from graft.training.loop import StepConfig, fit
 from graft.training.prepare import Prepared, Probed
 from graft.training.signals import GracefulStop
@@ -87,6 +89,7 @@ def run_training(
     spec = spec or discover_config(cfg)
     if resume is None:  # a resumed run trains on its split.csv, checked when the run began
         spec = check_for_training(cfg, spec, console if main else Console(quiet=True))
+    run_dir = Path(cfg.out) if cfg.out is not None else None
     try:  # the lock is released however the run ends (the OS releases it if the process dies)
         run_dir, probed, lock = claim_run_dir_and_probe(cfg, spec, resume, started, main, console, lock)
         first_bundle_s, probe_calibration = _write_first_bundle(run_dir, probed, started, main)
@@ -107,15 +110,23 @@ def run_training(
         # Every rank takes part: the validation logits of the best model are a collective under torchrun,
         # once rank 0's last checkpoint write is complete.
         distributed.barrier()
-        checkpoint, record = load_best(run_dir, s.p, s.console)
+        checkpoint, record, fallback = load_best(run_dir, s.p, s.console)
         logits, targets = val_logits(s.p, record["epoch"])
         if not main:  # rank 0 bundles and reports
             return run
         bundled, calibrated = _bundle_best(s, checkpoint, record, logits, targets)
         mark_ended(run_dir, *ending)  # after the bundle: a "finished" run has its model/
-        _report(s, checkpoint, record, calibrated, bundled, requested)
+        _report(s, checkpoint, record, calibrated, bundled, requested, fallback)
         run.seconds = time.perf_counter() - started
         return run
+    except OSError as err:  # a write outside the loop (config, header, bundle): the same one line, resumable
+        if run_dir is None or not run_dir.is_dir():
+            raise GraftError(f"could not write: {write_error_reason(err)} ({err.filename or err})") from None
+        failure = write_failure_error(
+            err, run_dir, CheckpointStore(RunFolder(run_dir).checkpoints).read_index().last
+        )
+        mark_ended(run_dir, "stopped", error_line(failure))
+        raise failure from None
     finally:
         if lock is not None:
             lock.release()
@@ -157,25 +168,35 @@ def _train(s: Session) -> str | None:
             mark_ended(run_dir, "stopped", "a second Ctrl-C")  # resumable from its last checkpoint, if any
             s.checkpoints.close()
             if s.main and s.checkpoints.store.read_index().best:
-                checkpoint, record = load_best(run_dir, p, s.console)
+                checkpoint, record, fallback = load_best(run_dir, p, s.console)
                 write_run_bundle(run_dir, p, record, checkpoint.name)  # no time for calibration
-                s.console.print(f"interrupted: bundle {RunFolder(run_dir).bundle} built from the best finished epoch "
-                                f"({describe_bundle(p, record, s.state.history)}), not calibrated")  # fmt: skip
+                what = fallback or f"the best finished epoch ({describe_bundle(p, record, s.state.history)})"
+                s.console.print(f"interrupted: bundle {RunFolder(run_dir).bundle} built from {what}, not calibrated",
+                                highlight=False)  # fmt: skip
             raise
         except Exception as err:
-            mark_ended(run_dir, "failed", error_line(err))
+            if isinstance(err, OSError):  # a full disk, a folder gone read-only: stopped, resumable
+                err = write_failure_error(err, run_dir, s.checkpoints.store.read_index().last)
+            mark_ended(run_dir, "stopped" if isinstance(err, WriteFailed) else "failed", error_line(err))
             # Out of GPU memory, a DataLoader worker killed: one line saying what to change.
-            explained = explain_failure(err, cfg.train.batch_size, cfg.train.accum_steps, p.device,
-                                        (p.train_images, p.val_images))  # fmt: skip
+            explained = err if isinstance(err, GraftError) else explain_failure(
+                err, cfg.train.batch_size, cfg.train.accum_steps, p.device, (p.train_images, p.val_images))  # fmt: skip
             if explained is None:
                 raise
             raise explained from None
         finally:
-            s.logger.close()
+            in_flight = sys.exc_info()[1]
+            try:
+                s.logger.close()
+            except (
+                OSError
+            ) as err:  # the sinks' last flush; when something already failed, that error is the one
+                if in_flight is None:
+                    raise write_failure_error(err, run_dir, s.checkpoints.store.read_index().last) from None
             try:
                 s.checkpoints.close()  # the write in flight completes (or raises its error) before anything else
             except Exception as err:
-                mark_ended(run_dir, "failed", error_line(err))
+                mark_ended(run_dir, "stopped" if isinstance(err, WriteFailed) else "failed", error_line(err))
                 raise
     return stop.requested
 
@@ -197,15 +218,15 @@ def _bundle_best(
 
 def _report(
     s: Session, checkpoint: Checkpoint, record: dict[str, float], calibrated: str, bundled: torch.Tensor,
-    requested: str | None,
+    requested: str | None, fallback: str | None,
 ) -> None:  # fmt: skip
     """The run's last line (what the bundle holds, where the time went) and its evaluation report."""
     elapsed = time.perf_counter() - s.started
-    outcome = describe_bundle(s.p, record, s.state.history)
+    outcome = fallback or describe_bundle(s.p, record, s.state.history)
     record_outcome(s.run_dir, int(record["epoch"]), outcome)
     seconds = s.checkpoints.seconds
     s.console.print(
-        f"best {outcome}; bundle {RunFolder(s.run_dir).bundle} from {checkpoint.name}"
+        f"{'' if fallback else 'best '}{outcome}; bundle {RunFolder(s.run_dir).bundle} from {checkpoint.name}"
         f"{calibrated} ({format_seconds(elapsed)} in all; {len(s.checkpoints.saved)} checkpoints written in "
         f"{seconds:.1f}s, {seconds / max(elapsed, 1e-9):.1%})",
         highlight=False,
