@@ -448,3 +448,30 @@ def test_a_full_disk_mid_run_stops_it_in_one_line_and_it_resumes(small_disk, col
     resumed = graft("resume", run, "-q")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert (run / "model" / "graft.json").is_file()
+
+
+def test_a_read_only_run_folder_gets_one_line_from_every_command(small_disk, color_folder, tmp_path):
+    import subprocess
+
+    import graft as graft_api
+    from conftest import TINY
+
+    run = graft_api.train(color_folder, out=small_disk / "run", **TINY).path
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        for args in (
+            ["resume", run, "--epochs", "4"],
+            ["eval", run],
+            ["export", run, "--format", "torchscript"],
+        ):
+            result = graft(*args)
+            assert result.returncode == 2, (args, result.stdout + result.stderr)
+            assert (
+                "Read-only file system" in result.stderr or "is the run folder writable" in result.stderr
+            ), result.stderr
+            assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, (
+                result.stderr
+            )
+        assert graft("predict", run, next(color_folder.rglob("*.png"))).returncode == 0  # reading still works
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], capture_output=True)

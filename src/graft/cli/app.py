@@ -5,11 +5,12 @@ User errors (`GraftError`) print one line, `error: ...`, and exit with code 2; b
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 
-import graft
+from graft._version import __version__
 from graft.cli import board, check, demo, models, predict, runs, strategy, train
 from graft.cli import eval as eval_cli
 from graft.cli import export as export_cli
@@ -28,7 +29,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        print(f"graft {graft.__version__}")
+        print(f"graft {__version__}")
         raise typer.Exit()
 
 
@@ -65,6 +66,18 @@ def main() -> None:
         # its last line is the message.
         message = str(err).strip().splitlines()[-1].removeprefix("graft.errors.GraftError: ")
         make_console(stderr=True).print(f"[bold red]error:[/bold red] {message}", highlight=False)
+        sys.exit(2)
+    except OSError as err:
+        # The file system said no (a read-only run folder, a full disk, a file that vanished): the user's
+        # to fix, so one line naming the file. GRAFT_DEBUG=1 keeps the traceback, for a graft bug.
+        if os.environ.get("GRAFT_DEBUG"):
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        make_console(stderr=True).print(
+            f"[bold red]error:[/bold red] {where}{err.strerror or err}; nothing else was changed "
+            "(GRAFT_DEBUG=1 shows where it happened)",
+            highlight=False,
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         make_console(stderr=True).print("interrupted")
