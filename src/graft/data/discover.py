@@ -9,7 +9,7 @@ Accepted layouts (first match wins):
 No image is decoded here: this is the cheap pass that fixes the class list and the split, so that the
 same split comes back on every run (and on resume) from the same files and seed. Hidden files (._x.jpg)
 and __MACOSX folders are skipped. Symlinked folders are followed inside DATA only, each folder at most once
-(a link that loops, leaves DATA or leads to a class folder is skipped with a warning, see `_Folders`);
+(a link that loops, leaves DATA or leads to a class folder is skipped with a warning, see `Folders`);
 symlinked files, and the files a CSV lists, may be anywhere. Class names and paths with control characters
 (a newline in a folder name) are refused (data/names.py): split.csv must read back as written.
 """
@@ -18,24 +18,22 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from graft.config import Config, apply_task_defaults
-from graft.data.names import WHY, control_character, refuse_in_path, shown
+from graft.data.folders import IGNORED_DIR_NAMES, IMAGE_EXTENSIONS, Folders, is_image_name  # noqa: F401  (IMAGE_EXTENSIONS: re-exported)
+from graft.data.names import WHY, control_character, refuse_in_path
 from graft.data.text_tables import TextColumns, TextSample, find_text_files, is_text_data, read_table
 from graft.errors import GraftError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 SPLIT_DIR_NAMES = {
     "train": ("train", "training"),
     "val": ("val", "valid", "validation"),
     "test": ("test", "testing"),
 }
-IGNORED_DIR_NAMES = ("__MACOSX",)  # resource forks that macOS zips carry along
 CSV_SUFFIXES = (".csv", ".tsv")
 
 
@@ -84,7 +82,7 @@ def discover(
     warnings: list[str] = []
 
     if path.is_file():
-        rows = _read_csv(path)  # rows without a split value are training rows
+        rows = read_image_csv(path)  # rows without a split value are training rows
         train_rows = [(p, lbl) for p, lbl, split in rows if split in ("", "train")]
         val_rows = [(p, lbl) for p, lbl, split in rows if split == "val"]
         n_test = sum(split == "test" for _, _, split in rows)
@@ -94,8 +92,8 @@ def discover(
             )
         description = f"CSV {path.name}"
     else:
-        folders = _Folders(path, warnings)
-        splits = {_split_of(d.name): d for d in folders.subfolders(path) if _split_of(d.name)}
+        folders = Folders(path, warnings)
+        splits = {split_of(d.name): d for d in folders.subfolders(path) if split_of(d.name)}
         if "val" in splits and "train" not in splits:
             raise GraftError(
                 f"{path} has a {splits['val'].name}/ folder but no train/ folder; "
@@ -107,10 +105,10 @@ def discover(
             )
         train_dir, val_dir = splits.get("train", path), splits.get("val")
         for folder in (train_dir, val_dir) if val_dir else (train_dir,):
-            folders.class_folders(folder)  # both claimed before either is read: see _Folders
-        train_rows = _scan_class_folders(train_dir, warnings, folders=folders)
+            folders.class_folders(folder)  # both claimed before either is read: see Folders
+        train_rows = scan_class_folders(train_dir, warnings, folders=folders)
         val_rows = (
-            _scan_class_folders(val_dir, warnings, allow_empty_classes=True, folders=folders)
+            scan_class_folders(val_dir, warnings, allow_empty_classes=True, folders=folders)
             if val_dir
             else []
         )
@@ -123,9 +121,9 @@ def discover(
         if not val.exists():
             raise GraftError(f"validation data not found: {val}")
         val_rows = (
-            [(p, lbl) for p, lbl, _ in _read_csv(val)]
+            [(p, lbl) for p, lbl, _ in read_image_csv(val)]
             if val.is_file()
-            else _scan_class_folders(val, warnings, allow_empty_classes=True)
+            else scan_class_folders(val, warnings, allow_empty_classes=True)
         )
         if not val_rows:
             raise GraftError(f"validation data {val} has no images")
@@ -241,179 +239,16 @@ def _discover_text(
     return DataSpec(classes, train, val_samples, description, warnings, task="text")
 
 
-def _split_of(name: str) -> str | None:
+def split_of(name: str) -> str | None:
     return next((split for split, names in SPLIT_DIR_NAMES.items() if name.lower() in names), None)
 
 
-def _subfolders(root: Path) -> list[Path]:
+def subfolders(root: Path) -> list[Path]:
     return sorted(
         d
         for d in root.iterdir()
         if d.is_dir() and not d.name.startswith(".") and d.name not in IGNORED_DIR_NAMES
     )
-
-
-class _Folders:
-    """The folder walk of one discovery: each folder read at most once, and never out of `root` by a link.
-
-    Folders are identified by (st_dev, st_ino) of what they resolve to. A symlinked folder is followed only
-    when it leads to a folder inside `root` that is not read anyway: a link to a folder above it is a loop
-    (`ln -s .. DATA/blue/up` would read DATA again, and again), and one into (or above) a class folder would
-    read its images a second time, under another label. Each link skipped is one warning that names it.
-    Symlinked files are kept wherever they point, as are the files a CSV lists: only folders are walked.
-    Listings are sorted, so the same folders give the same samples and warnings on every run."""
-
-    def __init__(self, root: Path, warnings: list[str]):
-        self.root = Path(root)
-        self.real_root = Path(os.path.realpath(self.root))
-        refuse_in_path(self.root)
-        refuse_in_path(self.real_root)
-        self.warnings = warnings
-        self.skipped: dict[Path, str] = {}  # link -> the warning about it
-        self._read: dict[tuple[int, int], Path] = {}  # a folder's (st_dev, st_ino) -> the path it is read as
-        self._claimed: list[tuple[Path, Path]] = []  # (real path, path) of each class folder
-        self._classes: dict[Path, list[Path]] = {}  # scanned folder -> its class folders
-
-    def subfolders(self, folder: Path) -> list[Path]:
-        """The sub-folders of `folder` (hidden and __MACOSX left out), sorted, less links that loop or
-        leave the root."""
-        found = []
-        for entry in _entries(folder):
-            if entry.name.startswith(".") or entry.name in IGNORED_DIR_NAMES or not _is_dir(entry):
-                continue
-            sub = Path(folder) / entry.name
-            if not entry.is_symlink() or self._link_target(sub) is not None:
-                found.append(sub)
-        return found
-
-    def class_folders(self, folder: Path) -> list[Path]:
-        """The class folders of `folder`, claimed: a link to a folder claimed already (another class folder,
-        one inside it or above it) is skipped. Real folders are claimed before links, so that a link never
-        takes a real folder's images away from it."""
-        if folder not in self._classes:
-            chosen = []
-            for sub in sorted(self.subfolders(folder), key=lambda d: (d.is_symlink(), d.name)):
-                refuse_in_path(sub)
-                real = Path(os.path.realpath(sub))
-                if sub.is_symlink():
-                    refuse_in_path(real)
-                    if self._overlaps_a_class(sub, real):
-                        continue
-                self._claimed.append((real, sub))
-                identity = _identity(sub)
-                if identity is not None:
-                    self._read.setdefault(identity, sub)
-                chosen.append(sub)
-            self._classes[folder] = sorted(chosen)
-        return self._classes[folder]
-
-    def images_under(self, folder: Path) -> list[Path]:
-        """Image files anywhere below the class folder `folder` (hidden ones left out), sorted."""
-        found, stack = [], [Path(folder)]
-        while stack:
-            current = stack.pop()
-            subs = []
-            for entry in _entries(current):
-                if entry.name.startswith("."):
-                    continue
-                path = current / entry.name
-                if _is_dir(entry):
-                    if entry.name not in IGNORED_DIR_NAMES and self._enter(path, entry.is_symlink()):
-                        subs.append(path)
-                elif _is_image_name(entry.name):
-                    if control_character(entry.name) is not None:  # the folders above are checked already
-                        refuse_in_path(path, "file")
-                    if entry.is_symlink():  # split.csv holds the resolved path
-                        refuse_in_path(Path(os.path.realpath(path)), "file")
-                    found.append(path)
-            stack += reversed(subs)  # depth first, in sorted order
-        return sorted(found)
-
-    def _enter(self, folder: Path, is_link: bool) -> bool:
-        """Whether to read `folder`, a sub-folder met below a class folder; marks it read."""
-        if control_character(folder.name) is not None:
-            refuse_in_path(folder)
-        real = None
-        if is_link:
-            real = self._link_target(folder)
-            if real is None:
-                return False
-            refuse_in_path(real)
-            if self._overlaps_a_class(folder, real):
-                return False
-        identity = _identity(folder)
-        if identity is None:
-            return False  # unreadable, as os.walk skips it
-        if identity in self._read:
-            what = f"a symlink to {shown(real)}" if is_link else "the same folder as another"
-            self._skip(folder, f"{what}, already read as {self._read[identity]}")
-            return False
-        self._read[identity] = folder
-        return True
-
-    def _link_target(self, link: Path) -> Path | None:
-        """Where the symlinked folder `link` leads; None (and a warning) when it loops or leaves the root."""
-        target = Path(os.path.realpath(link))
-        if not target.is_relative_to(self.real_root):
-            self._skip(
-                link,
-                f"a symlink to {shown(target)}, outside the data folder {self.root}; folder links are followed "
-                "only inside it (copy the images in, or list them in a CSV with path,label columns)",
-            )
-            return None
-        if Path(os.path.realpath(link.parent)).is_relative_to(target):
-            self._skip(
-                link, f"a symlink to {shown(target)}, which contains it: a loop (each folder is read once)"
-            )
-            return None
-        return target
-
-    def _overlaps_a_class(self, link: Path, real: Path) -> bool:
-        """Whether the symlinked folder `link` leads into or above a class folder (warned when so)."""
-        for claimed, sub in self._claimed:
-            if real == claimed:
-                where = "the class folder"
-            elif real.is_relative_to(claimed):
-                where = "a folder inside the class folder"
-            elif claimed.is_relative_to(real):
-                where = "a folder holding the class folder"
-            else:
-                continue
-            self._skip(link, f"a symlink to {shown(real)}, {where} {sub}, which is read on its own")
-            return True
-        return False
-
-    def _skip(self, link: Path, why: str) -> None:
-        if link not in self.skipped:  # a folder is looked at twice: for split folders, then as a class
-            self.skipped[link] = f"skipped {shown(link)}: {why}"
-            self.warnings.append(self.skipped[link])
-
-
-def _entries(folder: Path) -> list[os.DirEntry]:
-    try:
-        with os.scandir(folder) as it:
-            return sorted(it, key=lambda e: e.name)
-    except OSError:  # unreadable: skipped, as os.walk does
-        return []
-
-
-def _is_dir(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()  # follows symlinks
-    except OSError:
-        return False
-
-
-def _identity(folder: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(folder)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def _is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
 def _skipped_hint(warnings: list[str]) -> str:
@@ -427,7 +262,7 @@ def _nested_hint(path: Path, classes: list[str]) -> str:
     """'; did you mean DATA/animals?' when the only 'class' is a folder of class folders."""
     if len(classes) != 1 or not path.is_dir():
         return ""
-    inner = [d.name for d in _subfolders(path / classes[0])] if (path / classes[0]).is_dir() else []
+    inner = [d.name for d in subfolders(path / classes[0])] if (path / classes[0]).is_dir() else []
     return (
         f"; {classes[0]}/ has sub-folders ({', '.join(inner[:4])}): did you mean {path / classes[0]}?"
         if inner
@@ -435,12 +270,12 @@ def _nested_hint(path: Path, classes: list[str]) -> str:
     )
 
 
-def _scan_class_folders(
-    root: Path, warnings: list[str], allow_empty_classes: bool = False, folders: _Folders | None = None
+def scan_class_folders(
+    root: Path, warnings: list[str], allow_empty_classes: bool = False, folders: Folders | None = None
 ) -> list[tuple[Path, str]]:
     """(image, class name) of the class folders of `root`; `folders` is the walk of the whole data (a new
     one rooted at `root` when not given), warnings about skipped links go to `warnings`."""
-    folders = folders or _Folders(root, warnings)
+    folders = folders or Folders(root, warnings)
     class_dirs = folders.class_folders(root)
     if not class_dirs:
         raise GraftError(
@@ -458,7 +293,7 @@ def _scan_class_folders(
             )
         rows += [(p, class_dir.name) for p in images]
     loose = [
-        p for p in root.iterdir() if p.is_file() and not p.name.startswith(".") and _is_image_name(p.name)
+        p for p in root.iterdir() if p.is_file() and not p.name.startswith(".") and is_image_name(p.name)
     ]
     if loose:
         warnings.append(
@@ -467,7 +302,7 @@ def _scan_class_folders(
     return rows
 
 
-def _read_csv(path: Path) -> list[tuple[Path, str, str]]:
+def read_image_csv(path: Path) -> list[tuple[Path, str, str]]:
     """Rows of (absolute image path, label, split or '') from a path,label[,split] CSV/TSV."""
     if path.suffix.lower() not in CSV_SUFFIXES:
         raise GraftError(f"{path}: expected a folder or a .csv/.tsv file with path,label columns")
@@ -503,7 +338,7 @@ def _read_csv(path: Path) -> list[tuple[Path, str, str]]:
                     f"{'rename the file' if what == 'path' else 'change the label'} ({WHY})"
                 )
         split = (row[columns["split"]] or "").strip().lower() if "split" in columns else ""
-        split = _split_of(split) or split
+        split = split_of(split) or split
         if split not in ("", "train", "val", "test"):
             raise GraftError(f"{path}:{line_no}: split must be train, val or test, got {split!r}")
         image = (path.parent / rel).resolve()

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from graft.data.discover import _read_csv, _scan_class_folders, _split_of, _subfolders
+from graft.data.discover import read_image_csv, scan_class_folders, split_of, subfolders
 from graft.data.text_tables import TextColumns, TextSample, read_table, table_in
 from graft.errors import GraftError
 from graft.runs.folder import RunFolder
@@ -69,16 +69,16 @@ def data_at(path: Path, classes: list[str], text_columns: TextColumns | None = N
         return _text_data_at(path, classes, text_columns)
     warnings: list[str] = []
     if path.is_file():
-        rows = _read_csv(path)
+        rows = read_image_csv(path)
         splits = {split for _, _, split in rows}
         split = "test" if "test" in splits else "val" if "val" in splits else "all"
         chosen = [(p, label) for p, label, s in rows if split == "all" or s == split]
         where = f"{path.name}" + (f" (split={split} rows)" if split != "all" else "")
     else:
-        folders = {_split_of(d.name): d for d in _subfolders(path) if _split_of(d.name)}
+        folders = {split_of(d.name): d for d in subfolders(path) if split_of(d.name)}
         split = "test" if "test" in folders else "val" if "val" in folders else "all"
         folder = folders.get(split, path)
-        chosen = _scan_class_folders(folder, warnings, allow_empty_classes=True)
+        chosen = scan_class_folders(folder, warnings, allow_empty_classes=True)
         where = f"{folder}"
     if not chosen:
         raise GraftError(f"{path} has no images to evaluate")
