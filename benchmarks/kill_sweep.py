@@ -63,6 +63,9 @@ def main() -> None:
     )
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--window", type=float, nargs=2, default=(0.0, 1.0), metavar=("FROM", "TO"),
+                        help="draw kill times from this fraction of the reference run (default 0 1: its whole life; "
+                        "0.7 1: mostly training, past the imports and the probe)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -82,7 +85,7 @@ def main() -> None:
     rows = []
     for i in range(args.kills):
         out = work / f"run-{i:02d}"
-        delay = rng.uniform(0.0, reference_s)
+        delay = rng.uniform(args.window[0] * reference_s, args.window[1] * reference_s)
         process = subprocess.Popen([GRAFT, "train", str(data), *RUN, "--out", str(out)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         time.sleep(delay)

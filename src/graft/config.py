@@ -52,6 +52,9 @@ class DataConfig(_Section):
     task: Literal["auto", "image", "text"] = (
         "auto"  # auto: text when DATA is a text table (data/text_tables.py)
     )
+    # What a label is. auto: one class per sample, and labels that look multi-label ("a;b") or numeric (a
+    # quantity to regress) are refused (data/label_kind.py); single: every distinct label is a class, as given.
+    labels: Literal["auto", "single"] = "auto"
     text_column: str = "text"
     label_column: str = "label"
     text_pair_column: str | None = None  # a second text per sample (sentence-pair tasks)
@@ -219,6 +222,7 @@ ALIASES: dict[str, str] = {
     "task": "data.task",
     "text_column": "data.text_column",
     "label_column": "data.label_column",
+    "labels": "data.labels",
     "text_pair_column": "data.text_pair_column",
     "max_length": "data.max_length",
     "num_workers": "data.num_workers",

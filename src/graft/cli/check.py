@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from graft.cli.options import DATA, DEDUPE, SEED, STRICT, flag, resolve
+from graft.cli.options import DATA, DEDUPE, SEED, SINGLE_LABEL, STRICT, flag, resolve
 from graft.monitoring.console import make_console
 
 SHOWN_PAIRS = 20  # leak pairs printed (all of them with --json)
@@ -22,6 +22,7 @@ def check_command(
     text_column: str | None = flag("--text-column", help="Text data: the text column (default text)."),
     label_column: str | None = flag("--label-column", help="Text data: the label column (default label)."),
     text_pair_column: str | None = flag("--text-pair-column", help="Text data: a second text column."),
+    single_label: bool = SINGLE_LABEL,
     strict: bool | None = STRICT,
     dedupe: bool | None = DEDUPE,
     as_json: bool = typer.Option(False, "--json", help="The full report as JSON on stdout."),
@@ -36,7 +37,7 @@ def check_command(
 
     cfg = resolve(None, [], data=data, val=val, val_split=val_split, seed=seed, task=task,
                   text_column=text_column, label_column=label_column, text_pair_column=text_pair_column,
-                  strict=strict, dedupe=dedupe)  # fmt: skip
+                  labels="single" if single_label else None, strict=strict, dedupe=dedupe)  # fmt: skip
     spec = discover_config(cfg)
     report = check_data(spec)
     kept = apply_checks(spec, report, cfg.data.strict, cfg.data.dedupe)

@@ -64,3 +64,11 @@ def resolve(config: Path | None, set_: list[str], **flags: Any) -> Config:
     """Config from the file, then the flags the user gave (None = not given), then --set."""
     given = {key: value for key, value in flags.items() if value is not None}
     return resolve_config(config, {**given, **parse_set(set_)})
+
+
+SINGLE_LABEL = typer.Option(
+    False,
+    "--single-label",
+    help="Classify every distinct label as given, even labels that look multi-label (a;b) or numeric "
+    "(a quantity), which are refused otherwise.",
+)

@@ -19,6 +19,7 @@ from graft.cli.options import (
     MODEL,
     SEED,
     SET,
+    SINGLE_LABEL,
     STRATEGY,
     STRICT,
     D,
@@ -61,6 +62,7 @@ def train_command(
     text_pair_column: str | None = flag(
         "--text-pair-column", help="Text data: a second text column, for sentence-pair tasks."
     ),
+    single_label: bool = SINGLE_LABEL,
     max_length: int | None = flag(
         "--max-length",
         help="Text: tokens per text; longer ones are truncated (default: enough for 95% of the training "
@@ -166,7 +168,7 @@ def train_command(
         monitor=monitor, mode=mode, keep_top_k=keep_top_k, save_every=save_every,
         save_every_minutes=save_every_minutes, patience=patience, min_delta=min_delta, quiet=quiet or None,
         log=log, task=task, text_column=text_column, label_column=label_column, text_pair_column=text_pair_column,
-        max_length=max_length, balance=balance, strict=strict, dedupe=dedupe, skip_nonfinite=skip_nonfinite,
+        labels="single" if single_label else None, max_length=max_length, balance=balance, strict=strict, dedupe=dedupe, skip_nonfinite=skip_nonfinite,
     )  # fmt: skip
     if resume and cfg.out is not None and RunFolder(Path(cfg.out)).config.is_file():
         from graft.workflow.resume import resume_run

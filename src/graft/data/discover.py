@@ -25,6 +25,7 @@ from pathlib import Path
 
 from graft.config import Config, apply_task_defaults
 from graft.data.folders import IGNORED_DIR_NAMES, IMAGE_EXTENSIONS, Folders, is_image_name  # noqa: F401  (IMAGE_EXTENSIONS: re-exported)
+from graft.data.label_kind import column_hint, judge_labels
 from graft.data.names import WHY, control_character, refuse_in_path
 from graft.data.text_tables import TextColumns, TextSample, find_text_files, is_text_data, read_table
 from graft.errors import GraftError
@@ -70,15 +71,18 @@ def discover(
     seed: int = 0,
     task: str = "auto",
     columns: TextColumns = TextColumns(),
+    labels: str = "single",
 ) -> DataSpec:
     """Resolve DATA (+ optional explicit validation data) into classes and a train/val split.
 
-    `task`: "image", "text", or "auto" (text when DATA is a text table, see data/text_tables.py)."""
+    `task`: "image", "text", or "auto" (text when DATA is a text table, see data/text_tables.py).
+    `labels`: "auto" refuses labels that look multi-label or numeric (data/label_kind.py), as a new run's
+    data is checked; "single" takes them as classes (a resume's split.csv was judged when the run began)."""
     path = Path(path)
     if not path.exists():
         raise GraftError(f"data not found: {path} (expected a folder of class sub-folders or a CSV file)")
     if task == "text" or (task == "auto" and is_text_data(path, columns)):
-        return _discover_text(path, None if val is None else Path(val), val_split, seed, columns)
+        return _discover_text(path, None if val is None else Path(val), val_split, seed, columns, labels)
     warnings: list[str] = []
 
     if path.is_file():
@@ -129,6 +133,8 @@ def discover(
             raise GraftError(f"validation data {val} has no images")
         description += f", validation from {val}"
 
+    if labels == "auto":
+        warnings += judge_labels([lbl for _, lbl in train_rows] + [lbl for _, lbl in val_rows], str(path))
     classes = sorted({label for _, label in train_rows})
     if len(classes) < 2:
         raise GraftError(
@@ -169,7 +175,7 @@ def discover_config(cfg: Config) -> DataSpec:
         raise GraftError("no training data given: pass DATA, a folder of class sub-folders or a CSV")
     d = cfg.data
     spec = discover(d.path, d.val, d.val_split, cfg.train.seed, d.task,
-                    TextColumns(d.text_column, d.label_column, d.text_pair_column))  # fmt: skip
+                    TextColumns(d.text_column, d.label_column, d.text_pair_column), d.labels)  # fmt: skip
     apply_task_defaults(cfg, spec.task)
     return spec
 
@@ -197,7 +203,7 @@ def stratified_split(samples: list[Sample], fraction: float, seed: int) -> tuple
 
 
 def _discover_text(
-    path: Path, val: Path | None, val_split: float, seed: int, columns: TextColumns
+    path: Path, val: Path | None, val_split: float, seed: int, columns: TextColumns, labels: str = "single"
 ) -> DataSpec:
     train_file, val_file, description = find_text_files(path, val)
     if val_file is not None and not val_file.exists():
@@ -214,6 +220,8 @@ def _discover_text(
     if val_file is not None:
         val_rows = read_table(val_file, columns)
         description += f", validation from {val_file.name}" if val is not None else ""
+    if labels == "auto":
+        warnings += judge_labels([r[1] for r in train_rows] + [r[1] for r in val_rows], str(train_file))
     classes = sorted({label for _, label, _, _ in train_rows})
     if len(classes) < 2:
         raise GraftError(
@@ -322,7 +330,7 @@ def read_image_csv(path: Path) -> list[tuple[Path, str, str]]:
     if missing:
         raise GraftError(
             f"{path} needs columns path,label; missing {', '.join(missing)} "
-            f"(found: {', '.join(reader.fieldnames or []) or 'no header'})"
+            f"(found: {', '.join(reader.fieldnames or []) or 'no header'}){column_hint(reader.fieldnames or [], image_table=True)}"
         )
     rows, absent, seen, previous_end = [], [], {}, reader.line_num
     for row in reader:

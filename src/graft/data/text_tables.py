@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from graft.data.label_kind import column_hint
 from graft.data.names import WHY, control_character
 from graft.errors import GraftError
 
@@ -100,8 +101,8 @@ def read_table(path: Path, columns: TextColumns) -> list[tuple[str, str, str | N
     missing = [c for c in wanted if c.lower() not in by_lower]
     if missing:
         raise GraftError(
-            f"{path} has no column {', '.join(repr(m) for m in missing)} (found: {', '.join(found) or 'none'}); "
-            "name the columns with --text-column/--label-column"
+            f"{path} has no column {', '.join(repr(m) for m in missing)} (found: {', '.join(found) or 'none'}"
+            f"){column_hint(found)}; name the columns with --text-column/--label-column"
         )
     text_key, label_key = by_lower[columns.text.lower()], by_lower[columns.label.lower()]
     pair_key = by_lower[columns.pair.lower()] if columns.pair else None
