@@ -8,11 +8,18 @@ Everything else is a bug in graft and keeps its traceback.
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 
 
 class GraftError(Exception):
     """A user-facing error: bad input, bad config, missing file. One line, actionable."""
+
+
+# What a full disk, a quota, a file size limit, a read-only or locked-down folder say. Other OSErrors (too
+# many open files, a vanished data file, a network error, a bug) are not the user's to fix: they keep their
+# traceback.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 class WriteFailed(GraftError):

@@ -14,7 +14,7 @@ from graft._version import __version__
 from graft.cli import board, check, demo, models, predict, runs, strategy, train
 from graft.cli import eval as eval_cli
 from graft.cli import export as export_cli
-from graft.errors import GraftError
+from graft.errors import WRITE_ERRNOS, GraftError
 from graft.monitoring.console import make_console
 
 app = typer.Typer(
@@ -68,14 +68,13 @@ def main() -> None:
         make_console(stderr=True).print(f"[bold red]error:[/bold red] {message}", highlight=False)
         sys.exit(2)
     except OSError as err:
-        # The file system said no (a read-only run folder, a full disk, a file that vanished): the user's
-        # to fix, so one line naming the file. GRAFT_DEBUG=1 keeps the traceback, for a graft bug.
-        if os.environ.get("GRAFT_DEBUG"):
+        # The file system said no (a read-only run folder, a full disk, no permission): the user's to fix,
+        # so one line naming the file; GRAFT_DEBUG=1 keeps the traceback. Any other OSError keeps it always.
+        if os.environ.get("GRAFT_DEBUG") or err.errno not in WRITE_ERRNOS:
             raise
         where = f"{err.filename}: " if err.filename else ""
         make_console(stderr=True).print(
-            f"[bold red]error:[/bold red] {where}{err.strerror or err}; nothing else was changed "
-            "(GRAFT_DEBUG=1 shows where it happened)",
+            f"[bold red]error:[/bold red] {where}{err.strerror or err} (GRAFT_DEBUG=1 shows where it happened)",
             highlight=False,
         )
         sys.exit(2)

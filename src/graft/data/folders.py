@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from graft.data.names import control_character, refuse_in_path, shown
+from graft.errors import GraftError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 IGNORED_DIR_NAMES = ("__MACOSX",)  # resource forks that macOS zips carry along
@@ -51,6 +52,7 @@ class Folders:
         one inside it or above it) is skipped. Real folders are claimed before links, so that a link never
         takes a real folder's images away from it."""
         if folder not in self._classes:
+            self._refuse_outside_classes(folder)
             chosen = []
             for sub in sorted(self.subfolders(folder), key=lambda d: (d.is_symlink(), d.name)):
                 refuse_in_path(sub)
@@ -88,6 +90,20 @@ class Folders:
                     found.append(path)
             stack += reversed(subs)  # depth first, in sorted order
         return sorted(found)
+
+    def _refuse_outside_classes(self, folder: Path) -> None:
+        """A class folder that is a link out of the data folder is an error, not a warning: skipping it would
+        train without that class."""
+        for entry in entries(folder):
+            if entry.is_symlink() and is_dir(entry) and not entry.name.startswith("."):
+                target = Path(os.path.realpath(Path(folder) / entry.name))
+                if not target.is_relative_to(self.real_root):
+                    raise GraftError(
+                        f"class folder {shown(Path(folder) / entry.name)} is a symlink to {shown(target)}, outside "
+                        f"the data folder {self.root}: graft follows folder links only inside it, and leaving the "
+                        "class out would train without it; list its images in a CSV with path,label columns (a "
+                        "CSV may point anywhere), or copy them in"
+                    )
 
     def _enter(self, folder: Path, is_link: bool) -> bool:
         """Whether to read `folder`, a sub-folder met below a class folder; marks it read."""

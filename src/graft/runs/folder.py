@@ -28,6 +28,7 @@ only (and graft.errors), no torch: runs/locate.py and the ONNX predictor stay to
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,11 +120,15 @@ class RunFolder:
         return self.bundle / BUNDLE_META
 
     def foreign(self) -> list[Path]:
-        """What in the folder graft did not write (report folders and hidden temporaries are graft's)."""
-        return sorted(
-            p for p in self.root.iterdir()
-            if p.name not in OWN and not p.name.startswith((".", REPORT))
-        )  # fmt: skip
+        """What in the folder graft did not write: anything but its own names, report folders (report,
+        report-DATA) and its own temporaries (.NAME.tmp, .NAME.tmp-PID, .NAME.old)."""
+        return sorted(p for p in self.root.iterdir() if not _own(p.name))
+
+
+def _own(name: str) -> bool:
+    temporary = re.fullmatch(r"\.(.+)\.(tmp|old)(-\d+)?", name)
+    base = temporary.group(1) if temporary else name
+    return base in OWN or base == REPORT or base.startswith(REPORT + "-")
 
 
 def find_bundle(path: Path) -> Path | None:

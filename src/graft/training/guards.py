@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from graft.errors import GraftError, WriteFailed
+from graft.errors import WRITE_ERRNOS, GraftError, WriteFailed
 from graft.runs.store import write_error_reason
 
 
@@ -112,6 +112,18 @@ def check_run_space(run_dir: Path, n_params: int, keep_top_k: int) -> None:
             f"{need / 2**30:.2f} GiB needed for checkpoints (--keep-top-k {keep_top_k}) and the bundle; "
             "free space, choose another --out, or lower --keep-top-k"
         )
+
+
+def is_write_failure(err: BaseException, run_dir: Path | None) -> bool:
+    if not isinstance(err, OSError):
+        return False
+    if err.errno in WRITE_ERRNOS:
+        return True
+    return bool(
+        run_dir is not None
+        and err.filename
+        and Path(run_dir).resolve() in Path(str(err.filename)).resolve().parents
+    )
 
 
 def write_failure_error(err: OSError, run_dir: Path, last_checkpoint: str | None) -> WriteFailed:

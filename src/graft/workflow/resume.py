@@ -51,7 +51,8 @@ def resume_run(
     # One writer per run: taken before the checkpoint is read, so a run still training is refused rather
     # than raced (its pruning would delete the checkpoint being read). Under torchrun rank 0 holds it;
     # RANK is read from the environment because the process group is joined later, in run_training.
-    lock = RunLock(run_dir).acquire() if os.environ.get("RANK", "0") == "0" else None
+    rank0 = os.environ.get("RANK", "0") == "0" or int(os.environ.get("WORLD_SIZE", "1")) <= 1
+    lock = RunLock(run_dir).acquire() if rank0 else None
     try:
         damaged: list[str] = []
         checkpoint = CheckpointStore(RunFolder(run_dir).checkpoints).latest_good(damaged)

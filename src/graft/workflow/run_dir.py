@@ -16,7 +16,7 @@ from pathlib import Path
 from graft.config import Config
 from graft.data.discover import DataSpec
 from graft.errors import GraftError
-from graft.runs.folder import RunFolder
+from graft.runs.folder import LOCK, WANDB, RunFolder
 from graft.runs.lock import RunLock
 from graft.runs.split import ImageRow, Row, TextRow, write_rows
 from graft.runs.store import CheckpointStore
@@ -34,7 +34,7 @@ def claim_run_dir(run_dir: Path) -> Path:
     if run_dir.exists():
         if not run_dir.is_dir():
             raise GraftError(f"--out {run_dir} is a file, not a folder")
-        if any(run_dir.iterdir()) and not restartable(run_dir):
+        if not _empty(run_dir) and not restartable(run_dir):
             what = "a run" if RunFolder(run_dir).config.exists() else "files"
             raise GraftError(f"{run_dir} already holds {what}; choose another --out (nothing was changed)")
         if restartable(run_dir):  # fail now, not after the probe, if its process is still preparing it
@@ -57,6 +57,16 @@ def restartable(run_dir: Path) -> bool:
     return made_by_graft and not folder.foreign() and not CheckpointStore(folder.checkpoints).names()
 
 
+def _empty(run_dir: Path) -> bool:
+    """Nothing in it, or only what a creation that failed at once leaves: the lock and an empty checkpoints/."""
+    folder = RunFolder(run_dir)
+    for path in run_dir.iterdir():
+        if path.name == LOCK or (path == folder.checkpoints and path.is_dir() and not any(path.iterdir())):
+            continue
+        return False
+    return True
+
+
 def open_run_dir(run_dir: Path) -> tuple[RunLock, bool]:
     """Create `run_dir` and take its lock for the run's life, checking again under the lock that it may
     become a new run (two `graft train --out SAME` started together: one wins, the other is told). A run
@@ -70,10 +80,10 @@ def open_run_dir(run_dir: Path) -> tuple[RunLock, bool]:
     lock = RunLock(run_dir).acquire()
     try:
         restarted = restartable(run_dir)
-        if not restarted and any(p != lock.path for p in run_dir.iterdir()):
+        if not restarted and not _empty(run_dir):
             raise GraftError(f"{run_dir} already holds a run (started meanwhile); choose another --out")
-        for path in run_dir.iterdir() if restarted else []:
-            if path != lock.path:
+        for path in run_dir.iterdir() if restarted else []:  # W&B's offline files stay: they may be unsynced
+            if path.name not in (LOCK, WANDB):
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     except BaseException:
         lock.release()

@@ -25,11 +25,11 @@ from graft.monitoring.console import Progress, format_seconds, make_console
 from graft.monitoring.monitor import Monitor
 from graft.runs.folder import RunFolder
 from graft.runs.lock import RunLock
-from graft.runs.status import error_line, mark_ended, mark_running
+from graft.runs.status import error_line, mark_ended, mark_running, read_status
 from graft.runs.store import Checkpoint, CheckpointStore, write_error_reason
 from graft.training import distributed
 from graft.training.checkpoints import RunCheckpoints
-from graft.training.guards import explain_failure, write_failure_error
+from graft.training.guards import explain_failure, is_write_failure, write_failure_error
 from graft.training.loop import StepConfig, fit
 from graft.training.prepare import Prepared, Probed
 from graft.training.signals import GracefulStop
@@ -119,17 +119,27 @@ def run_training(
         _report(s, checkpoint, record, calibrated, bundled, requested, fallback)
         run.seconds = time.perf_counter() - started
         return run
-    except OSError as err:  # a write outside the loop (config, header, bundle): the same one line, resumable
-        if run_dir is None or not run_dir.is_dir():
-            raise GraftError(f"could not write: {write_error_reason(err)} ({err.filename or err})") from None
-        failure = write_failure_error(
-            err, run_dir, CheckpointStore(RunFolder(run_dir).checkpoints).read_index().last
-        )
-        mark_ended(run_dir, "stopped", error_line(failure))
-        raise failure from None
+    except OSError as err:  # a write outside the loop (config, header, bundle, report)
+        raise _outside_the_loop(err, run_dir, lock) from None
     finally:
         if lock is not None:
             lock.release()
+
+
+def _outside_the_loop(err: OSError, run_dir: Path | None, lock: RunLock | None) -> Exception:
+    """What to raise for an OSError outside the training loop: a write failure in a folder this process
+    owns is one line and leaves the run stopped (resumable); after the run finished (only its report or
+    outcome could not be written), it says so; anything else is raised as it is."""
+    if lock is None or not is_write_failure(err, run_dir):
+        return err
+    if read_status(run_dir).get("state") == "finished":
+        return WriteFailed(f"the run finished and its bundle is written, but {err.filename or 'a file'} could not be "
+                           f"written: {write_error_reason(err)}; `graft eval {run_dir}` writes the report again")  # fmt: skip
+    failure = write_failure_error(
+        err, run_dir, CheckpointStore(RunFolder(run_dir).checkpoints).read_index().last
+    )
+    mark_ended(run_dir, "stopped", error_line(failure))
+    return failure
 
 
 def _write_first_bundle(
@@ -175,7 +185,7 @@ def _train(s: Session) -> str | None:
                                 highlight=False)  # fmt: skip
             raise
         except Exception as err:
-            if isinstance(err, OSError):  # a full disk, a folder gone read-only: stopped, resumable
+            if is_write_failure(err, run_dir):  # a full disk, a folder gone read-only: stopped, resumable
                 err = write_failure_error(err, run_dir, s.checkpoints.store.read_index().last)
             mark_ended(run_dir, "stopped" if isinstance(err, WriteFailed) else "failed", error_line(err))
             # Out of GPU memory, a DataLoader worker killed: one line saying what to change.
@@ -185,19 +195,21 @@ def _train(s: Session) -> str | None:
                 raise
             raise explained from None
         finally:
-            in_flight = sys.exc_info()[1]
+            in_flight = sys.exc_info()[1]  # when something already failed, that error is the one to report
+            flush_failure = None
             try:
-                s.logger.close()
-            except (
-                OSError
-            ) as err:  # the sinks' last flush; when something already failed, that error is the one
-                if in_flight is None:
-                    raise write_failure_error(err, run_dir, s.checkpoints.store.read_index().last) from None
+                s.logger.close()  # the sinks' last flush
+            except OSError as err:
+                flush_failure = err
             try:
                 s.checkpoints.close()  # the write in flight completes (or raises its error) before anything else
             except Exception as err:
                 mark_ended(run_dir, "stopped" if isinstance(err, WriteFailed) else "failed", error_line(err))
                 raise
+            if flush_failure is not None and in_flight is None:
+                failure = write_failure_error(flush_failure, run_dir, s.checkpoints.store.read_index().last)
+                mark_ended(run_dir, "stopped", error_line(failure))
+                raise failure from None
     return stop.requested
 
 
