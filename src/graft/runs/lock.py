@@ -36,6 +36,10 @@ class RunLock:
             raise GraftError(
                 f"cannot lock {self.path}: {err.strerror}; is the run folder writable?"
             ) from None
+        except NotImplementedError:  # a file system without flock (some NFS or Lustre mounts)
+            raise GraftError(
+                f"cannot lock {self.path}: its file system has no file locks; put runs on a local disk"
+            ) from None
         return self
 
     def holder(self) -> str | None:
