@@ -11,10 +11,12 @@ name and the old one under `.NAME.old`, both complete.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def write_atomic(path: Path, content: str | bytes | Callable[[Path], None], durable: bool = False) -> Path:
@@ -63,3 +65,15 @@ def replace_folder(staged: Path, out: Path) -> Path:
     else:
         staged.rename(out)
     return out
+
+
+def json_ready(value: Any, digits: int = 7) -> Any:
+    """`value` with every float rounded to `digits` significant digits (lists and dicts walked): metrics
+    computed in float32 read 0.9, not 0.8999999761581421, in the JSON files graft writes."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}") if math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {k: json_ready(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v, digits) for v in value]
+    return value

@@ -6,12 +6,16 @@ the defaults. Defaults in the help text come from the config itself, so they can
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from graft.config import Config, parse_set, resolve_config
+
+# When the command began (this module loads with the CLI): the last line counts imports and the report too.
+STARTED = time.perf_counter()
 
 D = Config()
 

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from graft.errors import GraftError
+from graft.files import json_ready
 from graft.monitoring.console import make_console
 
 
@@ -70,7 +71,7 @@ def predict_command(
         items = expand_inputs(inputs)
     predictions = predictor.predict(items, top_k=top_k, batch_size=batch_size)
     if as_json:
-        print(json.dumps([p.to_dict() for p in predictions], indent=2))
+        print(json.dumps(json_ready([p.to_dict() for p in predictions]), indent=2))
         return
     table = Table("input", "label", "probability", *(["runners-up"] if top_k > 1 else []))
     for p in predictions:

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from graft.errors import GraftError
+from graft.files import json_ready
 from graft.monitoring.console import make_console
 
 COLORS = {"running": "cyan", "finished": "green", "stopped": "yellow", "crashed": "red"}
@@ -26,7 +27,7 @@ def runs_command(
         raise GraftError(f"runs folder {runs_dir} {what}; pass the folder `graft train` wrote runs into")
     runs = read_runs(runs_dir)
     if json_:
-        print(json.dumps([r.to_dict() for r in runs], indent=2))
+        print(json.dumps(json_ready([r.to_dict() for r in runs]), indent=2))
         return
     console = make_console()
     if not runs:

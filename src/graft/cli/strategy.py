@@ -12,6 +12,7 @@ from graft.cli.options import BATCH_SIZE, CONFIG, DATA, DEVICE, IMG_SIZE, MODEL,
 from graft.config import resolve_config
 from graft.data.discover import discover_config
 from graft.errors import GraftError
+from graft.files import json_ready
 from graft.monitoring.console import make_console
 from graft.runs.folder import RunFolder, read_bundle_meta
 
@@ -44,7 +45,9 @@ def advise_command(
 
     advice, md = advise_on_data(cfg, spec)
     if as_json:
-        print(json.dumps({"data": str(data), "model": cfg.model.name, **advice.to_dict()}, indent=2))
+        print(
+            json.dumps(json_ready({"data": str(data), "model": cfg.model.name, **advice.to_dict()}), indent=2)
+        )
         return
     unit = UNITS[spec.task]
     size = md.built.data_config.get("input_size")  # (C, H, W); text models have none

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -20,6 +21,7 @@ from graft.cli.options import (
     SEED,
     SET,
     SINGLE_LABEL,
+    STARTED,
     STRATEGY,
     STRICT,
     D,
@@ -28,7 +30,7 @@ from graft.cli.options import (
 )
 from graft.config import parse_set
 from graft.data.discover import discover_config
-from graft.monitoring.console import make_console
+from graft.monitoring.console import format_seconds, make_console
 from graft.runs.folder import RunFolder
 
 
@@ -227,6 +229,12 @@ def _finish(run) -> None:
         return  # stopped on request: the resume command is printed; exit 0 (under torchrun: rank 0 speaks)
     what = '"SOME TEXT"' if run.task == "text" else "IMAGE_OR_FOLDER"
     make_console().print(
-        f"next: graft predict {run.path} {what}   |   tensorboard --logdir {RunFolder(run.path).tensorboard}",
+        f"done in {format_seconds(time.perf_counter() - STARTED)} (the command, report included); "
+        f"next: graft predict {run.path} {what}"
+        + (
+            f"   |   tensorboard --logdir {RunFolder(run.path).tensorboard}"
+            if "tensorboard" in run.config.log.sinks
+            else ""
+        ),
         highlight=False,
     )

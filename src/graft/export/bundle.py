@@ -25,6 +25,7 @@ the size and SHA-256 of every file; graft verifies it before loading a bundle (`
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from typing import Any
 from torch import nn
 
 from graft._version import __version__
-from graft.files import replace_folder, staging_folder
+from graft.files import json_ready, replace_folder, staging_folder
 from graft.models.vision import BuiltModel
 from graft.runs.folder import BUNDLE_META
 from graft.runs.manifest import folder_files, write_manifest
@@ -97,9 +98,18 @@ def write_bundle(
         "calibration": calibration,
         **source,
     }
-    (tmp / BUNDLE_META).write_text(json.dumps(meta, indent=2))
+    (tmp / BUNDLE_META).write_text(json.dumps(json_ready(meta), indent=2))
+    _follow_umask(tmp)  # safetensors writes 0600; a bundle is for sharing, like its siblings
     write_manifest(tmp, folder_files(tmp))  # last: predict, eval and export verify the bundle against it
     return replace_folder(tmp, out_dir)
+
+
+def _follow_umask(folder: Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            os.chmod(path, 0o666 & ~umask)
 
 
 def _jsonable(value: Any) -> Any:

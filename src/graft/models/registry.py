@@ -108,6 +108,23 @@ def create_model(
     )
 
 
+def check_model_name(name: str) -> None:
+    """The cheap part of `create_model`'s checks, for an image model name, before the data check decodes
+    every file: an unknown timm or torchvision name fails in a second, not after minutes."""
+    if _looks_like_path(name) or name.startswith("hf-hub:"):
+        return
+    if name.startswith("tv:"):
+        if name[3:] not in _torchvision_names():
+            raise GraftError(f"unknown model {name!r}{did_you_mean(name[3:], _torchvision_names())}; "
+                             "list models with `graft models PATTERN`")  # fmt: skip
+        return
+    if not timm.is_model(name.partition(".")[0]):
+        candidates = timm.list_models() + [f"tv:{n}" for n in _torchvision_names()]
+        raise GraftError(
+            f"unknown model {name!r}{did_you_mean(name, candidates)}; list models with `graft models PATTERN`"
+        )
+
+
 def _looks_like_path(name: str) -> bool:
     # A bare word is a model name even if a folder of that name happens to exist in the working directory;
     # timm's own source prefixes (hf-hub:org/repo, local-dir:/path) contain slashes but are names.

@@ -51,4 +51,7 @@ def rewrite_csv(path: Path, history: list[dict[str, float]]) -> None:
 
 
 def _fmt(value: float) -> str | float:
-    return f"{value:.6g}" if isinstance(value, float) else value
+    # 6 significant digits for metrics; large numbers (wall_time: seconds since the epoch) to the millisecond.
+    if not isinstance(value, float):
+        return value
+    return f"{value:.3f}" if abs(value) >= 1e6 else f"{value:.6g}"

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from graft.files import write_atomic
+from graft.files import json_ready, write_atomic
 from graft.runs.folder import RunFolder
 
 
@@ -57,7 +57,7 @@ def read_config(run: Path) -> dict[str, Any]:
 
 
 def write_advice(run: Path, measured: dict[str, Any]) -> None:
-    write_atomic(RunFolder(run).advice, json.dumps(measured, indent=2, default=str))
+    write_atomic(RunFolder(run).advice, json.dumps(json_ready(measured), indent=2, default=str))
 
 
 def add_to_advice(run: Path, **fields: Any) -> None:

@@ -21,12 +21,14 @@ from graft.data.discover import DataSpec, discover_config
 from graft.errors import GraftError, WriteFailed
 from graft.evaluation.calibration import Calibration
 from graft.evaluation.evaluate import report_after_training
+from graft.models.registry import check_model_name
 from graft.monitoring.console import Progress, format_seconds, make_console
 from graft.monitoring.monitor import Monitor
 from graft.runs.folder import RunFolder
 from graft.runs.lock import RunLock
 from graft.runs.status import error_line, mark_ended, mark_running, read_status
 from graft.runs.store import Checkpoint, CheckpointStore, write_error_reason
+from graft.runtime import resolve_device
 from graft.training import distributed
 from graft.training.checkpoints import RunCheckpoints
 from graft.training.guards import explain_failure, is_write_failure, write_failure_error
@@ -88,6 +90,7 @@ def run_training(
     console = console or make_console()
     spec = spec or discover_config(cfg)
     if resume is None:  # a resumed run trains on its split.csv, checked when the run began
+        _check_cheap_things_first(cfg, spec)
         spec = check_for_training(cfg, spec, console if main else Console(quiet=True))
     run_dir = Path(cfg.out) if cfg.out is not None else None
     try:  # the lock is released however the run ends (the OS releases it if the process dies)
@@ -124,6 +127,13 @@ def run_training(
     finally:
         if lock is not None:
             lock.release()
+
+
+def _check_cheap_things_first(cfg: Config, spec: DataSpec) -> None:
+    """A model-name typo or a GPU that is not there fails in a second, before the data check reads every file."""
+    resolve_device(cfg.train.device)
+    if spec.task != "text" and cfg.model.name is not None:
+        check_model_name(cfg.model.name)
 
 
 def _outside_the_loop(err: OSError, run_dir: Path | None, lock: RunLock | None) -> Exception:
@@ -239,7 +249,7 @@ def _report(
     seconds = s.checkpoints.seconds
     s.console.print(
         f"{'' if fallback else 'best '}{outcome}; bundle {RunFolder(s.run_dir).bundle} from {checkpoint.name}"
-        f"{calibrated} ({format_seconds(elapsed)} in all; {len(s.checkpoints.saved)} checkpoints written in "
+        f"{calibrated} ({format_seconds(elapsed)} since the run started; {len(s.checkpoints.saved)} checkpoints written in "
         f"{seconds:.1f}s, {seconds / max(elapsed, 1e-9):.1%})",
         highlight=False,
     )
