@@ -24,7 +24,9 @@ def test_a_run_writes_plain_numbers_a_shareable_bundle_and_suggests_only_what_ex
     meta = json.loads((run / "model" / "graft.json").read_text())
     assert all(len(repr(v)) <= 10 for v in meta["metrics"].values()), meta["metrics"]  # no float32 noise
     for path in (run / "model").iterdir():
-        assert path.stat().st_mode & 0o777 == 0o644, path  # safetensors writes 0600; the bundle is for sharing
+        assert path.stat().st_mode & 0o777 == 0o644, (
+            path
+        )  # safetensors writes 0600; the bundle is for sharing
     assert "tensorboard --logdir" not in result.stdout  # --log csv wrote no tb/
     assert not (run / "tb").exists()
     assert "done in " in result.stdout and "since the run started" in result.stdout
@@ -40,3 +42,18 @@ def test_a_model_typo_and_a_missing_gpu_fail_before_the_data_check(tmp_path, col
         gpu = graft("train", color_folder, *FAST, "--device", "cuda", "--out", tmp_path / "b")
         assert gpu.returncode == 2 and "sees no CUDA GPU" in gpu.stderr and "check " not in gpu.stdout
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_an_input_far_below_the_pretrained_size_is_said_before_the_frozen_pass(tmp_path, color_folder):
+    import io
+
+    from rich.console import Console
+
+    import graft
+
+    out = io.StringIO()
+    graft.train(color_folder, model="efficientnet_lite0", img_size=32, epochs=0, num_workers=0,
+                out=tmp_path / "run", console=Console(file=out, width=200))  # fmt: skip
+    text = out.getvalue()
+    assert "--img-size 32 is far below the 224 px the pretrained weights were trained at" in text
+    assert text.index("far below") < text.index("cache ")  # said before the frozen pass is reported

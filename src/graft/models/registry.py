@@ -125,6 +125,19 @@ def check_model_name(name: str) -> None:
         )
 
 
+def pretrained_input_size(name: str) -> int | None:
+    """The image size a timm model's pretrained weights were trained at (its pretrained config, no build),
+    or None when the name does not say (a folder, torchvision, a hub name)."""
+    if _looks_like_path(name) or ":" in name:
+        return None
+    try:
+        cfg = timm.get_pretrained_cfg(name.partition(".")[0])
+    except Exception:  # noqa: BLE001 - an unknown name is reported by check_model_name
+        return None
+    size = getattr(cfg, "input_size", None) if cfg is not None else None
+    return int(size[-1]) if size else None
+
+
 def _looks_like_path(name: str) -> bool:
     # A bare word is a model name even if a folder of that name happens to exist in the working directory;
     # timm's own source prefixes (hf-hub:org/repo, local-dir:/path) contain slashes but are names.

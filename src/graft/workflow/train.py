@@ -21,7 +21,7 @@ from graft.data.discover import DataSpec, discover_config
 from graft.errors import GraftError, WriteFailed
 from graft.evaluation.calibration import Calibration
 from graft.evaluation.evaluate import report_after_training
-from graft.models.registry import check_model_name
+from graft.models.registry import check_model_name, pretrained_input_size
 from graft.monitoring.console import Progress, format_seconds, make_console
 from graft.monitoring.monitor import Monitor
 from graft.runs.folder import RunFolder
@@ -90,7 +90,7 @@ def run_training(
     console = console or make_console()
     spec = spec or discover_config(cfg)
     if resume is None:  # a resumed run trains on its split.csv, checked when the run began
-        _check_cheap_things_first(cfg, spec)
+        _check_cheap_things_first(cfg, spec, console if main else Console(quiet=True))
         spec = check_for_training(cfg, spec, console if main else Console(quiet=True))
     run_dir = Path(cfg.out) if cfg.out is not None else None
     try:  # the lock is released however the run ends (the OS releases it if the process dies)
@@ -129,11 +129,20 @@ def run_training(
             lock.release()
 
 
-def _check_cheap_things_first(cfg: Config, spec: DataSpec) -> None:
-    """A model-name typo or a GPU that is not there fails in a second, before the data check reads every file."""
+def _check_cheap_things_first(cfg: Config, spec: DataSpec, console: Console) -> None:
+    """A model-name typo or a GPU that is not there fails in a second, before the data check reads every
+    file; an input far smaller than the pretrained weights saw is said before the frozen pass, not after."""
     resolve_device(cfg.train.device)
-    if spec.task != "text" and cfg.model.name is not None:
-        check_model_name(cfg.model.name)
+    if spec.task == "text" or cfg.model.name is None:
+        return
+    check_model_name(cfg.model.name)
+    seen = pretrained_input_size(cfg.model.name) if cfg.model.pretrained else None
+    if (
+        seen and cfg.data.img_size and cfg.data.img_size < seen / 4
+    ):  # the demo's 64 px on 224 px weights is fine
+        console.print(f"[yellow]warning[/yellow] --img-size {cfg.data.img_size} is far below the {seen} px the pretrained "
+                      f"weights were trained at: their deep features carry little at that size; use --img-size "
+                      f"{seen // 4} or more", highlight=False)  # fmt: skip
 
 
 def _outside_the_loop(err: OSError, run_dir: Path | None, lock: RunLock | None) -> Exception:
