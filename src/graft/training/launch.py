@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 
 
 def launch(devices: int, argv: list[str]) -> int:
@@ -14,8 +15,11 @@ def launch(devices: int, argv: list[str]) -> int:
     processes (the flag removed) and return its exit code."""
     # `--`: torchrun's own parser would otherwise claim graft flags that abbreviate its options
     # (--log for --log-dir, --monitor for --monitor-interval, -m for --module).
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}",
-               "-m", "graft", "--", *without_devices(argv)]  # fmt: skip
+    # One node, every listening socket on 127.0.0.1 (training/torchrun_local.py): what --standalone means,
+    # without listening on the network.
+    command = [sys.executable, "-m", "graft.training.torchrun_local", "--nnodes=1", "--rdzv-backend=c10d",
+               "--rdzv-endpoint=127.0.0.1:0", f"--rdzv-id={uuid.uuid4().hex}", "--local-addr=127.0.0.1",
+               f"--nproc-per-node={devices}", "-m", "graft", "--", *without_devices(argv)]  # fmt: skip
     process = subprocess.Popen(command)
     while True:
         try:
