@@ -1,24 +1,34 @@
 """The Python API; the CLI is a thin shell over these functions.
 
     >>> run = graft.train("my_images/", model="efficientnet_lite0", epochs=5, lr=3e-4)   # doctest: +SKIP
-    >>> run.best_metric, run.path                                                        # doctest: +SKIP
+    >>> run.best_metric, run.path, run.metrics["accuracy"]                               # doctest: +SKIP
     >>> graft.load(run.path).predict(["photo.jpg"], top_k=3)                             # doctest: +SKIP
+    >>> graft.evaluate(run, data="holdout/")["macro_f1"]                                 # doctest: +SKIP
+    >>> graft.export(run, format="onnx")                                                 # doctest: +SKIP
+    >>> graft.check("my_images/").warnings                                               # doctest: +SKIP
+    >>> graft.resume(run.path, epochs=10)                                                # doctest: +SKIP
 
 Keyword arguments are the `graft train` flag names with underscores (`epochs`, `batch_size`, `lr`,
 `img_size`, `val`, `val_split`, `out`, `seed`, `device`, `pretrained`, `num_workers`, `accum_steps`, `amp`,
 `weights`, `quiet`; the table is `graft.config.ALIASES`) or any dotted config key, e.g.
 `**{"optim.weight_decay": 0.05}`; a dict value for a section sets several keys, e.g.
-`**{"data.augment": {"hflip": 0.0}}`.
+`**{"data.augment": {"hflip": 0.0}}`. Each function prints nothing the command would not (`check` nothing
+at all unless `verbose=True`) and raises `graft.errors.GraftError` where the command prints `error: ...`.
 """
 
 from __future__ import annotations
 
+import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from graft.config import resolve_config
+from graft.data.check import DataReport, apply_checks, check_data
+from graft.data.discover import discover_config
+from graft.monitoring.console import make_console
 from graft.predict.images import Predictor
 from graft.predict.load import load_predictor
 from graft.workflow.train import Run, run_training
@@ -38,7 +48,88 @@ def train(
     return run_training(cfg, console)
 
 
-def load(path: str | Path, device: str = "auto", backend: str = "torch") -> Predictor:
+def load(path: str | Path | Run, device: str = "auto", backend: str = "torch") -> Predictor:
     """A predictor for a run directory or a bundle folder (`backend="onnx"`: its ONNX export on
-    onnxruntime, or a .onnx file); every one has `predict(inputs, top_k=1, batch_size=32)`."""
-    return load_predictor(path, backend=backend, device=device)
+    onnxruntime, or a .onnx file); every one has `predict(inputs, top_k=1, batch_size=32)` and
+    `predict_proba(inputs, batch_size=32)` (an (N, C) array, columns in `.classes` order). Images are paths,
+    folders, PIL images, numpy arrays or torch tensors; texts are strings."""
+    return load_predictor(_path(path), backend=backend, device=device)
+
+
+def evaluate(
+    run_or_bundle: str | Path | Run,
+    data: str | Path | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int = 64,
+    num_workers: int | None = None,
+) -> dict[str, Any]:
+    """`graft eval`: the bundle's model on labelled data; writes the report folder and returns its metrics
+    (metrics.json as `graft eval --json` prints it: accuracy, top_k_accuracy, macro_f1, weighted_f1, ece,
+    loss, per_class, confusion_matrix, most_confused, ...).
+
+    `data`: a folder or CSV as `graft train` takes it (its test split if it has one, else its val split,
+    else all of it); default the run's validation split. `out`: the report folder (default RUN/report, or
+    RUN/report-DATA with `data`). Problems with the data (skipped files, ...) are Python warnings.
+    """
+    from graft.data.images import default_num_workers
+    from graft.evaluation.evaluate import evaluate as run_evaluation
+
+    workers = default_num_workers() if num_workers is None else num_workers
+    result = run_evaluation(
+        _path(run_or_bundle), data, out, device=device, batch_size=batch_size, num_workers=workers
+    )
+    for warning in result.data.warnings:
+        warnings.warn(warning, stacklevel=2)
+    return json.loads((result.out / "metrics.json").read_text())
+
+
+def export(run_or_bundle: str | Path | Run, format: str = "onnx", out: str | Path | None = None) -> Path:
+    """`graft export`: the bundle's model as onnx, pt2, torchscript or safetensors, verified against
+    PyTorch before it is kept. Returns the file (default inside the bundle: model.onnx, ...); the sidecar
+    FILE.json beside it holds the input, preprocessing and classes. `graft.load(run, backend="onnx")` serves
+    the ONNX export without torch."""
+    from graft.export.formats import export as export_model
+
+    return export_model(_path(run_or_bundle), format.lower(), out).path
+
+
+def check(data: str | Path, *, verbose: bool = False, **overrides: Any) -> DataReport:
+    """`graft check`: read every sample of `data` once and report (counts, sizes, unreadable files,
+    imbalance, train/val leaks, warnings), changing nothing. Keyword arguments are the command's flags:
+    `val`, `val_split`, `seed`, `task`, `text_column`, `label_column`, `text_pair_column`, `single_label`,
+    `strict`, `dedupe` (or dotted config keys). Raises GraftError where `graft check` exits 2: data that
+    training cannot use (with `strict=True`: unreadable files). `report.warnings` also holds the warnings
+    of finding the data; `report.lines()` is the summary `graft check` prints, `verbose=True` prints it.
+    """
+    if overrides.pop("single_label", False):
+        overrides["labels"] = "single"
+    cfg = resolve_config(None, {"data": data, **overrides})
+    spec = discover_config(cfg)
+    report = check_data(spec)
+    apply_checks(spec, report, cfg.data.strict, cfg.data.dedupe)  # the errors graft train would raise
+    report.warnings = [*spec.warnings, *report.warnings]
+    if verbose:
+        console = make_console()
+        console.print(f"[bold]data[/bold]   {spec.description}", highlight=False)
+        for line in report.lines():
+            console.print(f"[bold]check[/bold]  {line}", highlight=False)
+        for path, reason in report.broken:
+            console.print(f"[red]skip[/red]   {path}: {reason}", highlight=False)
+        for warning in report.warnings:
+            console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+    return report
+
+
+def resume(run_dir: str | Path | Run, *, console: Console | None = None, **changes: Any) -> Run:
+    """`graft resume`: continue a run from its newest intact checkpoint (mid-epoch too) and return the
+    finished `Run`, the run that never stopped. Only `epochs`, `patience`, `min_delta`, `device`, `amp`,
+    `num_workers`, `quiet`, logging and checkpoint keeping may change, e.g. `resume(run, epochs=20)`;
+    anything else is a GraftError naming the field."""
+    from graft.workflow.resume import resume_run
+
+    return resume_run(_path(run_dir), changes, console)
+
+
+def _path(target: str | Path | Run) -> str | Path:
+    return target.path if isinstance(target, Run) else target

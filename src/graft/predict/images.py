@@ -3,23 +3,32 @@
 >>> predictor = graft.load("runs/NAME")                      # doctest: +SKIP
 >>> predictor.predict(["cat.jpg"], top_k=3)[0].label         # doctest: +SKIP
 'cat'
+>>> predictor.predict_proba(["cat.jpg"])                     # doctest: +SKIP
+array([[0.97, 0.03]], dtype=float32)
 """
 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from safetensors import SafetensorError
 from timm.data import create_transform
 
 from graft.errors import GraftError
 from graft.models.registry import create_model
-from graft.predict.common import Prediction, decoded, expand_inputs, image_name, predict_in_batches  # noqa: F401  (expand_inputs re-exported)
+from graft.predict.common import (  # noqa: F401  (expand_inputs re-exported)
+    Prediction,
+    decoded,
+    expand_inputs,
+    image_inputs,
+    image_name,
+    predict_in_batches,
+    probabilities_in_batches,
+)
 from graft.runs.folder import BUNDLE_META, find_bundle, read_bundle_meta, verify_bundle
 from graft.runs.status import error_line
 from graft.runtime import resolve_device
@@ -61,14 +70,22 @@ class Predictor:
     @torch.inference_mode()
     def predict(
         self,
-        inputs: Sequence[str | Path | Image.Image] | str | Path | Image.Image,
+        inputs: Any,
         top_k: int = 1,
         batch_size: int = 32,
     ) -> list[Prediction]:
-        """Predict each image (a path or a PIL image); folders are not expanded here, see `expand_inputs`."""
-        if isinstance(inputs, (str, Path, Image.Image)):  # one image, not a sequence of characters
-            inputs = [inputs]
-        return predict_in_batches(inputs, top_k, batch_size, self.classes, self._probs, image_name)
+        """The top `top_k` labels of each image: a path, a folder (its images, recursively, in sorted order),
+        a PIL image, a numpy array (HxWxC uint8, or HxW grayscale) or a torch tensor (CxHxW or HxWxC, uint8 or
+        float in [0, 1]); one or a list of them. In-memory images are named '<image>' in `Prediction.input`."""
+        return predict_in_batches(
+            image_inputs(inputs), top_k, batch_size, self.classes, self._probs, image_name
+        )
+
+    @torch.inference_mode()
+    def predict_proba(self, inputs: Any, batch_size: int = 32) -> np.ndarray:
+        """(N, C) float32 probabilities, one row per image (the inputs `predict` takes), columns in `.classes`
+        order."""
+        return probabilities_in_batches(image_inputs(inputs), batch_size, self.classes, self._probs)
 
     def _probs(self, chunk: list) -> np.ndarray:
         batch = torch.stack([self.transform(img.convert("RGB")) for img in decoded(chunk)]).to(self.device)

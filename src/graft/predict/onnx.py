@@ -21,7 +21,16 @@ import numpy as np
 from PIL import Image
 
 from graft.errors import GraftError
-from graft.predict.common import Prediction, decoded, image_name, predict_in_batches, softmax
+from graft.predict.common import (
+    Prediction,
+    decoded,
+    image_inputs,
+    image_name,
+    predict_in_batches,
+    probabilities_in_batches,
+    softmax,
+    text_inputs,
+)
 from graft.predict.preprocess import preprocess_batch
 from graft.runs.folder import BUNDLE_META, read_bundle_meta
 from graft.runs.locate import locate
@@ -78,15 +87,22 @@ class OnnxPredictor:
 
     def predict(
         self,
-        inputs: Sequence[str | Path | Image.Image] | str | Path | Image.Image,
+        inputs: Any,
         top_k: int = 1,
         batch_size: int = 32,
     ) -> list[Prediction]:
-        """Like graft.predict.images.Predictor.predict, on onnxruntime."""
-        if isinstance(inputs, (str, Path, Image.Image)):
-            inputs = [inputs]
-        probs = lambda chunk: softmax(self.logits(decoded(chunk)))  # noqa: E731
-        return predict_in_batches(inputs, top_k, batch_size, self.classes, probs, image_name)
+        """Like graft.predict.images.Predictor.predict (paths, folders, PIL images, numpy arrays, torch
+        tensors), on onnxruntime."""
+        return predict_in_batches(
+            image_inputs(inputs), top_k, batch_size, self.classes, self._probs, image_name
+        )
+
+    def predict_proba(self, inputs: Any, batch_size: int = 32) -> np.ndarray:
+        """(N, C) float32 probabilities, columns in `.classes` order (the inputs `predict` takes)."""
+        return probabilities_in_batches(image_inputs(inputs), batch_size, self.classes, self._probs)
+
+    def _probs(self, chunk: list) -> np.ndarray:
+        return softmax(self.logits(decoded(chunk)))
 
 
 class OnnxTextPredictor:
@@ -124,10 +140,14 @@ class OnnxTextPredictor:
         return self.session.run(None, feed)[0]
 
     def predict(self, texts: Sequence[str] | str, top_k: int = 1, batch_size: int = 32) -> list[Prediction]:
-        if isinstance(texts, str):
-            texts = [texts]
-        probs = lambda chunk: softmax(self.logits(chunk))  # noqa: E731
-        return predict_in_batches(texts, top_k, batch_size, self.classes, probs)
+        return predict_in_batches(text_inputs(texts), top_k, batch_size, self.classes, self._probs)
+
+    def predict_proba(self, texts: Sequence[str] | str, batch_size: int = 32) -> np.ndarray:
+        """(N, C) float32 probabilities, one row per text, columns in `.classes` order."""
+        return probabilities_in_batches(text_inputs(texts), batch_size, self.classes, self._probs)
+
+    def _probs(self, chunk: list[str]) -> np.ndarray:
+        return softmax(self.logits(chunk))
 
 
 def onnx_session(path: Path, threads: int | None = None):

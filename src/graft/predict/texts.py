@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from graft.predict.common import Prediction, predict_in_batches
+from graft.predict.common import Prediction, predict_in_batches, probabilities_in_batches, text_inputs
 
 
 class TextPredictor:
@@ -45,7 +46,12 @@ class TextPredictor:
         return self.model(self.tokenize(texts, pairs).to(self.device)).float().cpu()
 
     def predict(self, texts: Sequence[str] | str, top_k: int = 1, batch_size: int = 32) -> list[Prediction]:
-        if isinstance(texts, str):  # one text, not a sequence of characters
-            texts = [texts]
-        probs = lambda chunk: self.logits(chunk).softmax(dim=-1).numpy()  # noqa: E731
-        return predict_in_batches(texts, top_k, batch_size, self.classes, probs)
+        """The top `top_k` labels of each text (one string or a list of them)."""
+        return predict_in_batches(text_inputs(texts), top_k, batch_size, self.classes, self._probs)
+
+    def predict_proba(self, texts: Sequence[str] | str, batch_size: int = 32) -> np.ndarray:
+        """(N, C) float32 probabilities, one row per text, columns in `.classes` order."""
+        return probabilities_in_batches(text_inputs(texts), batch_size, self.classes, self._probs)
+
+    def _probs(self, chunk: list[str]) -> np.ndarray:
+        return self.logits(chunk).softmax(dim=-1).numpy()

@@ -49,7 +49,7 @@ from graft.workflow.session import (
 
 @dataclass
 class Run:
-    """The result of `graft.train`: where it is and how it went."""
+    """The result of `graft.train` and `graft.resume`: where it is and how it went (`metrics`, `history`)."""
 
     path: Path
     config: Config
@@ -67,6 +67,44 @@ class Run:
     @property
     def bundle(self) -> Path:
         return RunFolder(self.path).bundle
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """How the run did, as numbers: the evaluation report's (runs/NAME/report/metrics.json: accuracy,
+        top_k_accuracy, macro_f1, weighted_f1, ece, loss, num_samples, ...) when the run has one, else the
+        best epoch's history row (val_acc, val_loss, train_loss, epoch, ...); {} before a finished epoch.
+        A report older than the bundle (a resumed run stopped before writing its own) is not this bundle's
+        and is passed over. Per-class numbers and the confusion matrix: `graft.evaluate(run)`."""
+        import json  # here, not at the top: this module's imports belong to run_training
+
+        folder = RunFolder(self.path)
+        report = folder.report / "metrics.json"
+        try:
+            current = report.is_file() and (
+                not folder.bundle_meta.is_file()
+                or report.stat().st_mtime >= folder.bundle_meta.stat().st_mtime
+            )
+            if current:
+                numbers = json.loads(report.read_text())
+                return {
+                    k: v
+                    for k, v in numbers.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)
+                }
+        except (OSError, ValueError) as err:
+            raise GraftError(f"cannot read {report}: {err}") from None
+        rows = [row for row in self.history if row.get("epoch") == self.best_epoch]
+        return dict(rows[-1]) if rows else {}
+
+    def __repr__(self) -> str:  # one line, not the whole config
+        monitor = self.config.checkpoint.monitor
+        if self.best_metric is None or self.best_epoch is None:
+            outcome = "no finished epoch"
+        else:
+            value = f"{self.best_metric:.1%}" if monitor == "val_acc" else f"{self.best_metric:.4f}"
+            outcome = f"best {monitor} {value} at epoch {self.best_epoch}/{self.config.train.epochs}"
+        stopped = f", stopped: {self.stopped}" if self.stopped else ""
+        return f"Run({str(self.path)!r}, {outcome}, {len(self.classes)} classes{stopped})"
 
     def load(self, device: str = "auto"):  # -> Predictor (imported lazily: predict needs no training code)
         from graft.predict.images import Predictor
