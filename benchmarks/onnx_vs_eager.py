@@ -47,7 +47,7 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from graft.export.formats import IMAGE_IO, write_onnx
+    from graft.exporting.formats import IMAGE_IO, write_onnx
     from graft.models.registry import create_model
 
     torch.set_num_threads(args.threads)

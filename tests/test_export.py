@@ -16,7 +16,7 @@ from timm.data import create_transform
 import graft
 from conftest import TINY, make_color_images
 from graft.errors import GraftError
-from graft.export.formats import FORMATS, export
+from graft.exporting.formats import FORMATS, export
 from graft.predict.preprocess import preprocess
 from test_cli import assert_user_error
 from test_cli import graft as graft_cli

@@ -145,7 +145,7 @@ def test_torchvision_preprocessing_comes_from_the_preset_even_without_its_weight
 
 
 def test_fixed_size_bundle_can_be_fine_tuned_at_a_new_size(tmp_path: Path):
-    from graft.export.bundle import write_bundle
+    from graft.exporting.bundle import write_bundle
 
     built = create_model("test_vit", 3, pretrained=False, img_size=32)
     write_bundle(tmp_path / "model", built, built.model, ["a", "b", "c"], {}, {})

@@ -67,7 +67,7 @@ def test_predict_refuses_a_bundle_that_maps_to_its_own_code(tmp_path, tiny_bert)
 def test_bundles_never_carry_auto_map(tmp_path, tiny_bert):
     from transformers import AutoConfig
 
-    from graft.export.bundle import write_bundle
+    from graft.exporting.bundle import write_bundle
     from graft.models.text_encoder import build_text
 
     built, tokenizer = build_text(str(tiny_bert), 2, ["a", "b"])

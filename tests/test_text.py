@@ -118,7 +118,7 @@ def test_text_report_eval_and_verified_exports(text_run, reviews, tmp_path):
     assert json.loads((out / "report-held_out" / "metrics.json").read_text())["num_samples"] == 2
 
     texts = ["the cast was wonderful and brilliant", "really dull and boring film", "plot"]
-    from graft.export.formats import export  # in-process: the CLI path is the same for images and texts
+    from graft.exporting.formats import export  # in-process: the CLI path is the same for images and texts
 
     for fmt in ("onnx", "torchscript"):
         assert (

@@ -33,7 +33,9 @@ def test_a_two_process_run_listens_on_the_loopback_only(tmp_path):
     before = listening()
     command = [GRAFT, "train", data, "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs",
                "3", "--batch-size", "4", "--num-workers", "0", "--devices", "2", "--out", tmp_path / "run", "-q"]  # fmt: skip
-    process = subprocess.Popen(list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     opened: set[tuple[str, str]] = set()
     while process.poll() is None:
         opened |= listening() - before

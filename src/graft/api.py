@@ -89,7 +89,7 @@ def export(run_or_bundle: str | Path | Run, format: str = "onnx", out: str | Pat
     PyTorch before it is kept. Returns the file (default inside the bundle: model.onnx, ...); the sidecar
     FILE.json beside it holds the input, preprocessing and classes. `graft.load(run, backend="onnx")` serves
     the ONNX export without torch."""
-    from graft.export.formats import export as export_model
+    from graft.exporting.formats import export as export_model
 
     return export_model(_path(run_or_bundle), format.lower(), out).path
 

@@ -31,7 +31,7 @@ def export_command(
             f"unknown export format {fmt!r}{did_you_mean(fmt, FORMAT_NAMES)}; choose one of {', '.join(FORMAT_NAMES)}"
         )
     located = locate(target)  # a missing run or bundle, also before the torch import
-    from graft.export.formats import export
+    from graft.exporting.formats import export
 
     console = make_console()
     result = export(target, fmt, out)

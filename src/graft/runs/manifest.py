@@ -1,6 +1,6 @@
 """MANIFEST.json: the size and SHA-256 of every file of a folder, written last, so a folder whose manifest
 does not verify is known to be incomplete or damaged. Checkpoints (runs/store.py) and bundles
-(export/bundle.py) carry one; readers call `verify_folder` before trusting the bytes.
+(exporting/bundle.py) carry one; readers call `verify_folder` before trusting the bytes.
 
 Standard library only: `graft runs` verifies checkpoints without importing torch.
 """

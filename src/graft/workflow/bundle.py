@@ -13,7 +13,7 @@ from rich.console import Console
 
 from graft.errors import GraftError
 from graft.evaluation.calibration import Calibration, cannot_fit, fit_temperature, fold_temperature
-from graft.export.bundle import write_bundle
+from graft.exporting.bundle import write_bundle
 from graft.runs.best import ranking, resolve_mode
 from graft.runs.folder import RunFolder
 from graft.runs.store import Checkpoint, CheckpointStore

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from graft.errors import GraftError
-from graft.export.verify import Inputs
+from graft.exporting.verify import Inputs
 from graft.runs.locate import Located
 from graft.runs.split import TextRow, read_split
 

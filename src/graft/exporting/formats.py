@@ -1,7 +1,7 @@
 """`graft export`: a bundle's model as ONNX, a torch.export program, TorchScript or one safetensors file.
 
 Each export is written to a temporary name, loaded back with the runtime that will serve it, compared
-with the eager model (export/verify.py) and only then renamed into place, next to a sidecar JSON
+with the eager model (exporting/verify.py) and only then renamed into place, next to a sidecar JSON
 (`<file>.json`) with everything needed to feed it: input names and shapes, the preprocessing as numbers
 and in words (for a text model: the tokenizer, whose files go beside the export), the class names, and
 the verification result. By default exports go into the bundle
@@ -28,7 +28,7 @@ from torch import nn
 
 from graft._version import __version__
 from graft.errors import GraftError, did_you_mean
-from graft.export.verify import ATOL, Check, Inputs, compare, verification_inputs
+from graft.exporting.verify import ATOL, Check, Inputs, compare, verification_inputs
 from graft.predict import preprocess
 from graft.predict.onnx import onnx_session
 from graft.runs.locate import Located, locate
@@ -186,7 +186,7 @@ def export(target: str | Path, fmt: str, out: str | Path | None = None, atol: fl
     started = time.perf_counter()
     predictor = Predictor.from_path(located.bundle, device="cpu")
     if text:
-        from graft.export.text_export import (
+        from graft.exporting.text_export import (
             TextLogits,
             input_names,
             keep_tokenizer_beside,
