@@ -1,7 +1,8 @@
 """One way in to prediction: `load_predictor(path, backend=...)` for a run folder, a bundle folder or an
 exported .onnx file. Whatever the modality (images, texts) and backend (PyTorch, onnxruntime), the
 predictor has one face: `.task` ("image" or "text"), `.classes`, and
-`predict(inputs, top_k=1, batch_size=32) -> list[Prediction]` (predict/common.py).
+`predict(inputs, top_k=1, batch_size=32) -> list[Prediction]` and `predict_proba(inputs) -> (N, C) array`
+(predict/common.py). Inputs: paths, folders, PIL images, numpy arrays, torch tensors; texts for text bundles.
 
     >>> load_predictor("runs/NAME").predict(["cat.jpg"], top_k=3)                    # doctest: +SKIP
     >>> load_predictor("runs/NAME", backend="onnx").predict(["cat.jpg"])             # doctest: +SKIP
