@@ -56,7 +56,8 @@ class DataConfig(_Section):
     # quantity to regress) are refused (data/label_kind.py); single: every distinct label is a class, as given.
     labels: Literal["auto", "single"] = "auto"
     text_column: str = "text"
-    label_column: str = "label"
+    label_column: str = "label"  # the label column of an image CSV or a text table
+    path_column: str = "path"  # the image path column of an image CSV (split.csv keeps path,label)
     text_pair_column: str | None = None  # a second text per sample (sentence-pair tasks)
     # Tokens per text; longer texts are truncated (and counted). auto: long enough for 95% of the training
     # texts (a multiple of 32), at most the model's limit and AUTO_MAX_LENGTH (data/tokens.py); the length
@@ -113,10 +114,15 @@ class ModelConfig(_Section):
 
 
 class OptimConfig(_Section):
-    name: Literal["adamw", "sgd"] = "adamw"  # sgd: with momentum, not Nesterov
+    # Any timm optimizer (`timm.optim.list_optimizers()`: adamw, lamb, lion, ...), checked when the
+    # optimizer is built (training/optim.py). sgd: plain SGD with momentum (timm's "momentum"); timm's own
+    # "sgd" is Nesterov, here "nesterov".
+    name: str = "adamw"
     lr: PositiveFloat | Literal["auto"] = 1e-3  # auto: the LR range test's suggestion (graft lr-find)
     weight_decay: float = Field(0.01, ge=0)  # not applied to biases and norm layers
-    momentum: float = Field(0.9, ge=0, lt=1)  # sgd only
+    momentum: float = Field(0.9, ge=0, lt=1)  # optimizers with momentum (sgd, nesterov, rmsprop, ...)
+    # graft's schedule is a pure factor of the optimizer step (exact resume, groups joining at an unfreeze):
+    # linear warmup, then cosine to min_lr_ratio or constant. timm's other schedulers are not offered.
     scheduler: Literal["cosine", "constant"] = "cosine"
     warmup_epochs: float = Field(0.5, ge=0)
     min_lr_ratio: float = Field(0.01, ge=0, le=1)  # cosine floor, as a fraction of lr
@@ -125,6 +131,24 @@ class OptimConfig(_Section):
     # pulls the fine-tune away from the probe it starts from (measured on the photo sets: no better at the
     # best epoch, 1.1 points worse at the last).
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _optimizer_name(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("scheduler", mode="before")
+    @classmethod
+    def _schedule_name(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() not in SCHEDULES:
+            raise ValueError(
+                f"must be {' or '.join(SCHEDULES)}: graft's LR schedule is warmup then a factor per step, so "
+                "a run resumes exactly; timm's other schedulers are not supported"
+            )
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+SCHEDULES = ("cosine", "constant")
 
 
 def parse_duration(value: Any) -> Any:
@@ -222,6 +246,7 @@ ALIASES: dict[str, str] = {
     "task": "data.task",
     "text_column": "data.text_column",
     "label_column": "data.label_column",
+    "path_column": "data.path_column",
     "labels": "data.labels",
     "text_pair_column": "data.text_pair_column",
     "max_length": "data.max_length",
@@ -240,7 +265,12 @@ ALIASES: dict[str, str] = {
     "train_bn": "strategy.train_bn",
     "cache_features": "strategy.cache_features",
     "lr": "optim.lr",
+    # named as timm's train.py names them
+    "opt": "optim.name",
+    "sched": "optim.scheduler",
     "weight_decay": "optim.weight_decay",
+    "warmup_epochs": "optim.warmup_epochs",
+    "smoothing": "optim.label_smoothing",
     "epochs": "train.epochs",
     "time_limit": "train.time_limit",
     "train_groups": "strategy.train_groups",
@@ -383,7 +413,8 @@ def _explain(err: ValidationError, source: str) -> str:
                 f"valid keys{' in ' + prefix if prefix else ''}: {', '.join(names)}"
             )
         else:
-            problems.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
+            message = e["msg"].removeprefix("Value error, ")  # a validator's own words
+            problems.append(f"{key}: {message} (got {e.get('input')!r})")
     return f"invalid {source}: " + "; ".join(problems)
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from graft._version import __version__
 from graft.cli import board, check, demo, models, predict, runs, strategy, train
@@ -17,9 +19,32 @@ from graft.cli import export as export_cli
 from graft.errors import WRITE_ERRNOS, GraftError
 from graft.monitoring.console import make_console
 
+HELP = "Fine-tune pretrained image and text models on your own data: train, predict, and share the result."
+
+
+class _NoFlagTypes:
+    """Help without a `<bool>` type beside on/off flags (--quiet, --strict/--no-strict, --help): they take
+    no value, so the type column stays empty for them."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        for param in self.get_params(ctx):  # typer's own (vendored) click classes: no isinstance here
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        super().format_help(ctx, formatter)
+
+
+class Command(_NoFlagTypes, TyperCommand):
+    pass
+
+
+class Group(_NoFlagTypes, TyperGroup):
+    pass
+
+
 app = typer.Typer(
     name="graft",
-    help="Fine-tune pretrained image models on your own data: train, predict, and share the result.",
+    cls=Group,
+    help=HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,  # bugs get a plain traceback; user errors never reach it
@@ -39,23 +64,23 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
 ) -> None:
-    """Fine-tune pretrained image models on your own data: train, predict, and share the result."""
+    """Fine-tune pretrained image and text models on your own data: train, predict, and share the result."""
 
 
-app.command("check", no_args_is_help=True)(check.check_command)
-app.command("train", no_args_is_help=True)(train.train_command)
-app.command("resume", no_args_is_help=True)(train.resume_command)
-app.command("predict", no_args_is_help=True)(predict.predict_command)
-app.command("eval", no_args_is_help=True)(eval_cli.eval_command)
-app.command("export", no_args_is_help=True)(export_cli.export_command)
-app.command("advise", no_args_is_help=True)(strategy.advise_command)
-app.command("lr-find", no_args_is_help=True)(strategy.lr_find_command)
-app.command("summary", no_args_is_help=True)(strategy.summary_command)
-app.command("models")(models.models_command)
-app.command("config")(models.config_command)
-app.command("demo")(demo.demo_command)
-app.command("runs")(runs.runs_command)
-app.command("board")(board.board_command)
+app.command("check", cls=Command, no_args_is_help=True)(check.check_command)
+app.command("train", cls=Command, no_args_is_help=True)(train.train_command)
+app.command("resume", cls=Command, no_args_is_help=True)(train.resume_command)
+app.command("predict", cls=Command, no_args_is_help=True)(predict.predict_command)
+app.command("eval", cls=Command, no_args_is_help=True)(eval_cli.eval_command)
+app.command("export", cls=Command, no_args_is_help=True)(export_cli.export_command)
+app.command("advise", cls=Command, no_args_is_help=True)(strategy.advise_command)
+app.command("lr-find", cls=Command, no_args_is_help=True)(strategy.lr_find_command)
+app.command("summary", cls=Command, no_args_is_help=True)(strategy.summary_command)
+app.command("models", cls=Command)(models.models_command)
+app.command("config", cls=Command)(models.config_command)
+app.command("demo", cls=Command)(demo.demo_command)
+app.command("runs", cls=Command)(runs.runs_command)
+app.command("board", cls=Command)(board.board_command)
 
 
 def main() -> None:

@@ -7,7 +7,20 @@ from pathlib import Path
 
 import typer
 
-from graft.cli.options import DATA, DEDUPE, SEED, SINGLE_LABEL, STRICT, flag, resolve
+from graft.cli.options import (
+    DATA,
+    DEDUPE,
+    LABEL_COLUMN,
+    PATH_COLUMN,
+    SEED,
+    SINGLE_LABEL,
+    STRICT,
+    TEXT_COLUMN,
+    TEXT_PAIR_COLUMN,
+    D,
+    flag,
+    resolve,
+)
 from graft.monitoring.console import make_console
 
 SHOWN_PAIRS = 20  # leak pairs printed (all of them with --json)
@@ -16,12 +29,15 @@ SHOWN_PAIRS = 20  # leak pairs printed (all of them with --json)
 def check_command(
     data: Path = DATA,
     val: Path | None = flag("--val", help="Validation folder or CSV (overrides val/ inside DATA)."),
-    val_split: float | None = flag("--val-split", help="Fraction held out when DATA has no val/ (0.2)."),
+    val_split: float | None = flag(
+        "--val-split", help=f"Fraction held out when DATA has no val/ (default {D.data.val_split})."
+    ),
     seed: int | None = SEED,
     task: str | None = flag("--task", help="image or text (default: detected from DATA)."),
-    text_column: str | None = flag("--text-column", help="Text data: the text column (default text)."),
-    label_column: str | None = flag("--label-column", help="Text data: the label column (default label)."),
-    text_pair_column: str | None = flag("--text-pair-column", help="Text data: a second text column."),
+    path_column: str | None = PATH_COLUMN,
+    label_column: str | None = LABEL_COLUMN,
+    text_column: str | None = TEXT_COLUMN,
+    text_pair_column: str | None = TEXT_PAIR_COLUMN,
     single_label: bool = SINGLE_LABEL,
     strict: bool | None = STRICT,
     dedupe: bool | None = DEDUPE,
@@ -35,7 +51,7 @@ def check_command(
     from graft.data.check import apply_checks, check_data
     from graft.data.discover import discover_config
 
-    cfg = resolve(None, [], data=data, val=val, val_split=val_split, seed=seed, task=task,
+    cfg = resolve(None, [], data=data, val=val, val_split=val_split, seed=seed, task=task, path_column=path_column,
                   text_column=text_column, label_column=label_column, text_pair_column=text_pair_column,
                   labels="single" if single_label else None, strict=strict, dedupe=dedupe)  # fmt: skip
     spec = discover_config(cfg)

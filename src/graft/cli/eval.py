@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from graft.monitoring.console import make_console
+from graft.monitoring.console import make_console, plural
 
 
 def eval_command(
@@ -49,7 +49,8 @@ def eval_command(
         return
     console = make_console()
     rows = [
-        ("data", f"{result.data.description}: {m['num_samples']} samples, {m['num_classes']} classes"),
+        ("data", f"{result.data.description}: {plural(m['num_samples'], 'sample')}, "
+                 f"{plural(m['num_classes'], 'class')}"),
         ("scores", f"accuracy {m['accuracy']:.2%}  top-{m['top_k']} {m['top_k_accuracy']:.2%}  macro F1 "
                    f"{m['macro_f1']:.3f}  weighted F1 {m['weighted_f1']:.3f}  ECE {m['ece']:.2%}  loss {m['loss']:.4f}"),
     ]  # fmt: skip

@@ -1,7 +1,9 @@
-"""Flags shared by the commands that build a model on data (train, advise, lr-find, summary).
+"""Flags shared by the commands that build a model on data (train, advise, lr-find, summary, check).
 
 Each flag defaults to None, meaning "not given": only what the user typed overrides the config file and
-the defaults. Defaults in the help text come from the config itself, so they cannot drift.
+the defaults. Defaults in the help text come from the config itself, so they cannot drift. Flags that
+timm's train.py also has are named as it names them (--opt, --sched, --weight-decay, --warmup-epochs,
+--smoothing); the config keys they set are in `graft.config.ALIASES`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import typer
 
-from graft.config import Config, parse_set, resolve_config
+from graft.config import DEFAULT_MODELS, SCHEDULES, Config, parse_set, resolve_config
 
 # When the command began (this module loads with the CLI): the last line counts imports and the report too.
 STARTED = time.perf_counter()
@@ -26,15 +28,17 @@ def flag(*names: str, help: str) -> Any:
 
 DATA = typer.Argument(
     ...,
-    help="Folder with one sub-folder per class (optionally train/ and val/ inside), or a CSV with "
-    "path,label[,split] columns (paths relative to the CSV).",
+    help="Images: a folder with one sub-folder per class (optionally train/ and val/ inside), or a CSV with "
+    "path,label[,split] columns (paths relative to the CSV; see --path-column, --label-column). Texts: a "
+    "CSV/TSV/JSONL table with text,label[,split] columns, or a folder with train and val tables.",
     show_default=False,
 )
 MODEL = flag(
     "--model",
     "-m",
-    help="timm name (efficientnet_lite0, resnet50.a1_in1k), tv:NAME for torchvision, "
-    f"or a bundle/model folder; see `graft models` (default {D.model.name}).",
+    help="timm name (efficientnet_lite0, resnet50.a1_in1k), tv:NAME for torchvision, a Hugging Face text "
+    "encoder (hub name or folder), or a bundle/model folder; see `graft models` "
+    f"(default {DEFAULT_MODELS['image']} for images, {DEFAULT_MODELS['text']} for texts).",
 )
 STRATEGY = flag(
     "--strategy",
@@ -56,6 +60,42 @@ BALANCE = flag(
     "--balance",
     help="Class imbalance: sampler (draw classes equally often), loss (class-weighted cross-entropy), "
     "none, or auto (default: chosen from the measured imbalance, see `graft check`).",
+)
+TEXT_COLUMN = flag(
+    "--text-column", help=f"Text table: the column with the text (default {D.data.text_column})."
+)
+LABEL_COLUMN = flag(
+    "--label-column",
+    help=f"Image CSV or text table: the column with the labels (default {D.data.label_column}).",
+)
+PATH_COLUMN = flag(
+    "--path-column",
+    help=f"Image CSV: the column with the image paths (default {D.data.path_column}).",
+)
+TEXT_PAIR_COLUMN = flag(
+    "--text-pair-column", help="Text table: a second text column, for sentence-pair tasks."
+)
+# Optimizer and schedule, named as timm's train.py names them.
+OPT = flag(
+    "--opt",
+    help="Optimizer: any timm name, e.g. adamw, sgd (plain momentum; nesterov for Nesterov), lamb, lion, "
+    f"also lookahead_NAME; a wrong name lists them all (default {D.optim.name}).",
+)
+SCHED = flag(
+    "--sched",
+    help=f"LR schedule after the linear warmup: {' or '.join(SCHEDULES)} (cosine ends at "
+    f"{D.optim.min_lr_ratio:g} x the LR; default {D.optim.scheduler}).",
+)
+WEIGHT_DECAY = flag(
+    "--weight-decay",
+    help=f"Weight decay, not applied to biases and norm layers (default {D.optim.weight_decay:g}).",
+)
+WARMUP_EPOCHS = flag(
+    "--warmup-epochs",
+    help=f"Linear LR warmup from 0, in epochs, fractions too (default {D.optim.warmup_epochs:g}).",
+)
+SMOOTHING = flag(
+    "--smoothing", help=f"Label smoothing of the training loss (default {D.optim.label_smoothing:g})."
 )
 STRICT = flag("--strict/--no-strict", help="Unreadable files are an error instead of skipped (default off).")
 DEDUPE = flag(

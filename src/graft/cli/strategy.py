@@ -8,12 +8,25 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from graft.cli.options import BATCH_SIZE, CONFIG, DATA, DEVICE, IMG_SIZE, MODEL, SEED, SET, STRATEGY, resolve
+from graft.cli.options import (
+    BATCH_SIZE,
+    CONFIG,
+    DATA,
+    DEVICE,
+    IMG_SIZE,
+    MODEL,
+    OPT,
+    SEED,
+    SET,
+    STRATEGY,
+    WEIGHT_DECAY,
+    resolve,
+)
 from graft.config import resolve_config
 from graft.data.discover import discover_config
 from graft.errors import GraftError
 from graft.files import json_ready
-from graft.monitoring.console import make_console
+from graft.monitoring.console import make_console, plural
 from graft.runs.folder import RunFolder, read_bundle_meta
 
 
@@ -54,8 +67,9 @@ def advise_command(
     model_at = f"{cfg.model.name} at {size[1]}x{size[2]}" if size else cfg.model.name
     console = make_console()
     rows = [
-        ("data", f"{spec.description}: {advice.num_classes} classes, {advice.train_images} training {unit}"),
-        ("classes", f"median {advice.median_per_class:.0f} {unit} per class, smallest {advice.min_per_class}, "
+        ("data", f"{spec.description}: {plural(advice.num_classes, 'class')}, "
+                 f"{plural(advice.train_images, 'training ' + unit.removesuffix('s'))}"),
+        ("classes", f"median {plural(round(advice.median_per_class), unit.removesuffix('s'))} per class, smallest {advice.min_per_class}, "
                     f"largest/smallest {advice.imbalance:.1f}x"),
     ]  # fmt: skip
     if advice.knn_accuracy is not None:
@@ -167,6 +181,8 @@ def lr_find_command(
     data: Path = DATA,
     model: str | None = MODEL,
     strategy: str | None = STRATEGY,
+    opt: str | None = OPT,
+    weight_decay: float | None = WEIGHT_DECAY,
     img_size: int | None = IMG_SIZE,
     batch_size: int | None = BATCH_SIZE,
     config: Path | None = CONFIG,
@@ -177,24 +193,27 @@ def lr_find_command(
 ) -> None:
     """LR range test on a copy of the model, in the strategy's last stage; suggests --lr for graft train."""
     cfg = resolve(
-        config, set_, data=data, model=model, strategy=strategy, img_size=img_size, batch_size=batch_size,
-        seed=seed, device=device, lr="auto",
+        config, set_, data=data, model=model, strategy=strategy, opt=opt, weight_decay=weight_decay,
+        img_size=img_size, batch_size=batch_size, seed=seed, device=device, lr="auto",
     )  # fmt: skip
     spec = discover_config(cfg)
+    from graft.training.optim import check_optimizer_name
     from graft.training.prepare import prepare
+
+    check_optimizer_name(cfg.optim.name)
 
     prepared = prepare(cfg, spec)
     result = prepared.lr_find
     result.plot(plot)
     console = make_console()
     console.print(
-        f"strategy {prepared.cfg.strategy.name}, last stage ({len(prepared.stages[-1].trainable)} groups training); swept {result.lrs[0]:.0e} to {result.lrs[-1]:.1g} "
-        f"over {len(result.lrs)} steps\n"
+        f"strategy {prepared.cfg.strategy.name}, last stage ({plural(len(prepared.stages[-1].trainable), 'group')} "
+        f"training); swept {result.lrs[0]:.0e} to {result.lrs[-1]:.1g} over {plural(len(result.lrs), 'step')}\n"
         f"suggested lr {result.suggestion:.2g} (where the loss falls fastest); "
         f"loss minimum / 10: {result.min_over_10:.2g}\n"
         f"plot    {plot}\n"
         f"next    graft train {data} --model {prepared.cfg.model.name} --strategy {prepared.cfg.strategy.name} "
-        f"--lr {result.suggestion:.2g}",
+        f"--lr {result.suggestion:.2g}" + (f" --opt {prepared.cfg.optim.name}" if opt else ""),
         highlight=False,
     )
 

@@ -1,4 +1,4 @@
-"""`graft train DATA`: fine-tune a model on a folder or CSV of labelled images."""
+"""`graft train DATA`: fine-tune a model on labelled images (a folder or CSV) or texts (a table)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,22 @@ from graft.cli.options import (
     DEDUPE,
     DEVICE,
     IMG_SIZE,
+    LABEL_COLUMN,
     MODEL,
+    OPT,
+    PATH_COLUMN,
+    SCHED,
     SEED,
     SET,
     SINGLE_LABEL,
+    SMOOTHING,
     STARTED,
     STRATEGY,
     STRICT,
+    TEXT_COLUMN,
+    TEXT_PAIR_COLUMN,
+    WARMUP_EPOCHS,
+    WEIGHT_DECAY,
     D,
     flag,
     resolve,
@@ -55,15 +64,17 @@ def train_command(
         help=f"Peak learning rate, or auto for the LR range test's suggestion "
         f"(default {D.optim.lr:g}, {D.optim.name} with warmup then {D.optim.scheduler}).",
     ),
+    opt: str | None = OPT,
+    sched: str | None = SCHED,
+    weight_decay: float | None = WEIGHT_DECAY,
+    warmup_epochs: float | None = WARMUP_EPOCHS,
+    smoothing: float | None = SMOOTHING,
     img_size: int | None = IMG_SIZE,
     task: str | None = flag("--task", help="image or text (default: detected from DATA)."),
-    text_column: str | None = flag(
-        "--text-column", help="Text data: the column with the text (default text)."
-    ),
-    label_column: str | None = flag("--label-column", help="Text data: the label column (default label)."),
-    text_pair_column: str | None = flag(
-        "--text-pair-column", help="Text data: a second text column, for sentence-pair tasks."
-    ),
+    path_column: str | None = PATH_COLUMN,
+    label_column: str | None = LABEL_COLUMN,
+    text_column: str | None = TEXT_COLUMN,
+    text_pair_column: str | None = TEXT_PAIR_COLUMN,
     single_label: bool = SINGLE_LABEL,
     max_length: int | None = flag(
         "--max-length",
@@ -163,6 +174,8 @@ def train_command(
         raise typer.Exit(launch(devices, sys.argv[1:]))
     cfg = resolve(
         config, set_, data=data, model=model, strategy=strategy, epochs=epochs, batch_size=batch_size, lr=lr,
+        opt=opt, sched=sched, weight_decay=weight_decay, warmup_epochs=warmup_epochs, smoothing=smoothing,
+        path_column=path_column,
         img_size=img_size, val=val, val_split=val_split, out=out, seed=seed, device=device, layer_decay=layer_decay,
         time_limit=time_limit,
         unfreeze_every=unfreeze_every, unfreeze_at=unfreeze_at, train_bn=train_bn, cache_features=cache_features,
@@ -181,7 +194,10 @@ def train_command(
         return
     # Find the data before importing torch (seconds), so a wrong path fails at once.
     spec = discover_config(cfg)
+    from graft.training.optim import check_optimizer_name
     from graft.workflow.train import run_training
+
+    check_optimizer_name(cfg.optim.name)  # a typo fails now, not after the frozen features
 
     _finish(run_training(cfg, make_console(), spec))
 

@@ -72,10 +72,12 @@ def discover(
     task: str = "auto",
     columns: TextColumns = TextColumns(),
     labels: str = "single",
+    path_column: str = "path",
 ) -> DataSpec:
     """Resolve DATA (+ optional explicit validation data) into classes and a train/val split.
 
     `task`: "image", "text", or "auto" (text when DATA is a text table, see data/text_tables.py).
+    An image CSV's columns are `path_column` and `columns.label` (split.csv's are path and label).
     `labels`: "auto" refuses labels that look multi-label or numeric (data/label_kind.py), as a new run's
     data is checked; "single" takes them as classes (a resume's split.csv was judged when the run began)."""
     path = Path(path)
@@ -86,7 +88,7 @@ def discover(
     warnings: list[str] = []
 
     if path.is_file():
-        rows = read_image_csv(path)  # rows without a split value are training rows
+        rows = read_image_csv(path, path_column, columns.label)  # rows without a split: training rows
         train_rows = [(p, lbl) for p, lbl, split in rows if split in ("", "train")]
         val_rows = [(p, lbl) for p, lbl, split in rows if split == "val"]
         n_test = sum(split == "test" for _, _, split in rows)
@@ -125,7 +127,7 @@ def discover(
         if not val.exists():
             raise GraftError(f"validation data not found: {val}")
         val_rows = (
-            [(p, lbl) for p, lbl, _ in read_image_csv(val)]
+            [(p, lbl) for p, lbl, _ in read_image_csv(val, path_column, columns.label)]
             if val.is_file()
             else scan_class_folders(val, warnings, allow_empty_classes=True)
         )
@@ -175,7 +177,8 @@ def discover_config(cfg: Config) -> DataSpec:
         raise GraftError("no training data given: pass DATA, a folder of class sub-folders or a CSV")
     d = cfg.data
     spec = discover(d.path, d.val, d.val_split, cfg.train.seed, d.task,
-                    TextColumns(d.text_column, d.label_column, d.text_pair_column), d.labels)  # fmt: skip
+                    TextColumns(d.text_column, d.label_column, d.text_pair_column), d.labels,
+                    d.path_column)  # fmt: skip
     apply_task_defaults(cfg, spec.task)
     return spec
 
@@ -310,10 +313,16 @@ def scan_class_folders(
     return rows
 
 
-def read_image_csv(path: Path) -> list[tuple[Path, str, str]]:
-    """Rows of (absolute image path, label, split or '') from a path,label[,split] CSV/TSV."""
+def read_image_csv(
+    path: Path, path_column: str = "path", label_column: str = "label"
+) -> list[tuple[Path, str, str]]:
+    """Rows of (absolute image path, label, split or '') from a path,label[,split] CSV/TSV; the path and
+    label columns may have other names (--path-column, --label-column), matched case-insensitively."""
+    wanted = (path_column.strip().lower(), label_column.strip().lower())
     if path.suffix.lower() not in CSV_SUFFIXES:
-        raise GraftError(f"{path}: expected a folder or a .csv/.tsv file with path,label columns")
+        raise GraftError(
+            f"{path}: expected a folder or a .csv/.tsv file with {path_column},{label_column} columns"
+        )
     try:
         # -sig: Excel writes a BOM that would rename 'path'; bytes, not read_text(): that turns a quoted \r
         # into \n, so the check below would name the wrong character
@@ -326,16 +335,18 @@ def read_image_csv(path: Path) -> list[tuple[Path, str, str]]:
         io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ","
     )
     columns = {name.strip().lower(): name for name in reader.fieldnames or []}
-    missing = [c for c in ("path", "label") if c not in columns]
+    missing = [c for c in wanted if c not in columns]
     if missing:
         raise GraftError(
-            f"{path} needs columns path,label; missing {', '.join(missing)} "
+            f"{path} needs columns {path_column},{label_column}; missing {', '.join(missing)} "
             f"(found: {', '.join(reader.fieldnames or []) or 'no header'}){column_hint(reader.fieldnames or [], image_table=True)}"
+            "; graft train and graft check read other names with --path-column/--label-column"
         )
+    path_key, label_key = columns[wanted[0]], columns[wanted[1]]
     rows, absent, seen, previous_end = [], [], {}, reader.line_num
     for row in reader:
         line_no, previous_end = previous_end + 1, reader.line_num  # the row's first line in the file
-        rel, label = (row[columns["path"]] or "").strip(), (row[columns["label"]] or "").strip()
+        rel, label = (row[path_key] or "").strip(), (row[label_key] or "").strip()
         if not rel or not label:
             raise GraftError(f"{path}:{line_no}: empty path or label")
         for what, value in (("path", rel), ("label", label)):

@@ -103,3 +103,12 @@ def format_seconds(seconds: float) -> str:
     if minutes >= 60:
         return f"{minutes // 60}h{minutes % 60:02d}m"
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def plural(count: int, singular: str, many: str | None = None) -> str:
+    """The count and the word that agrees with it: '1 epoch', '3 epochs', '0 classes', '1 training image'.
+
+    `many` is the plural where adding s to the last word (es after s, x, sh, tch: classes, batches) is wrong."""
+    if count == 1:
+        return f"{count} {singular}"
+    return f"{count} {many or singular + ('es' if singular.endswith(('s', 'x', 'sh', 'tch')) else 's')}"

@@ -1,7 +1,8 @@
 """Optimizer and learning-rate schedule.
 
-The optimizer is built from explicit param groups (see strategies/stages.py: trainable layer groups only,
-no weight decay on biases and norm layers). The schedule is a pure function of the optimizer step,
+The optimizer is any of timm's (`timm.optim.create_optimizer_v2`), built from graft's explicit param groups
+(see strategies/stages.py: trainable layer groups only, each with its own LR, no weight decay on biases and
+norm layers). The schedule is a pure function of the optimizer step,
 applied to every param group as `lr = base_lr * factor(step)`: nothing to save beyond the step count,
 and a param group added at an unfreeze follows the same curve at once. (torch's LambdaLR records
 base_lrs when it is built, so groups added later would silently never be scheduled.)
@@ -13,19 +14,48 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
-from timm.optim import create_optimizer_v2
+from timm.optim import create_optimizer_v2, list_optimizers
 
 from graft.config import OptimConfig
+from graft.errors import GraftError, did_you_mean
+
+# graft's "sgd" is plain SGD with momentum (timm's "momentum"); timm's own "sgd" is Nesterov: "nesterov".
+TIMM_NAMES = {"sgd": "momentum"}
+# timm optimizers graft's loop cannot drive: their step needs what a plain backward() does not give.
+UNSUPPORTED = {"adahessian": "it needs second-order gradients (backward with create_graph=True)"}
+LOOKAHEAD = "lookahead_"  # timm's wrapper around any of them, e.g. lookahead_adamw
+
+
+def optimizer_names() -> list[str]:
+    """The names --opt accepts: timm's optimizers (`timm.optim.list_optimizers()`) that graft can drive."""
+    return [name for name in list_optimizers() if name not in UNSUPPORTED]
+
+
+def check_optimizer_name(name: str) -> str:
+    """timm's name for `name` (OptimConfig.name), or one GraftError line listing every valid name."""
+    base = name.removeprefix(LOOKAHEAD)
+    if base in UNSUPPORTED:
+        raise GraftError(f"optimizer {base!r} is not supported: {UNSUPPORTED[base]}")
+    names = optimizer_names()
+    if base not in names:
+        raise GraftError(
+            f"unknown optimizer {name!r}{did_you_mean(base, names)}; valid (timm's, also as "
+            f"{LOOKAHEAD}NAME): {', '.join(names)}"
+        )
+    return name[: len(name) - len(base)] + TIMM_NAMES.get(base, base)
 
 
 def create_optimizer(cfg: OptimConfig, param_groups: list[dict]) -> torch.optim.Optimizer:
-    """Every group carries its own lr and weight_decay; the optimizer-wide defaults only fill gaps."""
-    lr = param_groups[0]["lr"]
-    if cfg.name == "sgd":  # timm's "sgd" is Nesterov; "momentum" is the plain SGD users expect
+    """timm's optimizer `cfg.name` over graft's explicit param groups, as given: every group carries its
+    own lr and weight_decay (0 on biases and norms), the optimizer-wide defaults only fill gaps."""
+    opt = check_optimizer_name(cfg.name)
+    try:
         return create_optimizer_v2(
-            param_groups, opt="momentum", lr=lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
-        )
-    return create_optimizer_v2(param_groups, opt=cfg.name, lr=lr, weight_decay=cfg.weight_decay)
+            param_groups, opt=opt, lr=param_groups[0]["lr"], weight_decay=cfg.weight_decay,
+            momentum=cfg.momentum,
+        )  # fmt: skip
+    except (ImportError, AssertionError) as err:  # bitsandbytes/APEX optimizers: a package or CUDA missing
+        raise GraftError(f"optimizer {cfg.name!r}: {err}") from None
 
 
 @dataclass(frozen=True)
