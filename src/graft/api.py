@@ -10,7 +10,8 @@
 
 Keyword arguments are the `graft train` flag names with underscores (`epochs`, `batch_size`, `lr`,
 `img_size`, `val`, `val_split`, `out`, `seed`, `device`, `pretrained`, `num_workers`, `accum_steps`, `amp`,
-`weights`, `quiet`; the table is `graft.config.ALIASES`) or any dotted config key, e.g.
+`weights`, `quiet`, `opt`, `sched`, `weight_decay`, `warmup_epochs`, `smoothing`, `path_column`, `label_column`;
+the table is `graft.config.ALIASES`) or any dotted config key, e.g.
 `**{"optim.weight_decay": 0.05}`; a dict value for a section sets several keys, e.g.
 `**{"data.augment": {"hflip": 0.0}}`. Each function prints nothing the command would not (`check` nothing
 at all unless `verbose=True`) and raises `graft.errors.GraftError` where the command prints `error: ...`.

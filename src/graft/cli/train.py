@@ -194,10 +194,7 @@ def train_command(
         return
     # Find the data before importing torch (seconds), so a wrong path fails at once.
     spec = discover_config(cfg)
-    from graft.training.optim import check_optimizer_name
     from graft.workflow.train import run_training
-
-    check_optimizer_name(cfg.optim.name)  # a typo fails now, not after the frozen features
 
     _finish(run_training(cfg, make_console(), spec))
 

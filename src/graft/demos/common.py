@@ -17,7 +17,7 @@ from rich.console import Console
 
 from graft.api import train
 from graft.files import replace_folder, staging_folder
-from graft.monitoring.console import make_console
+from graft.monitoring.console import make_console, plural
 from graft.workflow.run_dir import claim_run_dir
 from graft.workflow.train import Run
 
@@ -57,7 +57,7 @@ def run_demo_of(
     steps = demo.next_steps(run, data_dir)
     console.print(
         f"\n[bold green]validation accuracy {run.best_metric:.2%}[/bold green] "
-        f"(best of {len(run.history)} epochs, {time.perf_counter() - started:.0f}s in all)\n"
+        f"(best of {plural(len(run.history), 'epoch')}, {time.perf_counter() - started:.0f}s in all)\n"
         f"run     {run.path}\n" + "\n".join(f"{'next' if i == 0 else '':<8}{s}" for i, s in enumerate(steps)),
         highlight=False,
     )

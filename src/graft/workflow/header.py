@@ -12,7 +12,7 @@ import torch
 from rich.console import Console
 
 from graft.config import Config, lookup
-from graft.monitoring.console import format_seconds
+from graft.monitoring.console import format_seconds, plural
 from graft.runs.folder import RunFolder
 from graft.runs.records import RecordedStages, add_to_advice, stage_line, write_advice, write_stages
 from graft.runs.store import Checkpoint
@@ -146,7 +146,7 @@ def print_header(
         rows.append(("cache", p.cache_note))
     if p.probe is not None and resume is None:
         rows.append(("probe", probe_line(p, first_bundle_s)))
-    rows.append(("train", f"{cfg.train.epochs} epochs, batch {cfg.train.batch_size}{accumulated}, "
+    rows.append(("train", f"{plural(cfg.train.epochs, 'epoch')}, batch {cfg.train.batch_size}{accumulated}, "
                           f"{cfg.optim.name} {lr} {cfg.optim.scheduler}, on {p.device}{autocast}{limit}"))  # fmt: skip
     if p.plan is not None:
         rows.append(("auto", f"{cfg.strategy.name}: {p.plan.reason}"))

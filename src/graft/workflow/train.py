@@ -22,7 +22,7 @@ from graft.errors import GraftError, WriteFailed
 from graft.evaluation.calibration import Calibration
 from graft.evaluation.evaluate import report_after_training
 from graft.models.registry import check_model_name, pretrained_input_size
-from graft.monitoring.console import Progress, format_seconds, make_console
+from graft.monitoring.console import Progress, format_seconds, make_console, plural
 from graft.monitoring.monitor import Monitor
 from graft.runs.folder import RunFolder
 from graft.runs.lock import RunLock
@@ -33,6 +33,7 @@ from graft.training import distributed
 from graft.training.checkpoints import RunCheckpoints
 from graft.training.guards import explain_failure, is_write_failure, write_failure_error
 from graft.training.loop import StepConfig, fit
+from graft.training.optim import check_optimizer_name
 from graft.training.prepare import Prepared, Probed
 from graft.training.signals import GracefulStop
 from graft.training.state import TrainState
@@ -168,9 +169,10 @@ def run_training(
 
 
 def _check_cheap_things_first(cfg: Config, spec: DataSpec, console: Console) -> None:
-    """A model-name typo or a GPU that is not there fails in a second, before the data check reads every
+    """A model-name or optimizer typo, or a GPU that is not there, fails in a second, before the data check reads every
     file; an input far smaller than the pretrained weights saw is said before the frozen pass, not after."""
     resolve_device(cfg.train.device)
+    check_optimizer_name(cfg.optim.name)
     if spec.task == "text" or cfg.model.name is None:
         return
     check_model_name(cfg.model.name)
@@ -296,7 +298,7 @@ def _report(
     seconds = s.checkpoints.seconds
     s.console.print(
         f"{'' if fallback else 'best '}{outcome}; bundle {RunFolder(s.run_dir).bundle} from {checkpoint.name}"
-        f"{calibrated} ({format_seconds(elapsed)} since the run started; {len(s.checkpoints.saved)} checkpoints written in "
+        f"{calibrated} ({format_seconds(elapsed)} since the run started; {plural(len(s.checkpoints.saved), 'checkpoint')} written in "
         f"{seconds:.1f}s, {seconds / max(elapsed, 1e-9):.1%})",
         highlight=False,
     )
@@ -338,7 +340,7 @@ def _say_why_stopped(s: Session, requested: str | None) -> None:
     elif state.stop_reason == "early stopping":
         console.print(
             f"early stopping: {cfg.checkpoint.monitor} did not improve by more than {cfg.train.min_delta:g} "
-            f"for {state.bad_epochs} epochs",
+            f"for {plural(state.bad_epochs, 'epoch')}",
             highlight=False,
         )
     elif state.stop_reason == "time limit":
