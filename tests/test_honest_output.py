@@ -57,3 +57,17 @@ def test_an_input_far_below_the_pretrained_size_is_said_before_the_frozen_pass(t
     text = out.getvalue()
     assert "--img-size 32 is far below the 224 px the pretrained weights were trained at" in text
     assert text.index("far below") < text.index("cache ")  # said before the frozen pass is reported
+
+
+def test_the_live_bar_shows_validation_too(tmp_path, color_folder):
+    import io
+
+    from rich.console import Console
+
+    import graft
+    from conftest import TINY
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=160)
+    graft.train(color_folder, out=tmp_path / "run", console=console, **{**TINY, "epochs": 1, "quiet": False})
+    assert "validating" in out.getvalue()  # the bar no longer freezes while the validation set runs

@@ -55,6 +55,7 @@ class Progress:
             else None
         )
         self._task = None
+        self._val_task = None
         self._epochs = 0
         self._epoch_times: list[float] = []
 
@@ -66,6 +67,15 @@ class Progress:
             self._task = self._bar.add_task(
                 f"epoch {epoch}/{epochs}", total=total_samples, completed=done, loss=""
             )
+
+    def start_validation(self, total_samples: int) -> None:
+        """A second line under the epoch's bar while the validation set is evaluated (it used to freeze)."""
+        if self._bar is not None:
+            self._val_task = self._bar.add_task("  validating", total=total_samples, loss="")
+
+    def advance_validation(self, samples: int) -> None:
+        if self._bar is not None and self._val_task is not None:
+            self._bar.advance(self._val_task, samples)
 
     def note(self, text: str) -> None:
         """A line between epochs (an unfreeze, a cache hit)."""
@@ -82,6 +92,9 @@ class Progress:
     def end_epoch(self, record: dict[str, float], improved: bool, state: Any) -> None:
         if self._bar is not None:
             self._bar.remove_task(self._task)
+            if self._val_task is not None:
+                self._bar.remove_task(self._val_task)
+                self._val_task = None
             self._bar.stop()
         self._epoch_times.append(record["epoch_time"])
         left = (self._epochs - record["epoch"]) * sum(self._epoch_times) / len(self._epoch_times)

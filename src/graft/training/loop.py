@@ -117,9 +117,11 @@ def fit(
         )
         if train is None:  # stopped mid-epoch on request; the checkpoint is written
             return state
+        progress.start_validation(len(inputs.val.dataset))
         val, outputs = validate(
-            inputs.evaluated, inputs.val, step_cfg.device, step_cfg.amp_dtype, num_classes
-        )
+            inputs.evaluated, inputs.val, step_cfg.device, step_cfg.amp_dtype, num_classes,
+            progress.advance_validation,
+        )  # fmt: skip
         state.epoch, state.batch_in_epoch, state.epoch_loss_sum, state.epoch_seen = epoch + 1, 0, 0.0, 0
         state.epoch_loss_shares = []
         record = {
@@ -265,6 +267,7 @@ def validate(
     device: torch.device,
     amp_dtype: torch.dtype | None,
     num_classes: int,
+    advance: Callable[[int], None] | None = None,  # told the samples of each batch done (a progress bar)
 ) -> tuple[dict[str, float], EvalOutputs]:
     """Validation loss (plain cross-entropy, no label smoothing) and top-1 accuracy; and per sample, in
     validation-set order, the loss, prediction and its probability (for the worst-mistakes gallery) and
@@ -287,6 +290,8 @@ def validate(
         confidence, preds = logits.softmax(dim=1).max(dim=1)
         accuracy.update(logits, targets)
         per_sample.append((losses, preds, targets, confidence, logits))
+        if advance is not None:
+            advance(len(targets) * distributed.world_size())
     columns = distributed.gather_in_order(
         [torch.cat(column).cpu() for column in zip(*per_sample, strict=True)]
     )
