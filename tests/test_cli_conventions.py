@@ -161,6 +161,8 @@ def test_an_image_csv_with_its_own_column_names(tmp_path: Path):
     assert split[0] == "path,label,split" and len(split) == 1 + 18  # split.csv keeps graft's own columns
     checked = run_graft("check", "labels.csv", *columns, cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
+    evaluated = run_graft("eval", "r", "--data", "labels.csv", cwd=tmp_path)  # eval reads it as the run did
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
     # without the flags: one line that names the columns found and the flags
     assert_user_error(run_graft("check", "labels.csv", cwd=tmp_path), "needs columns path,label", "found: file, category",
                       "--path-column/--label-column")  # fmt: skip

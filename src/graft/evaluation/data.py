@@ -59,9 +59,12 @@ def run_validation(run: Path, classes: list[str], text: bool = False) -> EvalDat
     return EvalData(*_with_targets(rows, classes, where), f"validation split of {run}", "val")
 
 
-def data_at(path: Path, classes: list[str], text_columns: TextColumns | None = None) -> EvalData:
-    """The samples of --data DIR_OR_CSV to evaluate (see the module docstring for which part); a text
-    model passes the columns it was trained with."""
+def data_at(
+    path: Path, classes: list[str], text_columns: TextColumns | None = None,
+    image_columns: tuple[str, str] = ("path", "label"),
+) -> EvalData:  # fmt: skip
+    """The samples of --data DIR_OR_CSV to evaluate (see the module docstring for which part); a model
+    passes the columns it was trained with (texts: `text_columns`; image CSVs: path and label column)."""
     path = Path(path)
     if not path.exists():
         raise GraftError(f"data not found: {path} (expected a folder of class sub-folders or a CSV file)")
@@ -69,7 +72,7 @@ def data_at(path: Path, classes: list[str], text_columns: TextColumns | None = N
         return _text_data_at(path, classes, text_columns)
     warnings: list[str] = []
     if path.is_file():
-        rows = read_image_csv(path)
+        rows = read_image_csv(path, *image_columns)
         splits = {split for _, _, split in rows}
         split = "test" if "test" in splits else "val" if "val" in splits else "all"
         chosen = [(p, label) for p, label, s in rows if split == "all" or s == split]

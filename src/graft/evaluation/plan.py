@@ -42,7 +42,8 @@ def plan_evaluation(
         )
     text = task == "text-classification"
     if data is not None:
-        samples = data_at(Path(data), located.classes, text_columns(located) if text else None)
+        samples = data_at(Path(data), located.classes, text_columns(located) if text else None,
+                          image_columns(located))  # fmt: skip
     elif located.run is not None:
         samples = run_validation(located.run, located.classes, text)
     else:
@@ -63,6 +64,12 @@ def text_columns(located: Located) -> TextColumns:
     data = read_config(located.run).get("data") or {} if located.run is not None else {}
     return TextColumns(data.get("text_column") or "text", data.get("label_column") or "label",
                        data.get("text_pair_column"))  # fmt: skip
+
+
+def image_columns(located: Located) -> tuple[str, str]:
+    """The path and label columns an image run read its CSV with (the run's config), else path,label."""
+    data = read_config(located.run).get("data") or {} if located.run is not None else {}
+    return data.get("path_column") or "path", data.get("label_column") or "label"
 
 
 def default_out(located: Located, data: str | Path | None) -> Path:
