@@ -27,6 +27,7 @@ from graft.evaluation.data import EvalData
 from graft.evaluation.gallery import highest_loss
 from graft.evaluation.metrics import classification_metrics, expected_calibration_error
 from graft.evaluation.pages import write_report
+from graft.files import json_ready
 from graft.evaluation.plan import EVALUATED_TASKS, EvalPlan, plan_evaluation
 from graft.evaluation.report import Report
 from graft.predict.images import Predictor
@@ -66,7 +67,8 @@ def run_plan(
     if logits is None or logits.shape != (len(targets), len(classes)):
         workers = 0 if len(eval_data.items) < IN_PROCESS_BELOW else num_workers
         logits = LOGITS[plan.task](predictor, eval_data.items, batch_size, workers)
-    metrics = classification_metrics(logits, targets, classes)
+    # Rounded as metrics.json writes them: what evaluate() returns and what the file says are the same numbers.
+    metrics = json_ready(classification_metrics(logits, targets, classes))
     meta = located.meta
     if (meta.get("calibration") or {}).get("temperature"):  # the head was divided by T: undo it to compare
         metrics["calibration"] = calibration_effect(logits, targets, meta["calibration"])
