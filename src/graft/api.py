@@ -20,6 +20,7 @@ at all unless `verbose=True`) and raises `graft.errors.GraftError` where the com
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from rich.console import Console
 from graft.config import resolve_config
 from graft.data.check import DataReport, apply_checks, check_data
 from graft.data.discover import discover_config
+from graft.data.in_memory import as_data_path
+from graft.errors import GraftError
 from graft.monitoring.console import make_console
 from graft.predict.images import Predictor
 from graft.predict.load import load_predictor
@@ -36,14 +39,17 @@ from graft.workflow.train import Run, run_training
 
 
 def train(
-    data: str | Path | None = None,
-    model: str | None = None,
+    data: Any = None,
+    model: str | Path | None = None,
     *,
     config: str | Path | None = None,
     console: Console | None = None,
     **overrides: Any,
 ) -> Run:
-    """Fine-tune `model` on `data` and return the finished `Run` (checkpoints, metrics, bundle on disk)."""
+    """Fine-tune `model` on `data` and return the finished `Run` (checkpoints, metrics, bundle on disk).
+    `data`: a folder or CSV path, a pandas DataFrame (a path or text column and a label column), or a list
+    of (path or text, label) pairs (data/in_memory.py); `model`: a name or a model/bundle folder."""
+    data, model = _data_argument(data, overrides), _model_argument(model)
     named = {key: value for key, value in (("data", data), ("model", model)) if value is not None}
     cfg = resolve_config(config, {**named, **overrides})
     return run_training(cfg, console)
@@ -95,7 +101,7 @@ def export(run_or_bundle: str | Path | Run, format: str = "onnx", out: str | Pat
     return export_model(_path(run_or_bundle), format.lower(), out).path
 
 
-def check(data: str | Path, *, verbose: bool = False, **overrides: Any) -> DataReport:
+def check(data: Any, *, verbose: bool = False, **overrides: Any) -> DataReport:
     """`graft check`: read every sample of `data` once and report (counts, sizes, unreadable files,
     imbalance, train/val leaks, warnings), changing nothing. Keyword arguments are the command's flags:
     `val`, `val_split`, `seed`, `task`, `text_column`, `label_column`, `text_pair_column`, `single_label`,
@@ -105,7 +111,7 @@ def check(data: str | Path, *, verbose: bool = False, **overrides: Any) -> DataR
     """
     if overrides.pop("single_label", False):
         overrides["labels"] = "single"
-    cfg = resolve_config(None, {"data": data, **overrides})
+    cfg = resolve_config(None, {"data": _data_argument(data, overrides), **overrides})
     spec = discover_config(cfg)
     report = check_data(spec)
     apply_checks(spec, report, cfg.data.strict, cfg.data.dedupe)  # the errors graft train would raise
@@ -130,6 +136,22 @@ def resume(run_dir: str | Path | Run, *, console: Console | None = None, **chang
     from graft.workflow.resume import resume_run
 
     return resume_run(_path(run_dir), changes, console)
+
+
+def _data_argument(data: Any, overrides: dict[str, Any]) -> Any:
+    columns = {k: overrides.get(k, overrides.get(f"data.{k}")) for k in ("path_column", "text_column")}
+    return as_data_path(data, columns["path_column"] or "path", columns["text_column"] or "text")
+
+
+def _model_argument(model: Any) -> Any:
+    if model is None or isinstance(model, (str, os.PathLike)):
+        return model
+    kind = f"{type(model).__module__}.{type(model).__qualname__}"
+    raise GraftError(
+        f"model: got a {kind}; graft.train takes a model name (timm, tv:NAME, a Hugging Face encoder) or a "
+        "model or bundle folder (an nn.Module object is not supported yet: save its weights and pass "
+        "weights=FILE with its timm or tv: architecture name)"
+    )
 
 
 def _path(target: str | Path | Run) -> str | Path:

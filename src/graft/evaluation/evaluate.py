@@ -27,9 +27,9 @@ from graft.evaluation.data import EvalData
 from graft.evaluation.gallery import highest_loss
 from graft.evaluation.metrics import classification_metrics, expected_calibration_error
 from graft.evaluation.pages import write_report
-from graft.files import json_ready
 from graft.evaluation.plan import EVALUATED_TASKS, EvalPlan, plan_evaluation
 from graft.evaluation.report import Report
+from graft.files import json_ready
 from graft.predict.images import Predictor
 from graft.runs.locate import locate
 
