@@ -71,3 +71,19 @@ def test_the_live_bar_shows_validation_too(tmp_path, color_folder):
     console = Console(file=out, force_terminal=True, width=160)
     graft.train(color_folder, out=tmp_path / "run", console=console, **{**TINY, "epochs": 1, "quiet": False})
     assert "validating" in out.getvalue()  # the bar no longer freezes while the validation set runs
+
+
+def test_the_data_check_shows_progress_in_a_terminal(color_folder):
+    import io
+
+    from rich.console import Console
+
+    from graft.data.check import check_data
+    from graft.data.discover import discover
+
+    out = io.StringIO()
+    report = check_data(discover(color_folder), console=Console(file=out, force_terminal=True, width=120))
+    assert "reading images" in out.getvalue() and sum(report.counts["train"].values()) > 0
+    quiet = io.StringIO()
+    check_data(discover(color_folder), console=Console(file=quiet, width=120))  # not a terminal: no bar
+    assert quiet.getvalue() == ""

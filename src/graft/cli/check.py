@@ -55,7 +55,7 @@ def check_command(
                   text_column=text_column, label_column=label_column, text_pair_column=text_pair_column,
                   labels="single" if single_label else None, strict=strict, dedupe=dedupe)  # fmt: skip
     spec = discover_config(cfg)
-    report = check_data(spec)
+    report = check_data(spec, console=None if as_json else make_console(stderr=True))  # the bar on stderr
     kept = apply_checks(spec, report, cfg.data.strict, cfg.data.dedupe)
     if as_json:
         print(json.dumps({**report.to_dict(), "kept": {"train": len(kept.train), "val": len(kept.val)}}))

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from rich.progress import track
 
 from graft.config import Config
 from graft.data.discover import DataSpec
@@ -164,11 +165,12 @@ class DataReport:
         }
 
 
-def check_data(spec: DataSpec, workers: int | None = None) -> DataReport:
-    """Read every sample of `spec` once and report; changes nothing (see `apply_checks`)."""
+def check_data(spec: DataSpec, workers: int | None = None, console: Console | None = None) -> DataReport:
+    """Read every sample of `spec` once and report; changes nothing (see `apply_checks`). `console`: a
+    terminal gets a progress bar over the files (it reads them all, which takes a while on many)."""
     report = DataReport(spec.task, spec.classes, {"train": spec.counts("train"), "val": spec.counts("val")})
     if spec.task == "image":
-        _check_images(spec, report, workers)
+        _check_images(spec, report, workers, console)
         broken = {p for p, _ in report.broken}  # the counts are of what training will read
         for split in ("train", "val"):
             per_label = Counter(s.label for s in getattr(spec, split) if str(s.path) not in broken)
@@ -183,11 +185,15 @@ def check_data(spec: DataSpec, workers: int | None = None) -> DataReport:
     return report
 
 
-def _check_images(spec: DataSpec, report: DataReport, workers: int | None) -> None:
+def _check_images(spec: DataSpec, report: DataReport, workers: int | None, console: Console | None) -> None:
     paths = sorted({s.path for s in spec.train} | {s.path for s in spec.val})
     # Decoding releases the GIL: threads overlap it without the start-up cost of processes.
     with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
-        infos = dict(zip(paths, pool.map(inspect_image, paths)))
+        inspected = pool.map(inspect_image, paths)
+        if console is not None and console.is_terminal:
+            inspected = track(inspected, total=len(paths), description="check  reading images", console=console,
+                              transient=True)  # fmt: skip
+        infos = dict(zip(paths, inspected))
     good = [i for i in infos.values() if i.problem is None]
     report.broken = [(str(i.path), i.problem) for i in infos.values() if i.problem is not None]
     report.conversions = Counter(i.conversion for i in good if i.conversion)
@@ -340,7 +346,7 @@ def balance_weights(balance: str, spec: DataSpec) -> tuple[list[float] | None, l
 
 def check_for_training(cfg: Config, spec: DataSpec, console: Console) -> DataSpec:
     """`graft train`'s data check: one summary block, then the samples the run trains on."""
-    report = check_data(spec)
+    report = check_data(spec, console=console)
     if cfg.data.balance != "auto":
         report.balance, report.balance_reason = cfg.data.balance, "--balance given"
     spec_kept = apply_checks(spec, report, cfg.data.strict, cfg.data.dedupe)
