@@ -28,7 +28,7 @@ from typing import Any
 from rich.console import Console
 
 from graft.config import resolve_config
-from graft.data.check import DataReport, apply_checks, check_data
+from graft.data.check import DataReport, apply_checks, check_data, print_report
 from graft.data.discover import discover_config
 from graft.data.in_memory import as_data_path
 from graft.errors import GraftError
@@ -117,14 +117,7 @@ def check(data: Any, *, verbose: bool = False, **overrides: Any) -> DataReport:
     apply_checks(spec, report, cfg.data.strict, cfg.data.dedupe)  # the errors graft train would raise
     report.warnings = [*spec.warnings, *report.warnings]
     if verbose:
-        console = make_console()
-        console.print(f"[bold]data[/bold]   {spec.description}", highlight=False)
-        for line in report.lines():
-            console.print(f"[bold]check[/bold]  {line}", highlight=False)
-        for path, reason in report.broken:
-            console.print(f"[red]skip[/red]   {path}: {reason}", highlight=False)
-        for warning in report.warnings:
-            console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+        print_report(make_console(), spec, report, report.warnings)
     return report
 
 

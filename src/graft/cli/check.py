@@ -23,8 +23,6 @@ from graft.cli.options import (
 )
 from graft.monitoring.console import make_console
 
-SHOWN_PAIRS = 20  # leak pairs printed (all of them with --json)
-
 
 def check_command(
     data: Path = DATA,
@@ -48,7 +46,7 @@ def check_command(
     Exit code 0 when training can use the data (warnings included), 2 when it cannot (or, with --strict,
     when files are unreadable).
     """
-    from graft.data.check import apply_checks, check_data
+    from graft.data.check import apply_checks, check_data, print_report
     from graft.data.discover import discover_config
 
     cfg = resolve(None, [], data=data, val=val, val_split=val_split, seed=seed, task=task, path_column=path_column,
@@ -61,21 +59,7 @@ def check_command(
         print(json.dumps({**report.to_dict(), "kept": {"train": len(kept.train), "val": len(kept.val)}}))
         return
     console = make_console()
-    console.print(f"[bold]data[/bold]   {spec.description}", highlight=False)
-    for line in report.lines():
-        console.print(f"[bold]check[/bold]  {line}", highlight=False)
-    for path, reason in report.broken:
-        console.print(f"[red]skip[/red]   {path}: {reason}", highlight=False)
-    for leak in report.leaks[:SHOWN_PAIRS]:
-        how = "identical" if leak.kind == "exact" else f"near-duplicate (phash distance {leak.distance})"
-        if spec.task == "text" and leak.kind == "near":
-            how = "near-duplicate (same text after normalising case, punctuation, spaces)"
-        console.print(f"[yellow]leak[/yellow]   val {_show(leak.val)} = train {_show(leak.train)}: {how}",
-                      highlight=False)  # fmt: skip
-    if len(report.leaks) > SHOWN_PAIRS:
-        console.print(f"       ... and {len(report.leaks) - SHOWN_PAIRS} more (--json lists all)")
-    for warning in [*spec.warnings, *report.warnings]:
-        console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+    print_report(console, spec, report, [*spec.warnings, *report.warnings])
     if cfg.data.dedupe:
         console.print(f"[bold]dedupe[/bold] training would use {len(kept.train)} train / {len(kept.val)} val "
                       "(graft train --dedupe)", highlight=False)  # fmt: skip
@@ -83,7 +67,3 @@ def check_command(
         "ok: graft train can use this data"
         + (" (see the warnings)" if report.warnings or spec.warnings else "")
     )
-
-
-def _show(key: str) -> str:
-    return key if "\x00" not in key else repr(key.split("\x00")[0][:60])

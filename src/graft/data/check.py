@@ -344,6 +344,33 @@ def balance_weights(balance: str, spec: DataSpec) -> tuple[list[float] | None, l
     return None, None
 
 
+SHOWN_PAIRS = 20  # leak pairs printed (all of them with --json)
+
+
+def print_report(console: Console, spec: DataSpec, report: DataReport, warnings: list[str]) -> None:
+    """What `graft check` (and `graft.check(verbose=True)`) prints: the data, the summary, every skipped
+    file, the leaking pairs (the first SHOWN_PAIRS) and the warnings."""
+    console.print(f"[bold]data[/bold]   {spec.description}", highlight=False)
+    for line in report.lines():
+        console.print(f"[bold]check[/bold]  {line}", highlight=False)
+    for path, reason in report.broken:
+        console.print(f"[red]skip[/red]   {path}: {reason}", highlight=False)
+    for leak in report.leaks[:SHOWN_PAIRS]:
+        how = "identical" if leak.kind == "exact" else f"near-duplicate (phash distance {leak.distance})"
+        if spec.task == "text" and leak.kind == "near":
+            how = "near-duplicate (same text after normalising case, punctuation, spaces)"
+        console.print(f"[yellow]leak[/yellow]   val {_shown_key(leak.val)} = train {_shown_key(leak.train)}: {how}",
+                      highlight=False)  # fmt: skip
+    if len(report.leaks) > SHOWN_PAIRS:
+        console.print(f"       ... and {len(report.leaks) - SHOWN_PAIRS} more (--json lists all)")
+    for warning in warnings:
+        console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+
+
+def _shown_key(key: str) -> str:
+    return key if "\x00" not in key else repr(key.split("\x00")[0][:60])
+
+
 def check_for_training(cfg: Config, spec: DataSpec, console: Console) -> DataSpec:
     """`graft train`'s data check: one summary block, then the samples the run trains on."""
     report = check_data(spec, console=console)
