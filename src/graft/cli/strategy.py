@@ -62,7 +62,7 @@ def advise_command(
             json.dumps(json_ready({"data": str(data), "model": cfg.model.name, **advice.to_dict()}), indent=2)
         )
         return
-    unit = UNITS[spec.task]
+    unit = UNITS[spec.modality]
     size = md.built.data_config.get("input_size")  # (C, H, W); text models have none
     model_at = f"{cfg.model.name} at {size[1]}x{size[2]}" if size else cfg.model.name
     console = make_console()
@@ -76,7 +76,7 @@ def advise_command(
         chance = 1 / advice.num_classes
         rows.append(("features", f"{model_at}: k-NN accuracy {advice.knn_accuracy:.1%} on {advice.sample_size} "
                                  f"sampled {unit} (chance {chance:.1%}), separability {advice.separability:.2f}"))  # fmt: skip
-        if spec.task == "image":  # the input shift is a BatchNorm statistic: text encoders have LayerNorm
+        if spec.modality == "image":  # the input shift is a BatchNorm statistic: text encoders have LayerNorm
             rows.append(("pixels", f"first-BatchNorm input shift {advice.input_shift:.2f} from the pretraining statistics"
                                    if advice.input_shift is not None else "no BatchNorm layer to compare statistics with"))  # fmt: skip
     rows += [

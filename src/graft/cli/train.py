@@ -240,7 +240,7 @@ def _given(set_: list[str], **flags) -> dict:
 def _finish(run) -> None:
     if run.stopped in ("SIGINT", "SIGTERM") or os.environ.get("RANK", "0") != "0":
         return  # stopped on request: the resume command is printed; exit 0 (under torchrun: rank 0 speaks)
-    what = '"SOME TEXT"' if run.task == "text" else "IMAGE_OR_FOLDER"
+    what = '"SOME TEXT"' if run.modality == "text" else "IMAGE_OR_FOLDER"
     make_console().print(
         f"done in {format_seconds(time.perf_counter() - STARTED)} (the command, report included); "
         f"next: graft predict {run.path} {what}"

@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator, model_validator
+
+from graft.config.task_names import task_name
 
 
 class _Section(BaseModel):
@@ -38,14 +40,19 @@ class DataConfig(_Section):
     num_workers: int | None = Field(None, ge=0)  # None: chosen from the CPU count
     cache_dir: Path | None = None  # frozen-feature cache; None: $GRAFT_CACHE_DIR or ~/.cache/graft
     augment: AugmentConfig = AugmentConfig()
-    task: Literal["auto", "image", "text"] = (
-        "auto"  # auto: text when DATA is a text table (data/text_tables.py)
-    )
-    # What a label is. auto: one class per sample, and labels that look multi-label ("a;b") or numeric (a
-    # quantity to regress) are refused (data/label_kind.py); single: every distinct label is a class, as given.
-    labels: Literal["auto", "single"] = "auto"
+    # What the samples are. auto: text when DATA is a text table (data/text_tables.py), else images.
+    modality: Literal["auto", "image", "text"] = "auto"
+    # What is predicted (graft/tasks/): one class per sample, any set of classes, or a number. auto: from the
+    # labels (data/label_kind.py): ';'-separated labels are multi-label, a 'target' column or many distinct
+    # numbers regression, anything else single-label; the task chosen is written here.
+    task: Literal["auto", "single-label", "multi-label", "regression"] = "auto"
+    label_separator: str = Field(";", min_length=1)  # how a multi-label cell joins its labels
+    # Multi-label data as one 0/1 column per label: the columns' names, or patterns like "emo_*".
+    label_columns: list[str] | None = None
     text_column: str = "text"
-    label_column: str = "label"  # the label column of an image CSV or a text table
+    # The label column of an image CSV or a text table; when the table has no 'label' column, 'labels'
+    # (multi-label) or 'target' (regression) is taken instead.
+    label_column: str = "label"
     path_column: str = "path"  # the image path column of an image CSV (split.csv keeps path,label)
     text_pair_column: str | None = None  # a second text per sample (sentence-pair tasks)
     # Tokens per text; longer texts are truncated (and counted). auto: long enough for 95% of the training
@@ -61,6 +68,30 @@ class DataConfig(_Section):
     balance: Literal["auto", "none", "sampler", "loss"] = "auto"
     strict: bool = False  # unreadable files are an error instead of skipped (and listed)
     dedupe: bool = False  # drop validation samples that duplicate training samples (exact or near)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_spellings(cls, values: Any) -> Any:
+        """Configs written before tasks existed: data.task was the modality, data.labels: single the task."""
+        if isinstance(values, dict):
+            values = dict(values)
+            if values.get("task") in ("image", "text"):
+                values.setdefault("modality", values.pop("task"))
+            if values.pop("labels", None) == "single":
+                values.setdefault("task", "single-label")
+        return values
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _task_name(cls, value: Any) -> Any:
+        return value if not isinstance(value, str) or value == "auto" else task_name(value)
+
+    @field_validator("label_columns", mode="before")
+    @classmethod
+    def _columns(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [c.strip() for c in value.split(",") if c.strip()] or None
+        return value
 
 
 class StrategyConfig(_Section):
@@ -173,6 +204,9 @@ class TrainConfig(_Section):
     patience: int | None = Field(None, ge=1)  # early stopping: epochs without improvement before stopping
     min_delta: float = Field(0.0, ge=0)  # early stopping: the smallest change that counts as improvement
     skip_nonfinite: int = Field(0, ge=0)  # NaN/Inf losses tolerated (batch skipped) before the run stops
+    # Regression's loss on the standardised targets (tasks/regression.py); classification: cross-entropy
+    # (single-label) or binary cross-entropy per label (multi-label) always.
+    regression_loss: Literal["mse", "huber"] = "mse"
 
     @field_validator("time_limit", mode="before")
     @classmethod
@@ -188,8 +222,10 @@ class TrainConfig(_Section):
 
 
 class CheckpointConfig(_Section):
-    monitor: Literal["val_acc", "val_loss"] = "val_acc"  # what "best" means
-    mode: Literal["auto", "max", "min"] = "auto"  # auto: max for accuracy, min for a loss
+    # What "best" means. auto: the task's own (val_acc single-label, val_map multi-label, val_mae regression).
+    monitor: Literal["auto", "val_loss", "val_acc", "val_map", "val_f1", "val_macro_f1", "val_subset_acc", "val_mae",
+                     "val_rmse", "val_r2", "val_spearman"] = "auto"  # fmt: skip
+    mode: Literal["auto", "max", "min"] = "auto"  # auto: min for a loss or an error, max for the rest
     keep_top_k: int = Field(1, ge=0)  # best epoch-end checkpoints kept; best and last are never deleted
     save_every_steps: int | None = Field(None, ge=1)  # mid-epoch checkpoints every N optimizer steps
     save_every_minutes: float | None = Field(None, gt=0)  # ... and/or every M minutes
@@ -229,7 +265,15 @@ class Config(_Section):
 DEFAULT_MODELS = {"image": "efficientnet_lite0", "text": "minilm"}
 
 
-def apply_task_defaults(cfg: Config, task: str) -> None:
-    """Fill what depends on the data's task (found by discovery): the default model."""
+def apply_task_defaults(cfg: Config, modality: str, task: str | None = None) -> None:
+    """Fill what depends on the data (found by discovery): the default model for the modality, the task
+    found in the labels, and the metric that picks the best epoch for it."""
     if cfg.model.name is None:
-        cfg.model.name = DEFAULT_MODELS[task]
+        cfg.model.name = DEFAULT_MODELS[modality]
+    if task is not None:
+        cfg.data.task = task
+    if cfg.checkpoint.monitor == "auto" and cfg.data.task != "auto":
+        cfg.checkpoint.monitor = TASK_MONITORS[cfg.data.task]
+
+
+TASK_MONITORS = {"single-label": "val_acc", "multi-label": "val_map", "regression": "val_mae"}

@@ -108,7 +108,7 @@ def _conversion(mode: str, transparent: bool, rotated: bool) -> str | None:
 
 @dataclass
 class DataReport:
-    task: str
+    modality: str
     classes: list[str]
     counts: dict[str, dict[str, int]]  # split -> class -> samples
     broken: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), unusable files
@@ -129,7 +129,7 @@ class DataReport:
         train, val = self.counts["train"], self.counts["val"]
         per_class = ", ".join(f"{name} {train[name]}/{val[name]}" for name in self.classes)
         out = [f"{sum(train.values())} train / {sum(val.values())} val; per class (train/val): {per_class}"]
-        if self.task == "image" and self.sizes:
+        if self.modality == "image" and self.sizes:
             (w0, w1, w2), (h0, h1, h2) = self.sizes["width"], self.sizes["height"]
             modes = ", ".join(f"{m} {n}" for m, n in self.modes.most_common())
             out.append(f"images {w0}-{w2} x {h0}-{h2} px (median {w1}x{h1}); modes {modes}")
@@ -147,7 +147,7 @@ class DataReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "task": self.task,
+            "modality": self.modality,
             "classes": self.classes,
             "counts": self.counts,
             "broken": [{"path": p, "reason": r} for p, r in self.broken],
@@ -168,8 +168,8 @@ class DataReport:
 def check_data(spec: DataSpec, workers: int | None = None, console: Console | None = None) -> DataReport:
     """Read every sample of `spec` once and report; changes nothing (see `apply_checks`). `console`: a
     terminal gets a progress bar over the files (it reads them all, which takes a while on many)."""
-    report = DataReport(spec.task, spec.classes, {"train": spec.counts("train"), "val": spec.counts("val")})
-    if spec.task == "image":
+    report = DataReport(spec.modality, spec.classes, {"train": spec.counts("train"), "val": spec.counts("val")})
+    if spec.modality == "image":
         _check_images(spec, report, workers, console)
         broken = {p for p, _ in report.broken}  # the counts are of what training will read
         for split in ("train", "val"):
@@ -314,11 +314,12 @@ def apply_checks(spec: DataSpec, report: DataReport, strict: bool = False, dedup
     leaked = {leak.val for leak in report.leaks} if dedupe else set()
 
     def keep(samples, drop):
-        return [s for s in samples if (str(s.path) if spec.task == "image" else s.key) not in drop]
+        return [s for s in samples if (str(s.path) if spec.modality == "image" else s.key) not in drop]
 
-    train = keep(spec.train, broken) if spec.task == "image" else spec.train
-    val = keep(keep(spec.val, broken) if spec.task == "image" else spec.val, leaked)
-    empty = [c for i, c in enumerate(spec.classes) if not any(s.label == i for s in train)]
+    train = keep(spec.train, broken) if spec.modality == "image" else spec.train
+    val = keep(keep(spec.val, broken) if spec.modality == "image" else spec.val, leaked)
+    kept = replace(spec, train=train)
+    empty = [c for c, n in kept.counts("train").items() if n == 0] if spec.task.name != "regression" else []
     if empty:
         raise GraftError(
             f"no readable training samples left for {', '.join(empty)} after skipping unreadable files; "
@@ -330,13 +331,27 @@ def apply_checks(spec: DataSpec, report: DataReport, strict: bool = False, dedup
 
 
 def resolve_balance(balance: str, spec: DataSpec) -> str:
-    """data.balance with auto replaced by the choice for this data's class sizes."""
+    """data.balance with auto replaced by the choice for this data's class sizes. Regression has no
+    classes to balance; multi-label balances only when asked (--balance loss: BCE's pos_weight), since its
+    thresholds are tuned per label on validation anyway."""
+    if spec.task.name != "single-label":
+        if balance == "sampler" or (balance == "loss" and spec.task.name == "regression"):
+            raise GraftError(f"--balance {balance} is not available for {spec.task.name}: "
+                             f"choose {'none or loss' if spec.task.name == 'multi-label' else 'none'}")  # fmt: skip
+        return "none" if balance == "auto" else balance
     return choose_balance(list(spec.counts("train").values()))[0] if balance == "auto" else balance
 
 
+POS_WEIGHT_MAX = 10.0  # a label in 1% of the samples weighs its positives 10x, not 99x (steps stay steady)
+
+
 def balance_weights(balance: str, spec: DataSpec) -> tuple[list[float] | None, list[float] | None]:
-    """(per-sample draw weights for the training sampler, per-class loss weights) for a resolved balance."""
+    """(per-sample draw weights for the training sampler, per-class loss weights) for a resolved balance;
+    multi-label's loss weights are BCE's pos_weight per label: negatives / positives, at most POS_WEIGHT_MAX."""
     counts = list(spec.counts("train").values())
+    if spec.task.name == "multi-label":
+        n = len(spec.train)
+        return None, ([min(POS_WEIGHT_MAX, (n - c) / max(c, 1)) for c in counts] if balance == "loss" else None)
     if balance == "sampler":
         return sample_weights([s.label for s in spec.train], counts), None
     if balance == "loss":
@@ -357,7 +372,7 @@ def print_report(console: Console, spec: DataSpec, report: DataReport, warnings:
         console.print(f"[red]skip[/red]   {path}: {reason}", highlight=False)
     for leak in report.leaks[:SHOWN_PAIRS]:
         how = "identical" if leak.kind == "exact" else f"near-duplicate (phash distance {leak.distance})"
-        if spec.task == "text" and leak.kind == "near":
+        if spec.modality == "text" and leak.kind == "near":
             how = "near-duplicate (same text after normalising case, punctuation, spaces)"
         console.print(f"[yellow]leak[/yellow]   val {_shown_key(leak.val)} = train {_shown_key(leak.train)}: {how}",
                       highlight=False)  # fmt: skip

@@ -20,15 +20,19 @@ import csv
 import io
 import random
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import torch
 
 from graft.config import Config, apply_task_defaults
 from graft.data.folders import IGNORED_DIR_NAMES, IMAGE_EXTENSIONS, Folders, is_image_name  # noqa: F401  (IMAGE_EXTENSIONS: re-exported)
-from graft.data.label_kind import column_hint, judge_labels
+from graft.data.label_kind import column_hint, indicator_cell, indicator_columns, interpret, join_labels
+from graft.data.label_kind import label_column as label_column_of
 from graft.data.names import WHY, control_character, refuse_in_path
 from graft.data.text_tables import TextColumns, TextSample, find_text_files, is_text_data, read_table
 from graft.errors import GraftError
+from graft.tasks import SingleLabel, Task, create_task
 
 SPLIT_DIR_NAMES = {
     "train": ("train", "training"),
@@ -38,10 +42,13 @@ SPLIT_DIR_NAMES = {
 CSV_SUFFIXES = (".csv", ".tsv")
 
 
+Label = int | tuple[int, ...] | float  # single-label: a class index; multi-label: indices; regression: a number
+
+
 @dataclass(frozen=True)
 class Sample:
     path: Path
-    label: int
+    label: Label
 
     @property
     def key(self) -> str:
@@ -52,16 +59,35 @@ class Sample:
 class DataSpec:
     """Everything the rest of graft needs to know about a dataset before reading a pixel."""
 
-    classes: list[str]
+    classes: list[str]  # the head's outputs: class names (multi-label: label names; regression: the target's)
     train: list[Sample]
     val: list[Sample]
     description: str  # how the split was found, for the user: "train/ and val/ folders", ...
     warnings: list[str] = field(default_factory=list)
-    task: str = "image"  # "image" (samples are Sample: files) or "text" (TextSample: strings)
+    modality: str = "image"  # "image" (samples are Sample: files) or "text" (TextSample: strings)
+    task: Task = field(default_factory=SingleLabel)  # what is predicted (graft/tasks/)
+    task_reason: str = ""  # why --task auto chose it, for the run header
+    separator: str = ";"  # multi-label cells join labels with it
 
     def counts(self, split: str) -> dict[str, int]:
-        per_label = Counter(s.label for s in getattr(self, split))
+        """Samples per class (multi-label: per label present; regression: all under the target's name)."""
+        samples = getattr(self, split)
+        if self.task.name == "regression":
+            return {self.classes[0]: len(samples)}
+        per_label = Counter(i for s in samples for i in (s.label if isinstance(s.label, tuple) else (s.label,)))
         return {name: per_label.get(i, 0) for i, name in enumerate(self.classes)}
+
+    def targets(self, split: str) -> torch.Tensor:
+        """The training targets of a split's samples, in order (graft/tasks/ `Task.targets`)."""
+        return self.task.targets([s.label for s in getattr(self, split)])
+
+    def label_text(self, label: Label) -> str:
+        """A sample's label as a table cell (split.csv): the class, the joined labels, the number."""
+        if self.task.name == "regression":
+            return repr(float(label))
+        if isinstance(label, tuple):
+            return join_labels([self.classes[i] for i in label], self.separator)
+        return self.classes[label]
 
 
 def discover(
@@ -69,26 +95,30 @@ def discover(
     val: Path | None = None,
     val_split: float = 0.2,
     seed: int = 0,
-    task: str = "auto",
+    modality: str = "auto",
     columns: TextColumns = TextColumns(),
-    labels: str = "single",
+    task: str = "auto",
     path_column: str = "path",
+    regression_loss: str = "mse",
 ) -> DataSpec:
     """Resolve DATA (+ optional explicit validation data) into classes and a train/val split.
 
-    `task`: "image", "text", or "auto" (text when DATA is a text table, see data/text_tables.py).
+    `modality`: "image", "text", or "auto" (text when DATA is a text table, see data/text_tables.py).
     An image CSV's columns are `path_column` and `columns.label` (split.csv's are path and label).
-    `labels`: "auto" refuses labels that look multi-label or numeric (data/label_kind.py), as a new run's
-    data is checked; "single" takes them as classes (a resume's split.csv was judged when the run began)."""
+    `task`: "auto" reads it from the labels (data/label_kind.py), or a task name (a resume passes the one
+    its run was trained for)."""
     path = Path(path)
     if not path.exists():
         raise GraftError(f"data not found: {path} (expected a folder of class sub-folders or a CSV file)")
-    if task == "text" or (task == "auto" and is_text_data(path, columns)):
-        return _discover_text(path, None if val is None else Path(val), val_split, seed, columns, labels)
+    if task == "multi-label" and not columns.empty_labels:  # an empty cell is then an empty label set
+        columns = replace(columns, empty_labels=True)
+    if modality == "text" or (modality == "auto" and is_text_data(path, columns)):
+        return _discover_text(path, None if val is None else Path(val), val_split, seed, columns, task,
+                              regression_loss)  # fmt: skip
     warnings: list[str] = []
 
     if path.is_file():
-        rows = read_image_csv(path, path_column, columns.label)  # rows without a split: training rows
+        rows, label_name = read_image_csv(path, path_column, columns)  # rows without a split: training rows
         train_rows = [(p, lbl) for p, lbl, split in rows if split in ("", "train")]
         val_rows = [(p, lbl) for p, lbl, split in rows if split == "val"]
         n_test = sum(split == "test" for _, _, split in rows)
@@ -98,6 +128,7 @@ def discover(
             )
         description = f"CSV {path.name}"
     else:
+        label_name = "label"
         folders = Folders(path, warnings)
         splits = {split_of(d.name): d for d in folders.subfolders(path) if split_of(d.name)}
         if "val" in splits and "train" not in splits:
@@ -127,7 +158,7 @@ def discover(
         if not val.exists():
             raise GraftError(f"validation data not found: {val}")
         val_rows = (
-            [(p, lbl) for p, lbl, _ in read_image_csv(val, path_column, columns.label)]
+            [(p, lbl) for p, lbl, _ in read_image_csv(val, path_column, columns)[0]]
             if val.is_file()
             else scan_class_folders(val, warnings, allow_empty_classes=True)
         )
@@ -135,40 +166,62 @@ def discover(
             raise GraftError(f"validation data {val} has no images")
         description += f", validation from {val}"
 
-    if labels == "auto":
-        warnings += judge_labels([lbl for _, lbl in train_rows] + [lbl for _, lbl in val_rows], str(path))
-    classes = sorted({label for _, label in train_rows})
-    if len(classes) < 2:
+    return _build_spec(str(path), train_rows, val_rows, description, warnings, "image", task, label_name,
+                       columns.separator, val_split, seed, regression_loss, path)  # fmt: skip
+
+
+def _build_spec(
+    where: str, train_rows: list[tuple], val_rows: list[tuple], description: str, warnings: list[str],
+    modality: str, task: str, label_name: str, separator: str, val_split: float, seed: int,
+    regression_loss: str, path: Path,
+) -> DataSpec:  # fmt: skip
+    """The spec from (item, label cell) rows: the task read from the labels, the items made samples, the
+    split made when no validation rows were given."""
+    kind = interpret([r[-1] for r in train_rows], [r[-1] for r in val_rows], task, where, label_name, separator)
+    warnings += kind.warnings
+    make = (lambda item, cell: Sample(item, kind.encode(cell))) if modality == "image" else (
+        lambda item, cell: TextSample(item[0], kind.encode(cell), item[1]))  # fmt: skip
+    classes = kind.classes
+    if kind.task == "single-label" and len(classes) < 2:
         raise GraftError(
-            f"{path}: found {len(classes)} class(es) {classes}; classification needs at least 2"
-            + _nested_hint(path, classes)
+            f"{where}: found {len(classes)} class(es) {classes}; classification needs at least 2"
+            + (_nested_hint(path, classes) if modality == "image" else "")
             + _skipped_hint(warnings)
         )
-    unknown = sorted({label for _, label in val_rows} - set(classes))
-    if unknown:
-        raise GraftError(
-            f"validation data has classes that are not in the training data: {', '.join(unknown)}; "
-            "add training images for them or remove them from validation"
-        )
-    index = {name: i for i, name in enumerate(classes)}
-    train = [Sample(p, index[lbl]) for p, lbl in train_rows]
+    if kind.task == "multi-label" and len(classes) < 2:
+        raise GraftError(f"{where}: found {len(classes)} label(s) {classes}; multi-label needs at least 2")
+    train = [make(item, cell) for item, cell in train_rows]
     if val_rows:
-        val_samples = [Sample(p, index[lbl]) for p, lbl in val_rows]
-        shared = sorted({s.path for s in train} & {s.path for s in val_samples})
-        if shared:
-            raise GraftError(
-                f"{len(shared)} file(s) are both training and validation images, e.g. {shared[0]}; "
-                "a model validated on its own training images looks better than it is"
-            )
-    else:
+        val_samples = [make(item, cell) for item, cell in val_rows]
+        if modality == "image":
+            shared = sorted({s.path for s in train} & {s.path for s in val_samples})
+            if shared:
+                raise GraftError(
+                    f"{len(shared)} file(s) are both training and validation images, e.g. {shared[0]}; "
+                    "a model validated on its own training images looks better than it is"
+                )
+        # Texts shared with the training data are reported by the data check (data/leaks.py), which
+        # also finds them after normalising case and punctuation.
+    elif kind.task == "single-label":
         train, val_samples = stratified_split(train, val_split, seed)
         description += f", {val_split:.0%} held out for validation (stratified, seed {seed})"
+    else:  # a label set or a number per sample: nothing to stratify on
+        train, val_samples = random_split(train, val_split, seed)
+        description += f", {val_split:.0%} held out for validation (seed {seed})"
     if not val_samples:
-        raise GraftError(
-            f"{path}: nothing to validate on (a class needs 2 images before one can be held out); "
-            "add images, a val/ folder, or --val DIR_OR_CSV"
-        )
-    return DataSpec(classes, train, val_samples, description, warnings)
+        what = "a class needs 2 images before one can be held out" if modality == "image" else "add rows"
+        raise GraftError(f"{where}: nothing to validate on ({what}); add a val/ folder or file, or --val DIR_OR_CSV")
+    spec_task = create_task(kind.task, classes, [s.label for s in train], loss=regression_loss)
+    return DataSpec(classes, train, val_samples, description, warnings, modality, spec_task, kind.reason,
+                    separator)  # fmt: skip
+
+
+def random_split(samples: list, fraction: float, seed: int) -> tuple[list, list]:
+    """A seeded split of round(n * fraction) samples to val (at least 1 of 2 or more), in sorted order first."""
+    ordered = sorted(samples, key=lambda s: s.key)
+    random.Random(seed).shuffle(ordered)
+    n_val = min(len(ordered) - 1, max(1, round(len(ordered) * fraction))) if len(ordered) >= 2 else 0
+    return ordered[n_val:], ordered[:n_val]
 
 
 def discover_config(cfg: Config) -> DataSpec:
@@ -176,10 +229,11 @@ def discover_config(cfg: Config) -> DataSpec:
     if cfg.data.path is None:
         raise GraftError("no training data given: pass DATA, a folder of class sub-folders or a CSV")
     d = cfg.data
-    spec = discover(d.path, d.val, d.val_split, cfg.train.seed, d.task,
-                    TextColumns(d.text_column, d.label_column, d.text_pair_column), d.labels,
-                    d.path_column)  # fmt: skip
-    apply_task_defaults(cfg, spec.task)
+    columns = TextColumns(d.text_column, d.label_column, d.text_pair_column,
+                          tuple(d.label_columns) if d.label_columns else None, d.label_separator)  # fmt: skip
+    spec = discover(d.path, d.val, d.val_split, cfg.train.seed, d.modality, columns, d.task, d.path_column,
+                    cfg.train.regression_loss)  # fmt: skip
+    apply_task_defaults(cfg, spec.modality, spec.task.name)
     return spec
 
 
@@ -206,12 +260,13 @@ def stratified_split(samples: list[Sample], fraction: float, seed: int) -> tuple
 
 
 def _discover_text(
-    path: Path, val: Path | None, val_split: float, seed: int, columns: TextColumns, labels: str = "single"
-) -> DataSpec:
+    path: Path, val: Path | None, val_split: float, seed: int, columns: TextColumns, task: str,
+    regression_loss: str,
+) -> DataSpec:  # fmt: skip
     train_file, val_file, description = find_text_files(path, val)
     if val_file is not None and not val_file.exists():
         raise GraftError(f"validation data not found: {val_file}")
-    rows = read_table(train_file, columns)
+    rows, label_name = read_table(train_file, columns)
     warnings = []
     n_test = sum(split == "test" for *_, split in rows)
     if n_test:
@@ -221,33 +276,11 @@ def _discover_text(
     train_rows = [r for r in rows if r[3] in ("", "train")]
     val_rows = [r for r in rows if r[3] == "val"]
     if val_file is not None:
-        val_rows = read_table(val_file, columns)
+        val_rows = read_table(val_file, columns)[0]
         description += f", validation from {val_file.name}" if val is not None else ""
-    if labels == "auto":
-        warnings += judge_labels([r[1] for r in train_rows] + [r[1] for r in val_rows], str(train_file))
-    classes = sorted({label for _, label, _, _ in train_rows})
-    if len(classes) < 2:
-        raise GraftError(
-            f"{train_file}: found {len(classes)} label(s) {classes}; classification needs at least 2"
-        )
-    only_val = sorted({label for _, label, _, _ in val_rows} - set(classes))
-    if only_val:
-        raise GraftError(
-            f"validation labels {', '.join(map(repr, only_val))} never occur in the training data "
-            f"({train_file.name}); add training rows for them or remove them from validation"
-        )
-    index = {name: i for i, name in enumerate(classes)}
-    train = [TextSample(text, index[label], pair) for text, label, pair, _ in train_rows]
-    if val_rows:
-        # Texts shared with the training data are reported by the data check (data/leaks.py), which
-        # also finds them after normalising case and punctuation.
-        val_samples = [TextSample(text, index[label], pair) for text, label, pair, _ in val_rows]
-    else:
-        train, val_samples = stratified_split(train, val_split, seed)
-        description += f", {val_split:.0%} held out for validation (stratified, seed {seed})"
-    if not val_samples:
-        raise GraftError(f"{train_file}: nothing to validate on; add rows, a val file, or --val FILE")
-    return DataSpec(classes, train, val_samples, description, warnings, task="text")
+    as_items = lambda rs: [((text, pair), label) for text, label, pair, _ in rs]  # noqa: E731
+    return _build_spec(str(train_file), as_items(train_rows), as_items(val_rows), description, warnings, "text",
+                       task, label_name, columns.separator, val_split, seed, regression_loss, train_file)  # fmt: skip
 
 
 def split_of(name: str) -> str | None:
@@ -314,11 +347,12 @@ def scan_class_folders(
 
 
 def read_image_csv(
-    path: Path, path_column: str = "path", label_column: str = "label"
-) -> list[tuple[Path, str, str]]:
-    """Rows of (absolute image path, label, split or '') from a path,label[,split] CSV/TSV; the path and
-    label columns may have other names (--path-column, --label-column), matched case-insensitively."""
-    wanted = (path_column.strip().lower(), label_column.strip().lower())
+    path: Path, path_column: str = "path", columns: TextColumns = TextColumns()
+) -> tuple[list[tuple[Path, str, str]], str]:
+    """Rows of (absolute image path, label, split or '') from a path,label[,split] CSV/TSV, and the name of
+    the column the labels came from; the path and label columns may have other names (--path-column,
+    --label-column), matched case-insensitively; 'labels' or 'target' stand in for a missing 'label'."""
+    label_column = columns.label
     if path.suffix.lower() not in CSV_SUFFIXES:
         raise GraftError(
             f"{path}: expected a folder or a .csv/.tsv file with {path_column},{label_column} columns"
@@ -334,20 +368,26 @@ def read_image_csv(
     reader = csv.DictReader(
         io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ","
     )
-    columns = {name.strip().lower(): name for name in reader.fieldnames or []}
-    missing = [c for c in wanted if c not in columns]
+    found = list(reader.fieldnames or [])
+    by_lower = {name.strip().lower(): name for name in found}
+    indicators = indicator_columns(found, columns.label_columns, str(path)) if columns.label_columns else None
+    label_key = label_column_of(found, label_column) if indicators is None else None
+    missing = [c for c in (path_column,) if c.strip().lower() not in by_lower]
+    missing += [label_column] if indicators is None and label_key is None else []
     if missing:
         raise GraftError(
             f"{path} needs columns {path_column},{label_column}; missing {', '.join(missing)} "
-            f"(found: {', '.join(reader.fieldnames or []) or 'no header'}){column_hint(reader.fieldnames or [], image_table=True)}"
+            f"(found: {', '.join(found) or 'no header'}){column_hint(found, image_table=True)}"
             "; graft train and graft check read other names with --path-column/--label-column"
         )
-    path_key, label_key = columns[wanted[0]], columns[wanted[1]]
+    path_key = by_lower[path_column.strip().lower()]
     rows, absent, seen, previous_end = [], [], {}, reader.line_num
     for row in reader:
         line_no, previous_end = previous_end + 1, reader.line_num  # the row's first line in the file
-        rel, label = (row[path_key] or "").strip(), (row[label_key] or "").strip()
-        if not rel or not label:
+        rel = (row[path_key] or "").strip()
+        label = ((row[label_key] or "").strip() if indicators is None
+                 else indicator_cell(row, indicators, f"{path}:{line_no}", columns.separator))  # fmt: skip
+        if not rel or not (label or indicators or columns.empty_labels):
             raise GraftError(f"{path}:{line_no}: empty path or label")
         for what, value in (("path", rel), ("label", label)):
             char = control_character(value)
@@ -356,7 +396,7 @@ def read_image_csv(
                     f"{path}:{line_no}: the {what} {value!r} contains the control character {char!r}; "
                     f"{'rename the file' if what == 'path' else 'change the label'} ({WHY})"
                 )
-        split = (row[columns["split"]] or "").strip().lower() if "split" in columns else ""
+        split = (row[by_lower["split"]] or "").strip().lower() if "split" in by_lower else ""
         split = split_of(split) or split
         if split not in ("", "train", "val", "test"):
             raise GraftError(f"{path}:{line_no}: split must be train, val or test, got {split!r}")
@@ -377,4 +417,4 @@ def read_image_csv(
         )
     if not rows:
         raise GraftError(f"{path} has a header but no rows")
-    return rows
+    return rows, ("labels" if indicators else label_key)

@@ -27,9 +27,12 @@ class ImageDataset(Dataset):
     the transform's randomness is seeded by (seed, epoch, index), see data/sampler.py."""
 
     def __init__(
-        self, samples: list[Sample], transform: Callable[[Image.Image], torch.Tensor], seed: int = 0
-    ):
+        self, samples: list[Sample], transform: Callable[[Image.Image], torch.Tensor], seed: int = 0,
+        targets: torch.Tensor | None = None,
+    ):  # fmt: skip
+        """`targets`: the task's training target per sample (graft/tasks/); default: the labels as class indices."""
         self.samples = samples
+        self.targets = targets
         self.transform = transform
         self.seed = seed
         # Per worker, the index being decoded (-1: none), in shared memory: when a worker dies (killed for
@@ -48,7 +51,7 @@ class ImageDataset(Dataset):
         fault("decode")
         image = load_image(sample.path)
         with seeded(self.seed, epoch, index):
-            item = self.transform(image), sample.label
+            item = self.transform(image), sample.label if self.targets is None else self.targets[index]
         if worker is not None:
             self.in_flight[worker.id] = -1
         return item

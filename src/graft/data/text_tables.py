@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from graft.data.label_kind import column_hint
+from graft.data.label_kind import SEPARATOR, column_hint, indicator_cell, indicator_columns, label_column
 from graft.data.names import WHY, control_character
 from graft.errors import GraftError
 
@@ -42,9 +42,14 @@ class TextSample:
 
 @dataclass(frozen=True)
 class TextColumns:
+    """Where a table's columns are (image CSVs use `label` and the label options too)."""
+
     text: str = "text"
     label: str = "label"
     pair: str | None = None
+    label_columns: tuple[str, ...] | None = None  # multi-label as 0/1 columns (names or globs)
+    separator: str = SEPARATOR  # between the labels of a multi-label cell
+    empty_labels: bool = False  # an empty label cell is an empty label set (multi-label), not a missing label
 
 
 def is_text_data(path: Path, columns: TextColumns = TextColumns()) -> bool:
@@ -63,8 +68,9 @@ def is_text_data(path: Path, columns: TextColumns = TextColumns()) -> bool:
     return columns.text.lower() in names and "path" not in names
 
 
-def read_table(path: Path, columns: TextColumns) -> list[tuple[str, str, str | None, str]]:
-    """Rows of (text, label, pair, split) from a CSV/TSV/JSONL file, with errors that say where."""
+def read_table(path: Path, columns: TextColumns) -> tuple[list[tuple[str, str, str | None, str]], str]:
+    """Rows of (text, label, pair, split) from a CSV/TSV/JSONL file, with errors that say where, and the
+    name of the column the labels came from (data/label_kind.py `label_column`)."""
     suffix = path.suffix.lower()
     if suffix not in TEXT_SUFFIXES:
         raise GraftError(f"{path}: text data must be a .csv, .tsv or .jsonl file")
@@ -97,14 +103,16 @@ def read_table(path: Path, columns: TextColumns) -> list[tuple[str, str, str | N
             previous_end = reader.line_num
         found = list(reader.fieldnames or [])
     by_lower = {name.strip().lower(): name for name in found}
-    wanted = [columns.text, columns.label] + ([columns.pair] if columns.pair else [])
-    missing = [c for c in wanted if c.lower() not in by_lower]
+    indicators = indicator_columns(found, columns.label_columns, str(path)) if columns.label_columns else None
+    label_key = label_column(found, columns.label) if indicators is None else None
+    wanted = [columns.text] + ([columns.pair] if columns.pair else [])
+    missing = [c for c in wanted if c.lower() not in by_lower] + ([columns.label] if indicators is None and label_key is None else [])
     if missing:
         raise GraftError(
             f"{path} has no column {', '.join(repr(m) for m in missing)} (found: {', '.join(found) or 'none'}"
             f"){column_hint(found)}; name the columns with --text-column/--label-column"
         )
-    text_key, label_key = by_lower[columns.text.lower()], by_lower[columns.label.lower()]
+    text_key = by_lower[columns.text.lower()]
     pair_key = by_lower[columns.pair.lower()] if columns.pair else None
     split_key = by_lower.get("split")
     rows, empty, unlabeled = [], [], []
@@ -114,12 +122,13 @@ def read_table(path: Path, columns: TextColumns) -> list[tuple[str, str, str | N
                 f"{path}:{line_no}: expected a JSON object with {columns.text} and {columns.label}"
             )
         text = _cell(record.get(text_key))
-        label = _cell(record.get(label_key))
+        label = (_cell(record.get(label_key)) if indicators is None
+                 else indicator_cell(record, indicators, f"{path}:{line_no}", columns.separator))  # fmt: skip
         pair = _cell(record.get(pair_key)) if pair_key else None
         if not text.strip() or (pair_key and not (pair or "").strip()):
             empty.append(line_no)
             continue
-        if label.lower() in MISSING_LABELS:
+        if label.lower() in MISSING_LABELS and not (indicators or columns.empty_labels):
             unlabeled.append(line_no)
             continue
         char = control_character(label)
@@ -147,7 +156,7 @@ def read_table(path: Path, columns: TextColumns) -> list[tuple[str, str, str | N
         )
     if not rows:
         raise GraftError(f"{path} has no rows")
-    return rows
+    return rows, ("labels" if indicators else label_key)
 
 
 def find_text_files(path: Path, val: Path | None) -> tuple[Path, Path | None, str]:

@@ -127,8 +127,9 @@ class TextDataset(Dataset):
     """Tokenized samples; keys are the sampler's (epoch, index) or a plain index (text needs no per-epoch
     randomness, so the epoch is ignored)."""
 
-    def __init__(self, tokens: Tokenized, labels: Sequence[int]):
-        self.tokens, self.labels = tokens, list(labels)
+    def __init__(self, tokens: Tokenized, labels: Sequence[int] | torch.Tensor):
+        """`labels`: class indices, or the task's target tensor (graft/tasks/)."""
+        self.tokens, self.labels = tokens, labels if isinstance(labels, torch.Tensor) else list(labels)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -157,4 +158,4 @@ class PadBatch:
         for row, (x, _) in enumerate(batch):
             mask[row, : len(x["input_ids"])] = 1
         out["attention_mask"] = mask
-        return out, torch.tensor([y for _, y in batch])
+        return out, torch.stack([torch.as_tensor(y) for _, y in batch])

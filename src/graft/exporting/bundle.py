@@ -50,8 +50,10 @@ def write_bundle(
     source: dict[str, Any],
     tokenizer: Any = None,
     calibration: dict[str, Any] | None = None,
+    task_spec: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the bundle next to `out_dir`, then swap it in, so a crash never leaves half a bundle."""
+    """Write the bundle next to `out_dir`, then swap it in, so a crash never leaves half a bundle.
+    `task_spec`: what is predicted and how to decode it (graft/tasks/ `Task.to_meta`; none: single-label)."""
     tmp = staging_folder(out_dir)
     preprocessing = {k: _jsonable(v) for k, v in built.data_config.items()}
     task = "image-classification"
@@ -96,6 +98,9 @@ def write_bundle(
         # Temperature scaling, already folded into the head's weights (evaluation/calibration.py): the
         # saved logits are the calibrated ones; recorded so the report can show ECE before and after.
         "calibration": calibration,
+        # The task (graft/tasks/): single-label, multi-label with its per-label thresholds, or regression
+        # (whose head already outputs the target's units). "task" above stays the pipeline's name.
+        "task_spec": task_spec or {"name": "single-label", "problem_type": "single_label_classification"},
         **source,
     }
     (tmp / BUNDLE_META).write_text(json.dumps(json_ready(meta), indent=2))

@@ -112,8 +112,11 @@ def quiet_transformers() -> None:
 
 
 def build_text(name: str, num_classes: int, classes: list[str], pretrained: bool = True,
-               drop_rate: float | None = None) -> tuple[BuiltModel, Any]:  # fmt: skip
-    """(model, tokenizer) for a hub name, a local folder, a graft text bundle, or an offline name."""
+               drop_rate: float | None = None, problem_type: str = "single_label_classification",
+               ) -> tuple[BuiltModel, Any]:  # fmt: skip
+    """(model, tokenizer) for a hub name, a local folder, a graft text bundle, or an offline name.
+    `problem_type` is Hugging Face's (graft/tasks/ `Task.problem_type`): saved in the bundle's config.json,
+    so the plain transformers model computes the same loss and its pipeline the same activation."""
     quiet_transformers()
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -132,6 +135,7 @@ def build_text(name: str, num_classes: int, classes: list[str], pretrained: bool
         "num_labels": num_classes,
         "id2label": dict(enumerate(classes)),
         "label2id": {c: i for i, c in enumerate(classes)},
+        "problem_type": problem_type,
     }
     if drop_rate is not None:
         kwargs["hidden_dropout_prob"] = drop_rate

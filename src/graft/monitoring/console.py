@@ -20,6 +20,8 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 from rich.text import Text
 
+from graft.tasks import format_metrics
+
 
 def make_console(stderr: bool = False) -> Console:
     """A console whose lines are never hard-wrapped: logs and CI output stay one record per line."""
@@ -100,7 +102,7 @@ class Progress:
         left = (self._epochs - record["epoch"]) * sum(self._epoch_times) / len(self._epoch_times)
         self.console.print(
             f"epoch {record['epoch']}/{self._epochs}  train_loss {record['train_loss']:.4f}  "
-            f"val_loss {record['val_loss']:.4f}  val_acc {record['val_acc']:.2%}"
+            f"{format_metrics(record)}"
             f"{' [green](best)[/green]' if improved else ''}  "
             f"{record['epoch_time']:.1f}s  {record['samples_per_s']:.1f} samples/s"
             + (f"  ~{format_seconds(left)} left" if left > 0 else ""),

@@ -22,6 +22,7 @@ from graft.config import LogConfig
 from graft.monitoring.logger import MetricLogger
 from graft.monitoring.sink import Captioned
 from graft.monitoring.visuals import group_histograms, to_image
+from graft.tasks import SingleLabel, Task
 
 
 @dataclass
@@ -49,9 +50,11 @@ class Monitor:
         val_images: Dataset | None = None,
         train_texts: Sequence | None = None,
         val_texts: Sequence | None = None,
+        task: Task | None = None,
     ):
         self.logger, self.cfg, self.model, self.groups, self.classes = logger, cfg, model, groups, classes
         self.mean, self.std = mean, std
+        self.task = task or SingleLabel()  # what a prediction and its truth look like in words
         self.train_images, self.val_images = train_images, val_images
         # Text tasks: the samples (TextSample), shown as text summaries where images would be.
         self.train_texts, self.val_texts = train_texts, val_texts
@@ -73,7 +76,7 @@ class Monitor:
             items = []
             for i in _spread(len(self.train_images), n):
                 x, label = self.train_images[(0, i)]
-                items.append(Captioned(to_image(x, self.mean, self.std), self.classes[label]))
+                items.append(Captioned(to_image(x, self.mean, self.std), self.task.target_words(label, self.classes)))
             self.logger.images("Images/train_augmented", items, 0)
         if self.cfg.images and self.train_texts:
             shown = [
@@ -81,7 +84,7 @@ class Monitor:
                 for i in _spread(len(self.train_texts), min(self.cfg.images, len(self.train_texts)))
             ]
             self.logger.text("Text/train_samples", _text_table(["label", "text"],
-                             [(self.classes[s.label], _show(s)) for s in shown]), 0)  # fmt: skip
+                             [(self._words(s.label), _show(s)) for s in shown]), 0)  # fmt: skip
         if self.cfg.graph and example is not None:
             # add_graph traces in eval mode and then calls model.train(), which would switch the frozen
             # BatchNorm layers of a partly frozen model back to training: put every module back as it was.
@@ -137,11 +140,7 @@ class Monitor:
             if worst:
                 self.logger.images("Images/val_worst_misclassified", worst, step)
         if self.cfg.images and outputs is not None and self.val_texts is not None:
-            rows = [
-                (self.classes[outputs.preds[i]], f"{outputs.confidence[i]:.2f}", self.classes[outputs.targets[i]],
-                 _show(self.val_texts[i]))
-                for i in _worst(outputs, self.cfg.images)
-            ]  # fmt: skip
+            rows = [(*self._caption(outputs, i), _show(self.val_texts[i])) for i in self._worst(outputs, self.cfg.images)]
             if rows:
                 table = _text_table(["predicted", "p", "true", "text"], rows)
                 self.logger.text("Text/val_worst_misclassified", table, step)
@@ -149,12 +148,23 @@ class Monitor:
     def worst_mistakes(self, outputs: EvalOutputs, n: int) -> list[Captioned]:
         """The `n` misclassified validation images with the highest loss, captioned prediction / truth."""
         items = []
-        for i in _worst(outputs, n):
+        for i in self._worst(outputs, n):
             x, _ = self.val_images[i]
-            pred, true = self.classes[outputs.preds[i]], self.classes[outputs.targets[i]]
-            caption = f"pred {pred} ({outputs.confidence[i]:.2f})\ntrue {true}"
+            pred, score, true = self._caption(outputs, i)
+            caption = f"pred {pred} ({score})\ntrue {true}"
             items.append(Captioned(to_image(x, self.mean, self.std), caption))
         return items
+
+    def _words(self, label) -> str:
+        return self.task.target_words(self.task.targets([label])[0], self.classes)
+
+    def _caption(self, outputs: EvalOutputs, i: int) -> tuple[str, str, str]:
+        return self.task.caption(outputs.preds[i], outputs.confidence[i], outputs.targets[i], self.classes)
+
+    def _worst(self, outputs: EvalOutputs, n: int) -> list[int]:
+        """Indices of the `n` mistakes (graft/tasks/ `Task.wrong`) with the highest loss, worst first."""
+        wrong = self.task.wrong(outputs.preds, outputs.targets).nonzero().flatten()
+        return wrong[outputs.losses[wrong].argsort(descending=True)][:n].tolist()
 
     # ----------------------------------------------------------------------------------------------- end
 
@@ -162,12 +172,6 @@ class Monitor:
         """The run's hyperparameters against its results (TensorBoard's HPARAMS tab, W&B summary)."""
         self.logger.hparams(hparams, metrics)
         self.logger.flush()
-
-
-def _worst(outputs: EvalOutputs, n: int) -> list[int]:
-    """Indices of the `n` misclassified samples with the highest loss, worst first."""
-    wrong = (outputs.preds != outputs.targets).nonzero().flatten()
-    return wrong[outputs.losses[wrong].argsort(descending=True)][:n].tolist()
 
 
 def _show(sample, limit: int = 300) -> str:

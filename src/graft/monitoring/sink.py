@@ -19,6 +19,14 @@ EPOCH_TAGS = {
     "train_loss": "Loss/train_epoch_mean",  # another series than the per-step loss
     "val_loss": "Loss/val",
     "val_acc": "Accuracy/val",
+    "val_map": "mAP/val",
+    "val_f1": "F1/val_micro",
+    "val_macro_f1": "F1/val_macro",
+    "val_subset_acc": "Accuracy/val_subset",
+    "val_mae": "Error/val_mae",
+    "val_rmse": "Error/val_rmse",
+    "val_r2": "R2/val",
+    "val_spearman": "Spearman/val",
     "epoch_time": "Time/epoch_seconds",
     "samples_per_s": "Throughput/epoch_samples_per_s",
 }

@@ -122,7 +122,7 @@ def advise(
         advice.knn_accuracy = accuracy
         advice.separability = separability(accuracy, len(spec.classes))
         advice.input_shift = shift.value()
-    advice.strategy, advice.reason = recommend(median, advice.separability, pretrained, UNITS[spec.task])
+    advice.strategy, advice.reason = recommend(median, advice.separability, pretrained, UNITS[spec.modality])
     return advice
 
 

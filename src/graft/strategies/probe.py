@@ -9,6 +9,10 @@ samples), and every fine-tuning strategy then starts from that head: linear prob
 (LP-FT; Kumar et al., ICLR 2022, "Fine-Tuning can Distort Pretrained Features and Underperform
 Out-of-Distribution") beats both a probe alone and fine-tuning from a random head.
 
+Multi-label: one logistic regression per label (scikit-learn's one-vs-rest), one C for all chosen the same
+way by held-out binary log loss (`solve_sigmoid_head`). Regression: ridge regression on the standardised
+targets, its alpha chosen by exact leave-one-out error as scikit-learn's `RidgeCV` does (`solve_ridge_head`).
+
 The objective is scikit-learn's, per sample weighted:  sum_i w_i CE(W x_i + b, y_i) + |W|^2 / (2 C),
 the bias unpenalised. The L2 strength C is chosen by stratified k-fold cross-validation on the training
 features over a small log-spaced grid, scored by held-out log loss (the quantity the model is fit for;
@@ -48,14 +52,18 @@ class Probe:
     bias: torch.Tensor  # (C,)
     l2_c: float  # the chosen inverse L2 strength
     cv: list[dict[str, float]] = field(default_factory=list)  # per grid value: c, log_loss, accuracy
-    train_loss: float = math.nan  # mean cross-entropy of the final fit on the training features
+    train_loss: float = math.nan  # mean loss of the final fit on the training features
     seconds: float = 0.0
+    kind: str = "softmax"  # softmax (single-label), sigmoid (one logistic per label), ridge (regression)
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         return features.float() @ self.weight.T + self.bias
 
     def summary(self) -> str:
-        return f"L2 C={self.l2_c:g} chosen by {FOLDS}-fold cross-validation on the training features"
+        if self.kind == "ridge":
+            return f"ridge alpha={self.l2_c:g} chosen by leave-one-out on the training features"
+        per_label = ", one logistic regression per label" if self.kind == "sigmoid" else ""
+        return f"L2 C={self.l2_c:g} chosen by {FOLDS}-fold cross-validation on the training features{per_label}"
 
 
 def fit_logistic(
@@ -172,3 +180,96 @@ def cross_validate(
     return [
         {"c": c, "log_loss": loss / len(y), "accuracy": hits / len(y)} for c, (loss, hits) in totals.items()
     ]
+
+
+def fit_sigmoid(
+    x: torch.Tensor, y: torch.Tensor, c: float, pos_weight: torch.Tensor | None = None,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None, max_iter: int = MAX_ITER,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(W (L, D), b (L,)) minimising, per label, sum_i BCE + |w|^2 / (2c): L independent logistic
+    regressions (y (N, L) of 0/1), solved together by L-BFGS (their sum separates)."""
+    x, y = x.float(), y.float().to(x.device)
+    n, d = x.shape
+    labels = y.shape[1]
+    p = torch.ones(labels, device=x.device) if pos_weight is None else pos_weight.float().to(x.device)
+    weight = init[0].clone() if init else torch.zeros(labels, d, device=x.device)
+    bias = init[1].clone() if init else torch.zeros(labels, device=x.device)
+    optimizer = torch.optim.LBFGS(
+        [weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
+        tolerance_grad=1e-6, tolerance_change=1e-10, line_search_fn="strong_wolfe",
+    )  # fmt: skip
+
+    def closure() -> torch.Tensor:
+        logits = x @ weight.T + bias
+        # BCE with pos_weight p: -(p y log s + (1 - y) log(1 - s)); its gradient (p y + 1 - y) s - p y
+        loss = p * y * F.softplus(-logits) + (1 - y) * F.softplus(logits)
+        residual = ((p * y + 1 - y) * logits.sigmoid() - p * y) / n
+        weight.grad = residual.T @ x + weight / (c * n)
+        bias.grad = residual.sum(0)
+        return loss.sum() / n + (weight * weight).sum() / (2 * c * n)
+
+    with torch.no_grad(), _threads_for(n * d):
+        optimizer.step(closure)
+    return weight, bias
+
+
+def solve_sigmoid_head(
+    x: torch.Tensor, y: torch.Tensor, pos_weight: torch.Tensor | None = None, grid: tuple[float, ...] = C_GRID,
+    folds: int = FOLDS, seed: int = 0,
+) -> Probe:  # fmt: skip
+    """The multi-label head: C by k-fold held-out binary log loss (folds dealt by each sample's first
+    label), then one fit on all."""
+    started = time.perf_counter()
+    x, y = x.float(), y.float().to(x.device)
+    scores, chosen = [], grid[0]
+    if len(grid) > 1 and len(y) >= 2 * folds:
+        sample = y.argmax(1)  # a sample's first label: folds that each hold every label, roughly
+        if len(y) > CV_MAX_SAMPLES:
+            keep = torch.cat(stratified_folds(sample, math.ceil(len(y) / CV_MAX_SAMPLES), seed)[:1])
+            x_cv, y_cv, sample = x[keep], y[keep], sample[keep]
+        else:
+            x_cv, y_cv = x, y
+        totals = dict.fromkeys(grid, 0.0)
+        for held in stratified_folds(sample, folds, seed):
+            train = torch.ones(len(y_cv), dtype=torch.bool, device=x.device)
+            train[held.to(x.device)] = False
+            previous = None
+            for c in sorted(grid):
+                previous = fit_sigmoid(x_cv[train], y_cv[train], c, pos_weight, previous, CV_MAX_ITER)
+                logits = x_cv[held] @ previous[0].T + previous[1]
+                totals[c] += F.binary_cross_entropy_with_logits(logits, y_cv[held], reduction="sum").item()
+        scores = [{"c": c, "log_loss": total / y_cv.numel()} for c, total in totals.items()]
+        chosen = min(scores, key=lambda s: (s["log_loss"], -s["c"]))["c"]
+    weight, bias = fit_sigmoid(x, y, chosen, pos_weight)
+    loss = F.binary_cross_entropy_with_logits(x @ weight.T + bias, y).item()
+    return Probe(weight.cpu(), bias.cpu(), chosen, scores, loss, time.perf_counter() - started, "sigmoid")
+
+
+# Ridge penalties tried, on the sum-of-squares scale of the features (RidgeCV's alphas): frozen features'
+# useful range varies by orders of magnitude with the backbone, and each value costs one matrix product.
+RIDGE_ALPHAS = tuple(10.0**k for k in range(-2, 7))
+
+
+def solve_ridge_head(x: torch.Tensor, y: torch.Tensor, alphas: tuple[float, ...] = RIDGE_ALPHAS) -> Probe:
+    """The regression head: ridge on centred features (intercept unpenalised) for targets y (N,), alpha
+    chosen by exact leave-one-out squared error from one SVD (the hat matrix's diagonal, as RidgeCV)."""
+    started = time.perf_counter()
+    x64, y64 = x.double(), y.double().reshape(-1).to(x.device)
+    n = len(y64)
+    mean_x, mean_y = x64.mean(0), y64.mean()
+    u, singular, vh = torch.linalg.svd(x64 - mean_x, full_matrices=False)
+    uty = u.T @ (y64 - mean_y)
+    scores = []
+    for alpha in alphas:
+        shrink = singular**2 / (singular**2 + alpha)
+        fitted = u @ (shrink * uty) + mean_y
+        hat = (u**2 @ shrink) + 1.0 / n  # the intercept's share of each point's own fit
+        loo = (y64 - fitted) / (1 - hat).clamp_min(1e-12)
+        scores.append({"c": alpha, "log_loss": float((loo**2).mean())})  # "log_loss": the CV loss column
+    chosen = min(scores, key=lambda s: (s["log_loss"], -s["c"]))["c"]
+    coef = vh.T @ (singular / (singular**2 + chosen) * uty)
+    bias = mean_y - mean_x @ coef
+    weight = coef.float()[None, :]
+    loss = F.mse_loss((x.float() @ weight.T).reshape(-1) + bias.float(), y.float().reshape(-1)).item()
+    return Probe(weight.cpu(), bias.float().reshape(1).cpu(), chosen, scores, loss,
+                 time.perf_counter() - started, "ridge")  # fmt: skip

@@ -54,9 +54,9 @@ def build_on_data(cfg: Config, spec: DataSpec) -> ModelOnData:
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     device = distributed.local_device(resolve_device(cfg.train.device))
     amp_dtype = resolve_amp(cfg.train.amp, device)
-    apply_task_defaults(cfg, spec.task)
+    apply_task_defaults(cfg, spec.modality, spec.task.name)
     cfg.data.balance = resolve_balance(cfg.data.balance, spec)
-    if spec.task == "text":
+    if spec.modality == "text":
         return build_text_on_data(cfg, spec, device, amp_dtype)
     m = cfg.model
     if m.drop_rate is None and cfg.strategy.probe and (m.pretrained or m.weights is not None):
@@ -65,18 +65,20 @@ def build_on_data(cfg: Config, spec: DataSpec) -> ModelOnData:
         # the solved head, 5 epochs of the top group on the four photo sets: +1.6 points over the probe
         # without it, +0.8 with timm's default 0.2). Set --set model.drop_rate=... to keep one.
         m.drop_rate = 0.0
-    built = create_model(m.name, len(spec.classes), m.pretrained, m.weights, m.drop_rate, cfg.data.img_size)
+    built = create_model(m.name, spec.task.outputs(spec.classes), m.pretrained, m.weights, m.drop_rate, cfg.data.img_size)
     model = built.model.to(device)
     check_model_accepts(model, built, cfg, device)
     num_workers = default_num_workers() if cfg.data.num_workers is None else cfg.data.num_workers
     train_tf, eval_tf = create_transforms(built.data_config, cfg.data.augment)
+    targets_of = lambda samples: spec.task.targets([s.label for s in samples])  # noqa: E731
     batch, seed, pin = cfg.train.batch_size, cfg.train.seed, device.type == "cuda"
 
     def eval_loader(samples: list[Sample]) -> DataLoader:
-        return create_loader(ImageDataset(samples, eval_tf, seed), batch, False, num_workers, seed, pin)
+        return create_loader(ImageDataset(samples, eval_tf, seed, targets_of(samples)), batch, False, num_workers,
+                             seed, pin)  # fmt: skip
 
     train_loader = create_loader(
-        ImageDataset(spec.train, train_tf, seed), batch, True, num_workers, seed, pin,
+        ImageDataset(spec.train, train_tf, seed, targets_of(spec.train)), batch, True, num_workers, seed, pin,
         weights=balance_weights(cfg.data.balance, spec)[0],
     )  # fmt: skip
     return ModelOnData(
@@ -92,7 +94,8 @@ def build_text_on_data(
     m, d = cfg.model, cfg.data
     if m.weights is not None:
         raise GraftError("--weights applies to image architectures; for text give a model folder as --model")
-    built, tokenizer = build_text(m.name, len(spec.classes), spec.classes, m.pretrained, m.drop_rate)
+    built, tokenizer = build_text(m.name, spec.task.outputs(spec.classes), spec.classes, m.pretrained, m.drop_rate,
+                                  spec.task.problem_type)  # fmt: skip
     model = built.model.to(device)
     cache = d.cache_dir or default_cache_dir()
     # Batches are assembled from in-memory token ids: worker processes would only add start-up time.
@@ -112,7 +115,7 @@ def build_text_on_data(
                          f"were longer than {d.max_length} tokens and were truncated (--max-length)")  # fmt: skip
         # Training: batches of similar length (bucketed, still shuffled); validation: sorted by length.
         lengths = tokens.lengths() if d.bucket_by_length or not train else None
-        dataset = TextDataset(tokens, [s.label for s in samples])
+        dataset = TextDataset(tokens, spec.task.targets([s.label for s in samples]))
         weights = balance_weights(d.balance, spec)[0] if train else None
         return create_loader(dataset, batch, train, num_workers, seed, pin, collate, lengths, weights)
 

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -40,8 +39,9 @@ from graft.strategies.advisor import SAMPLE_PER_CLASS, knn_accuracy, separabilit
 from graft.strategies.auto import MIN_EPOCHS, Option
 from graft.strategies.cuts import Cut, Suffix, find_cut
 from graft.strategies.groups import LayerGroup
-from graft.strategies.probe import Probe, solve_head
+from graft.strategies.probe import Probe, solve_head, solve_ridge_head, solve_sigmoid_head
 from graft.strategies.stages import Stage, Staging
+from graft.tasks import Task
 from graft.training import distributed
 from graft.training.build import ModelOnData
 from graft.training.optim import create_optimizer
@@ -139,7 +139,7 @@ def _mean_tokens(md: ModelOnData) -> float:
 
 def sample_inputs(md: ModelOnData, spec: DataSpec) -> torch.Tensor | dict[str, torch.Tensor]:
     """A few un-augmented training images (or a batch of texts) to find and verify cuts on."""
-    if spec.task == "text":
+    if spec.modality == "text":
         inputs, _ = next(iter(md.eval_loader(spec.train[:4])))
         return to_device(inputs, md.device)
     sample = md.eval_loader(spec.train[:4]).dataset  # indexed directly: no DataLoader workers to start
@@ -148,7 +148,7 @@ def sample_inputs(md: ModelOnData, spec: DataSpec) -> torch.Tensor | dict[str, t
 
 def token_count(md: ModelOnData, spec: DataSpec) -> int:
     """Texts: tokens over both splits (what per-token activations take room for); images: 0."""
-    if spec.task != "text":
+    if spec.modality != "text":
         return 0
     return round((len(spec.train) + len(spec.val)) * _mean_tokens(md))
 
@@ -162,32 +162,39 @@ class ProbeResult:
 
 
 def solve_probe(
-    frozen: FrozenPass, num_classes: int, class_weights: torch.Tensor | None, seed: int, started: float
+    frozen: FrozenPass, task: Task, num_classes: int, class_weights: torch.Tensor | None, seed: int, started: float
 ) -> ProbeResult:
-    """The head solved on the training features, scored on the validation features (the same loss and
-    accuracy the loop reports for an epoch); `started` is when the frozen pass began (the record's time)."""
+    """The head solved on the training features as the task's convex problem (softmax, a logistic per
+    label, or ridge: strategies/probe.py), scored on the validation features with the same metrics the
+    loop reports for an epoch; `started` is when the frozen pass began (the record's time)."""
     x, y = frozen.tensors["head/train_x"], frozen.tensors["train_y"]
-    vx, vy = frozen.tensors["head/val_x"], frozen.tensors["val_y"].long()
+    vx, vy = frozen.tensors["head/val_x"], frozen.tensors["val_y"]
     # One solution for every rank: LBFGS is deterministic, but a GPU's reductions need not be.
-    probe = distributed.broadcast(solve_head(x, y, num_classes, class_weights, seed=seed))
+    if task.name == "multi-label":
+        solved = solve_sigmoid_head(x, y, class_weights, seed=seed)
+    elif task.name == "regression":
+        solved = solve_ridge_head(x, y)
+    else:
+        solved = solve_head(x, y, num_classes, class_weights, seed=seed)
+    probe = distributed.broadcast(solved)
     logits = probe.logits(vx)
-    losses = F.cross_entropy(logits, vy, reduction="none")
-    confidence, preds = logits.softmax(dim=1).max(dim=1)
+    preds, confidence = task.predictions(logits)
     seconds = time.perf_counter() - started
     record = {
         "epoch": 0,
         "step": 0,
         "train_loss": probe.train_loss,
-        "val_loss": losses.mean().item(),
-        "val_acc": (preds == vy).float().mean().item(),
+        **task.metrics(logits, vy),
         "lr": 0.0,
         "epoch_time": seconds,
         "samples_per_s": len(y) / max(seconds, 1e-9),
         "wall_time": time.time(),
     }
-    rows = _balanced_rows(y, SAMPLE_PER_CLASS, seed)  # the advisor's sample size, from the cached features
-    knn = separability(knn_accuracy(x[rows], y[rows]), num_classes) if len(y) > 2 else None
-    return ProbeResult(probe, record, EvalOutputs(losses, preds, vy, confidence, logits), knn)
+    knn = None
+    if task.name == "single-label" and len(y) > 2:  # the advisor's sample size, from the cached features
+        rows = _balanced_rows(y, SAMPLE_PER_CLASS, seed)
+        knn = separability(knn_accuracy(x[rows], y[rows]), num_classes)
+    return ProbeResult(probe, record, EvalOutputs(task.sample_losses(logits, vy), preds, vy, confidence, logits), knn)
 
 
 def _balanced_rows(y: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
@@ -246,8 +253,8 @@ def measure_options(
                 if at_least * min(MIN_EPOCHS, max(1, max_epochs)) > budget_s:
                     break
                 x, net, start = _typical_input_batch(md), model, "from the inputs"
-            targets = frozen.tensors["train_y"][: _rows(x)].long().to(md.device)
-            step, forward = _time_steps(model, net, groups, trainable, x, targets, cfg, md)
+            targets = frozen.tensors["train_y"][: _rows(x)].to(md.device)
+            step, forward = _time_steps(model, net, groups, trainable, x, targets, cfg, md, spec.task)
             step, forward = (
                 step * _length_scale(frozen, "train", x, batch),
                 forward * _length_scale(frozen, "val", x, batch),
@@ -307,6 +314,7 @@ def _time_steps(
     targets: torch.Tensor,
     cfg: Config,
     md: ModelOnData,
+    task: Task,
     repeats: int = 2,
 ) -> tuple[float, float]:
     """(seconds per optimizer step, seconds per forward pass in eval mode) on batch `x`: the fastest of
@@ -322,7 +330,7 @@ def _time_steps(
         with torch.enable_grad():
             with autocast(md.device, md.amp_dtype):
                 logits = net(x)
-            F.cross_entropy(logits.float(), targets[: len(logits)]).backward()
+            task.loss(logits.float(), targets[: len(logits)]).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         _sync(md.device)

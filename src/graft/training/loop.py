@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
-from torchmetrics.classification import MulticlassAccuracy
 
 from graft.data.sampler import in_dataset_order
 from graft.faults import fault
@@ -25,6 +23,7 @@ from graft.monitoring.console import Progress
 from graft.monitoring.monitor import EvalOutputs, Monitor
 from graft.runtime import autocast, to_device
 from graft.strategies.stages import Stage, Staging, stage_at
+from graft.tasks import SingleLabel, Task
 from graft.training import distributed
 from graft.training.guards import skip_nonfinite
 from graft.training.optim import Schedule
@@ -45,6 +44,7 @@ class StepConfig:
     base_lr: float  # the configured LR: the head's LR before the schedule's factor
     skip_nonfinite: int = 0  # NaN/Inf losses tolerated before stopping (training/guards.py)
     class_weights: torch.Tensor | None = None  # cross-entropy weights per class (--balance loss)
+    task: Task = field(default_factory=SingleLabel)  # the loss (graft/tasks/)
 
 
 @dataclass
@@ -82,7 +82,6 @@ def fit(
     scaler: torch.amp.GradScaler,
     state: TrainState,
     epochs: int,
-    num_classes: int,
     step_cfg: StepConfig,
     metric: str,  # what "best" and early stopping watch: val_acc or val_loss
     mode: str,
@@ -119,7 +118,7 @@ def fit(
             return state
         progress.start_validation(len(inputs.val.dataset))
         val, outputs = validate(
-            inputs.evaluated, inputs.val, step_cfg.device, step_cfg.amp_dtype, num_classes,
+            inputs.evaluated, inputs.val, step_cfg.device, step_cfg.amp_dtype, step_cfg.task,
             progress.advance_validation,
         )  # fmt: skip
         state.epoch, state.batch_in_epoch, state.epoch_loss_sum, state.epoch_seen = epoch + 1, 0, 0.0, 0
@@ -206,9 +205,7 @@ def train_one_epoch(
         with distributed.no_sync(net, stepping):  # DDP: all-reduce gradients only on a group's last backward
             with autocast(cfg.device, cfg.amp_dtype):
                 logits = net(x)
-            loss = F.cross_entropy(
-                logits.float(), targets, cfg.class_weights, label_smoothing=cfg.label_smoothing
-            )
+            loss = cfg.task.loss(logits.float(), targets, cfg.class_weights, cfg.label_smoothing)
             skip = skip_nonfinite(
                 loss, state, cfg.skip_nonfinite, cfg.base_lr, loader, i - first, progress.note
             )
@@ -266,17 +263,16 @@ def validate(
     loader: DataLoader,
     device: torch.device,
     amp_dtype: torch.dtype | None,
-    num_classes: int,
+    task: Task,
     advance: Callable[[int], None] | None = None,  # told the samples of each batch done (a progress bar)
 ) -> tuple[dict[str, float], EvalOutputs]:
-    """Validation loss (plain cross-entropy, no label smoothing) and top-1 accuracy; and per sample, in
-    validation-set order, the loss, prediction and its probability (for the worst-mistakes gallery) and
-    the logits (for calibration).
-    Under torchrun each rank evaluates its share of the set; accuracy is synced by torchmetrics and the
-    per-sample outputs gathered back into validation-set order on every rank."""
+    """The task's validation metrics (graft/tasks/: plain loss, no smoothing, and accuracy, mAP or MAE); and
+    per sample, in validation-set order, the loss, prediction and its confidence (for the worst-mistakes
+    gallery) and the logits (for calibration).
+    Under torchrun each rank evaluates its share of the set; the per-sample outputs are gathered back into
+    validation-set order on every rank, and the metrics computed from all of them."""
     model = distributed.unwrap(model)  # no DDP in evaluation: ranks may hold shares one sample apart
     model.eval()
-    accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro").to(device)
     per_sample: list[tuple[torch.Tensor, ...]] = []
     loader.sampler.set_epoch(0)
     for batch, (x, targets) in enumerate(loader):
@@ -286,10 +282,8 @@ def validate(
         targets = targets.to(device, non_blocking=True)
         with autocast(device, amp_dtype):
             logits = model(x).float()
-        losses = F.cross_entropy(logits, targets, reduction="none")
-        confidence, preds = logits.softmax(dim=1).max(dim=1)
-        accuracy.update(logits, targets)
-        per_sample.append((losses, preds, targets, confidence, logits))
+        preds, confidence = task.predictions(logits)
+        per_sample.append((task.sample_losses(logits, targets), preds, targets, confidence, logits))
         if advance is not None:
             advance(len(targets) * distributed.world_size())
     columns = distributed.gather_in_order(
@@ -298,4 +292,4 @@ def validate(
     if loader.sampler.lengths is not None:  # evaluated sorted by length (texts): back to validation order
         columns = [in_dataset_order(c, loader.sampler.order()) for c in columns]
     outputs = EvalOutputs(*columns)
-    return {"val_loss": outputs.losses.mean().item(), "val_acc": accuracy.compute().item()}, outputs
+    return task.metrics(outputs.logits, outputs.targets), outputs

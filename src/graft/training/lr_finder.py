@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from graft.config import Config
 from graft.runtime import autocast, to_device
 from graft.strategies.stages import Staging
+from graft.tasks import Task
 from graft.training.optim import create_optimizer
 
 
@@ -65,6 +66,7 @@ def find_lr(
     steps: int = 100,
     smoothing: float = 0.98,
     diverge: float = 4.0,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
 ) -> LRFinderResult:
     """Sweep `optimizer`'s LR from `start_lr` to `end_lr` over `steps` batches of training `net`.
 
@@ -85,7 +87,7 @@ def find_lr(
                 group["lr"] = lr * ratio
             x, y = next(batches)
             with autocast(device, amp_dtype):
-                loss = F.cross_entropy(net(to_device(x, device)).float(), y.to(device))
+                loss = loss_fn(net(to_device(x, device)).float(), y.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -132,6 +134,7 @@ def lr_range_test(
     loader: DataLoader,
     device: torch.device,
     amp_dtype: torch.dtype | None,
+    task: Task | None = None,
 ) -> LRFinderResult:
     """The LR range test on a copy, in the strategy's last stage: the one with the most groups training,
     where a too-high LR diverges (the head alone tolerates far more). For a linear probe on cached
@@ -141,8 +144,12 @@ def lr_range_test(
         optimizer = create_optimizer(
             cfg.optim, [{"params": list(net.parameters()), "lr": 1.0, "base_lr": 1.0}]
         )
-        return find_lr(net, optimizer, nn.Module.train, loader, device, amp_dtype)
+        return find_lr(net, optimizer, nn.Module.train, loader, device, amp_dtype, loss_fn=_loss_of(task))
     net = copy.deepcopy(model)
     staging = make_staging(net, base_lr=1.0)
     optimizer = staging.build(len(staging.stages) - 1)
-    return find_lr(net, optimizer, staging.train_mode, loader, device, amp_dtype)
+    return find_lr(net, optimizer, staging.train_mode, loader, device, amp_dtype, loss_fn=_loss_of(task))
+
+
+def _loss_of(task: Task | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    return F.cross_entropy if task is None else task.loss

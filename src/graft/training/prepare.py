@@ -120,7 +120,7 @@ def probe_on_data(
     groups = layer_groups(md.model)
     head = head_module(md.model, groups)
     head_solved = cfg.strategy.probe and md.built.pretrained and head is not None
-    augmented = spec.task == "image" and cfg.data.augment.enabled  # texts are never augmented
+    augmented = spec.modality == "image" and cfg.data.augment.enabled  # texts are never augmented
     # A named strategy's stages ([] for auto, whose stage is planned after the probe).
     named = [] if cfg.strategy.name == "auto" else stages_from_config(cfg, len(groups), head_solved)
     candidates: dict[int, Cut] = {}
@@ -143,7 +143,7 @@ def probe_on_data(
     frozen = record_frozen(cfg, spec, md, head if wants_head else None, cuts, val_only)
     probe = None
     if head_solved and not resuming:
-        probe = solve_probe(frozen, len(spec.classes), _loss_weights(cfg, spec), cfg.train.seed, started)
+        probe = solve_probe(frozen, spec.task, len(spec.classes), _loss_weights(cfg, spec), cfg.train.seed, started)
         set_head(head, probe.probe)
     return Probed(cfg, spec, md, groups, head, head_solved, frozen, candidates, by_stage, probe, started)
 
@@ -180,7 +180,7 @@ def plan_training(probed: Probed) -> Prepared:
         on_cache = cached.get("head", (None, None))[0] is not None and stages[-1].head_only
         loader = cached["head"][0] if on_cache else md.train_loader
         lr_result = lr_range_test(
-            model, head if on_cache else None, make_staging, cfg, loader, device, md.amp_dtype
+            model, head if on_cache else None, make_staging, cfg, loader, device, md.amp_dtype, spec.task
         )
         cfg = _resolved(cfg, {"optim.lr": distributed.broadcast(float(f"{lr_result.suggestion:.2g}"))})
     staging = make_staging(model, base_lr=cfg.optim.lr)
@@ -231,8 +231,8 @@ def plan_training(probed: Probed) -> Prepared:
         cfg, spec, md.built, model, device, md.amp_dtype, groups, stages, staging, optimizer, schedule, scaler,
         inputs_for, head, probed.head_solved, probed.probe, plan, advice, lr_result,
         _cache_note(probed.frozen, stages, cuts, cached, probed.probe is not None),
-        train_images=md.train_loader.dataset if spec.task == "image" else None,
-        val_images=md.val_loader.dataset if spec.task == "image" else None,
+        train_images=md.train_loader.dataset if spec.modality == "image" else None,
+        val_images=md.val_loader.dataset if spec.modality == "image" else None,
         tokenizer=md.tokenizer, data_notes=md.notes,
         class_weights=None if loss_weights is None else torch.tensor(loss_weights, device=device),
         deadline=None if limit is None else probed.started + limit,
@@ -276,7 +276,7 @@ def resolve_strategy(probed: Probed) -> tuple[Config, Plan | None, Advice | None
             cfg, spec, md, probed.groups, probed.candidates, probed.frozen, budget, cfg.train.epochs
         )
         return plan_fine_tuning(options, limit - (time.perf_counter() - probed.started) - reserve,
-                                probed.probe.record["val_acc"], cfg.train.epochs)  # fmt: skip
+                                probed.probe.record.get("val_acc", 0.0), cfg.train.epochs)  # fmt: skip
 
     plan = distributed.broadcast(decide() if distributed.is_main() else None)
     updates = {"train.time_limit": round(limit, 1), "train.epochs": plan.epochs}
@@ -306,7 +306,7 @@ def _above_frozen(stages: list[Stage]) -> bool:
 
 
 def _head_only_cached(cfg: Config, probed: Probed, stages: list[Stage]) -> bool:
-    augmented = probed.spec.task == "image" and cfg.data.augment.enabled
+    augmented = probed.spec.modality == "image" and cfg.data.augment.enabled
     return probed.frozen.has("head") and use_feature_cache(cfg, stages, probed.head, augmented)
 
 

@@ -6,6 +6,7 @@ validation logits of exactly that model (evaluation/calibration.py) and folded i
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from graft.runs.best import ranking, resolve_mode
 from graft.runs.folder import RunFolder
 from graft.runs.store import Checkpoint, CheckpointStore
 from graft.strategies.stages import stage_at
+from graft.tasks import format_metric, tune_thresholds
 from graft.training import distributed
 from graft.training.loop import validate
 from graft.training.prepare import Prepared
@@ -33,24 +35,35 @@ def write_run_bundle(
 ) -> Calibration | None:
     """runs/NAME/model/ from `p.model` as it is now (left untouched: the bundle gets a calibrated copy)."""
     model = copy.deepcopy(distributed.unwrap(p.model)).cpu()
-    calibration = None
-    if (
-        logits is not None
-        and targets is not None
-        and p.head is not None
-        and cannot_fit(logits, targets) is None
-    ):
+    task = p.spec.task
+    head = next((name for name, module in p.model.named_modules() if module is p.head), None)
+    calibration, task_spec = None, task.to_meta()
+    if task.name == "regression" and head is not None:  # the bundle outputs the target in its own units
+        _fold_scaling(model.get_submodule(head), task.mean, task.std)
+    fits = logits is not None and targets is not None and head is not None
+    if fits and task.name == "multi-label":  # per-label cut-offs, tuned on exactly this model's outputs
+        task_spec = replace(task, thresholds=tune_thresholds(logits, targets)).to_meta()
+    elif fits and task.name == "single-label" and cannot_fit(logits, targets) is None:
         calibration = fit_temperature(logits, targets)
-        head = next(name for name, module in p.model.named_modules() if module is p.head)
         fold_temperature(model.get_submodule(head), calibration.temperature)
     write_bundle(
         RunFolder(run_dir).bundle, p.built, model, p.spec.classes,
-        metrics={k: record[k] for k in ("epoch", "val_loss", "val_acc")},
+        metrics={k: v for k, v in record.items() if k == "epoch" or k.startswith("val_")},
         source={"run": str(run_dir), "data": str(p.cfg.data.path), "checkpoint": checkpoint},
         tokenizer=p.tokenizer,
         calibration=None if calibration is None else calibration.to_dict(),
+        task_spec=task_spec,
     )  # fmt: skip
     return calibration
+
+
+@torch.no_grad()
+def _fold_scaling(head: torch.nn.Module, mean: float, std: float) -> None:
+    """Regression trains on standardised targets: y = out * std + mean, folded into the head's last Linear."""
+    linear = head if isinstance(head, torch.nn.Linear) else [m for m in head.modules() if isinstance(m, torch.nn.Linear)][-1]
+    linear.weight.mul_(std)
+    if linear.bias is not None:
+        linear.bias.mul_(std).add_(mean)
 
 
 def load_best(
@@ -91,7 +104,7 @@ def val_logits(p: Prepared, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
     if epoch == 0 and p.probe is not None:
         return p.probe.outputs.logits, p.probe.outputs.targets
     inputs = p.inputs_for(stage_at(p.stages, max(0, epoch - 1)))
-    _, outputs = validate(inputs.evaluated, inputs.val, p.device, p.amp_dtype, len(p.spec.classes))
+    _, outputs = validate(inputs.evaluated, inputs.val, p.device, p.amp_dtype, p.spec.task)
     return outputs.logits, outputs.targets
 
 
@@ -100,7 +113,7 @@ def describe_bundle(p: Prepared, record: dict[str, float], history: list[dict[st
     metric = (
         p.cfg.checkpoint.monitor
     )  # a metric name; the config key says `monitor`, as Keras and Lightning do
-    shown = lambda r: f"{r[metric]:.2%}" if metric.endswith("acc") else f"{r[metric]:.4f}"  # noqa: E731
+    shown = lambda r: format_metric(metric, r[metric])  # noqa: E731
     epochs = p.cfg.train.epochs
     line = f"{metric} {shown(record)} at epoch {record['epoch']}/{epochs}"
     probe = next((r for r in history if r["epoch"] == 0), None)

@@ -17,6 +17,8 @@ from graft.runs.folder import RunFolder
 from graft.runs.records import RecordedStages, add_to_advice, stage_line, write_advice, write_stages
 from graft.runs.store import Checkpoint
 from graft.strategies.stages import describe
+from graft.tasks import format_metrics
+from graft.tasks.base import SHOWN_METRICS
 from graft.training import distributed
 from graft.training.prepare import Prepared
 from graft.training.state import TrainState
@@ -24,7 +26,7 @@ from graft.training.state import TrainState
 
 def example_input(p: Prepared) -> torch.Tensor | None:
     """What add_graph traces with; None for text models (transformers' dict inputs do not trace cleanly)."""
-    if p.spec.task == "text":
+    if p.spec.modality == "text":
         return None
     return torch.zeros(1, *p.built.data_config["input_size"], device=p.device)
 
@@ -40,7 +42,7 @@ def decision(p: Prepared) -> dict[str, Any] | None:
     if p.probe is not None:
         probe = p.probe.probe
         out["probe"] = {
-            "val_acc": p.probe.record["val_acc"], "val_loss": p.probe.record["val_loss"],
+            **{k: v for k, v in p.probe.record.items() if k.startswith("val_")},
             "train_loss": probe.train_loss, "l2_c": probe.l2_c, "cross_validation": probe.cv,
             "seconds": probe.seconds, "knn_separability": p.probe.knn_separability,
         }  # fmt: skip
@@ -97,16 +99,17 @@ def _plain(value: Any) -> Any:
 def results(state: TrainState) -> dict[str, float]:
     best = state.record(state.best_epoch) if state.best_epoch is not None else state.history[-1]
     last = state.history[-1]
+    shown = [k for k in SHOWN_METRICS if k in best and k != "val_loss"][:1]  # the task's main metric
     return {
-        "hparam/best_val_acc": best["val_acc"],
+        **{f"hparam/best_{k}": best[k] for k in shown},
         "hparam/best_val_loss": best["val_loss"],
-        "hparam/final_val_acc": last["val_acc"],
+        **{f"hparam/final_{k}": last[k] for k in shown},
         "hparam/epochs_trained": float(last["epoch"]),
     }
 
 
 def _input_line(p: Prepared) -> str:
-    if p.spec.task == "text":
+    if p.spec.modality == "text":
         bucketed = ", batches bucketed by length" if p.cfg.data.bucket_by_length else ""
         return f"text, up to {p.cfg.data.max_length} tokens, padded per batch{bucketed}"
     size = p.built.data_config["input_size"]
@@ -118,7 +121,7 @@ def probe_line(p: Prepared, bundled: float | None) -> str:
     """'head solved on frozen features in 1.2s (L2 C=0.3 ...): val_acc 97.75%, val_loss 0.0640; bundle after 21s'"""
     r = p.probe.record
     line = (f"head solved on the frozen features in {p.probe.probe.seconds:.1f}s ({p.probe.probe.summary()}): "
-            f"val_acc {r['val_acc']:.2%}, val_loss {r['val_loss']:.4f}")  # fmt: skip
+            f"{format_metrics(r, ', ')}")  # fmt: skip
     return line + (
         f"; first bundle written {format_seconds(bundled)} into the run" if bundled is not None else ""
     )

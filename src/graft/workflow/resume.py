@@ -16,6 +16,7 @@ from rich.console import Console
 
 from graft.config import Config, lookup, resolve_config, valid_keys
 from graft.data.discover import DataSpec, discover
+from graft.data.text_tables import TextColumns
 from graft.errors import GraftError
 from graft.monitoring.console import make_console
 from graft.runs.folder import RunFolder
@@ -92,7 +93,10 @@ def _resumable(
     cfg.out = run_dir
     # The exact split this run trained on. split.csv is a valid graft input CSV by design (runs/split.py):
     # discover reads it as `graft train` read the data, with the same checks and the same samples.
-    spec = discover(RunFolder(run_dir).split)
+    # Its task as written when it began (runs from before tasks existed were all single-label).
+    task = cfg.data.task if cfg.data.task != "auto" else "single-label"
+    spec = discover(RunFolder(run_dir).split, task=task, columns=TextColumns(separator=cfg.data.label_separator),
+                    regression_loss=cfg.train.regression_loss)  # fmt: skip
     if spec.classes != checkpoint.state["classes"]:
         raise GraftError(
             f"{RunFolder(run_dir).split} now gives classes {spec.classes}, the checkpoint has {checkpoint.state['classes']}"

@@ -93,11 +93,11 @@ def open_run_dir(run_dir: Path) -> tuple[RunLock, bool]:
 
 def write_split(spec: DataSpec, path: Path) -> None:
     """The exact train/val samples of this run, as split.csv (its format: runs/split.py)."""
-    names = spec.classes
+    cell = spec.label_text
     rows: list[Row] = []
     for split, samples in (("train", spec.train), ("val", spec.val)):
-        if spec.task == "text":
-            rows += [TextRow(s.text, names[s.label], split, s.pair) for s in samples]
+        if spec.modality == "text":
+            rows += [TextRow(s.text, cell(s.label), split, s.pair) for s in samples]
         else:
-            rows += [ImageRow(s.path, names[s.label], split) for s in samples]
-    write_rows(path, rows, text=spec.task == "text")
+            rows += [ImageRow(s.path, cell(s.label), split) for s in samples]
+    write_rows(path, rows, text=spec.modality == "text")

@@ -134,8 +134,8 @@ def _create_run_dir(
 
 def _create_monitor(p: Prepared, logger: MetricLogger) -> Monitor:
     dc = p.built.data_config
-    if p.spec.task == "text":
+    if p.spec.modality == "text":
         return Monitor(logger, p.cfg.log, p.model, p.groups, p.spec.classes,
-                       train_texts=p.spec.train, val_texts=p.spec.val)  # fmt: skip
+                       train_texts=p.spec.train, val_texts=p.spec.val, task=p.spec.task)  # fmt: skip
     return Monitor(logger, p.cfg.log, p.model, p.groups, p.spec.classes, dc["mean"], dc["std"],
-                   p.train_images, p.val_images)  # fmt: skip
+                   p.train_images, p.val_images, task=p.spec.task)  # fmt: skip

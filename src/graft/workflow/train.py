@@ -29,6 +29,7 @@ from graft.runs.lock import RunLock
 from graft.runs.status import error_line, mark_ended, mark_running, read_status
 from graft.runs.store import Checkpoint, CheckpointStore, write_error_reason
 from graft.runtime import resolve_device
+from graft.tasks import format_metric
 from graft.training import distributed
 from graft.training.checkpoints import RunCheckpoints
 from graft.training.guards import explain_failure, is_write_failure, write_failure_error
@@ -61,7 +62,7 @@ class Run:
     stopped: str | None = None  # why it ended before its last epoch: "SIGTERM", "SIGINT", "early stopping"
     checkpoint_seconds: float = 0.0  # time this process spent writing checkpoints
     checkpoints_written: int = 0
-    task: str = "image"  # or "text"
+    modality: str = "image"  # or "text"
     first_bundle_seconds: float | None = None  # from the start of the run to the probe's bundle
     seconds: float | None = None  # the whole run, report included
 
@@ -102,7 +103,7 @@ class Run:
         if self.best_metric is None or self.best_epoch is None:
             outcome = "no finished epoch"
         else:
-            value = f"{self.best_metric:.1%}" if monitor == "val_acc" else f"{self.best_metric:.4f}"
+            value = format_metric(monitor, self.best_metric)
             outcome = f"best {monitor} {value} at epoch {self.best_epoch}/{self.config.train.epochs}"
         stopped = f", stopped: {self.stopped}" if self.stopped else ""
         return f"Run({str(self.path)!r}, {outcome}, {len(self.classes)} classes{stopped})"
@@ -145,7 +146,7 @@ def run_training(
         ending = ("stopped" if requested else "finished", stopped)
         _say_why_stopped(s, requested)
         run = Run(run_dir, s.p.cfg, spec.classes, s.state.history, s.state.best_metric, s.state.best_epoch, stopped,
-                  s.checkpoints.seconds, len(s.checkpoints.saved), spec.task, first_bundle_s)  # fmt: skip
+                  s.checkpoints.seconds, len(s.checkpoints.saved), spec.modality, first_bundle_s)  # fmt: skip
         if s.state.best_checkpoint is None:
             mark_ended(run_dir, *ending)
             return run
@@ -173,7 +174,7 @@ def _check_cheap_things_first(cfg: Config, spec: DataSpec, console: Console) -> 
     file; an input far smaller than the pretrained weights saw is said before the frozen pass, not after."""
     resolve_device(cfg.train.device)
     check_optimizer_name(cfg.optim.name)
-    if spec.task == "text" or cfg.model.name is None:
+    if spec.modality == "text" or cfg.model.name is None:
         return
     check_model_name(cfg.model.name)
     seen = pretrained_input_size(cfg.model.name) if cfg.model.pretrained else None
@@ -227,7 +228,7 @@ def _train(s: Session) -> str | None:
                 _record_probe(p, s.state, s.monitor, s.checkpoints, s.mode)
             s.state = fit(p.model, inputs_for=p.inputs_for, staging=p.staging, optimizer=p.optimizer,
                           schedule=p.schedule, scaler=p.scaler, state=s.state, epochs=cfg.train.epochs,
-                          num_classes=len(p.spec.classes), step_cfg=_step_config(p), metric=cfg.checkpoint.monitor,
+                          step_cfg=_step_config(p), metric=cfg.checkpoint.monitor,
                           mode=s.mode, patience=cfg.train.patience, min_delta=cfg.train.min_delta,
                           monitor=s.monitor, progress=Progress(s.console, cfg.log.quiet),
                           checkpoints=s.checkpoints, stop=stop, deadline=p.deadline)  # fmt: skip
@@ -284,6 +285,11 @@ def _bundle_best(
         else s.probe_calibration
     )
     calibrated = f", {calibration.summary()}" if calibration is not None and rewrite else ""
+    task = s.p.spec.task
+    if task.name == "regression":  # the bundle's head has the target's scaling folded in
+        return task.raw(logits).float().reshape(-1, 1), calibrated
+    if task.name == "multi-label":
+        calibrated = ", thresholds tuned per label on validation" if rewrite else ""
     return logits / (calibration.temperature if calibration is not None else 1.0), calibrated
 
 
@@ -326,7 +332,7 @@ def _step_config(p: Prepared) -> StepConfig:
     return StepConfig(device=p.device, amp_dtype=p.amp_dtype, accum_steps=cfg.train.accum_steps,
                       clip_grad_norm=cfg.optim.clip_grad_norm, label_smoothing=cfg.optim.label_smoothing,
                       log_every=cfg.log.every_n_steps, base_lr=cfg.optim.lr, skip_nonfinite=cfg.train.skip_nonfinite,
-                      class_weights=p.class_weights)  # fmt: skip
+                      class_weights=p.class_weights, task=p.spec.task)  # fmt: skip
 
 
 def _say_why_stopped(s: Session, requested: str | None) -> None:
