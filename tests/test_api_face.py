@@ -81,7 +81,7 @@ def test_export_torchscript_and_onnx(trained_run, tmp_path: Path):
 def test_check_returns_the_report_and_prints_nothing(color_folder: Path, capsys):
     report = graft.check(color_folder, val_split=0.25, seed=1)
     assert isinstance(report, DataReport) and capsys.readouterr().out == ""
-    assert report.task == "image" and report.classes == ["blue", "green", "red"]
+    assert report.modality == "image" and report.classes == ["blue", "green", "red"]
     assert report.counts == {
         "train": dict.fromkeys(report.classes, 12),
         "val": dict.fromkeys(report.classes, 4),

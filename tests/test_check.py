@@ -168,7 +168,7 @@ def test_bad_text_table_names_the_file_and_line(tmp_path: Path, case: str):
         _table(tmp_path / "d" / "val.csv", "text,label\nso so,meh\nfine,pos\n")
         path = path.parent
     with pytest.raises(GraftError) as err:
-        discover(path, task="text")
+        discover(path, modality="text")
     assert expected in str(err.value) and (path.name in str(err.value) or "val" in str(err.value))
 
 
@@ -196,7 +196,7 @@ def test_text_leaks_exact_and_normalised(tmp_path: Path):
     root = tmp_path / "d"
     _table(root / "train.csv", "text,label\n" + ROWS + "Great movie!,pos\n")
     _table(root / "val.csv", "text,label\nGreat movie!,pos\ngreat   MOVIE,pos\nnew text,neg\n")
-    spec = discover(root, task="text")
+    spec = discover(root, modality="text")
     report = check_data(spec)
     assert [(leak.val.split("\x00")[0], leak.kind) for leak in report.leaks] == [
         ("Great movie!", "exact"),
@@ -218,7 +218,7 @@ def test_text_leaks_exact_and_normalised(tmp_path: Path):
 def test_imbalance_chooses_balance_and_warns(train_counts, balance, warned):
     train = [TextSample(f"t{label}-{i}", label) for label, n in enumerate(train_counts) for i in range(n)]
     val = [TextSample(f"v{label}-{i}", label) for label in (0, 1) for i in range(50)]
-    report = check_data(DataSpec(["a", "b"], train, val, "test", task="text"))
+    report = check_data(DataSpec(["a", "b"], train, val, "test", modality="text"))
     assert (report.balance, choose_balance(train_counts)[0]) == (balance, balance)
     assert any(w.startswith("heavy imbalance") for w in report.warnings) == warned
     assert any(w.startswith("tiny classes: b (5)") for w in report.warnings) == (min(train_counts) < 10)
@@ -228,7 +228,7 @@ def test_imbalance_chooses_balance_and_warns(train_counts, balance, warned):
 def test_small_validation_set_is_flagged_with_its_interval():
     assert accuracy_margin(100) == pytest.approx(0.098)
     train = [TextSample(f"t{i}", i % 2) for i in range(40)]
-    report = check_data(DataSpec(["a", "b"], train, train[:20], "test", task="text"))
+    report = check_data(DataSpec(["a", "b"], train, train[:20], "test", modality="text"))
     assert any("validation set of 20 is too small to trust" in w and "+-22%" in w for w in report.warnings)
     assert "val accuracy known to +-22% (95%)" in report.lines()[-1]
 

@@ -242,7 +242,7 @@ def test_text_label_with_a_newline_is_refused(tmp_path: Path, name: str, write: 
         with path.open("w", newline="", encoding="utf-8") as f:
             csv.writer(f, delimiter="\t" if write == "tsv" else ",").writerows([("text", "label"), *rows])
     with pytest.raises(GraftError, match=message) as err:
-        discover(path, task="text")
+        discover(path, modality="text")
     assert "\n" not in str(err.value) and "change the label" in str(err.value)
 
 
@@ -265,12 +265,12 @@ def test_texts_with_newlines_round_trip_through_split_csv(tmp_path: Path):
     rows = [(f"{text} #{i}", label) for i, (text, label) in enumerate(rows)]
     with path.open("w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([("text", "label"), *rows])
-    spec = discover(path, task="text", val_split=0.25)
+    spec = discover(path, modality="text", val_split=0.25)
     assert {(s.text, spec.classes[s.label]) for s in spec.train + spec.val} == {
         (t.strip(), y) for t, y in rows
     }  # a cell is stripped of outer spaces, nothing else
     write_split(spec, tmp_path / "split.csv")
-    again = discover(tmp_path / "split.csv", task="text")
+    again = discover(tmp_path / "split.csv", modality="text")
     assert again.classes == spec.classes
     assert (again.train, again.val) == (spec.train, spec.val)
 

@@ -68,7 +68,7 @@ def test_drug_reviews_are_a_text_dataset(tmp_path: Path):
     from graft.demos.texts import build_drug_reviews
 
     spec = discover(build_drug_reviews(tmp_path / "reviews"))
-    assert spec.task == "text" and spec.classes == ["negative", "neutral", "positive"]
+    assert spec.modality == "text" and spec.classes == ["negative", "neutral", "positive"]
     assert (len(spec.train), len(spec.val)) == (600, 379)
     assert all("&#039;" not in s.text and not s.text.startswith('"') for s in spec.train)
 

@@ -34,12 +34,12 @@ def test_a_dataframe_of_relative_paths_trains_and_resumes(tmp_path, color_folder
 
 def test_pairs_of_paths_and_of_texts(tmp_path, color_folder):
     run = graft.train(_pairs(color_folder), out=tmp_path / "run", **{**TINY, "epochs": 1})
-    assert run.task == "image" and len(run.classes) == 3
+    assert run.modality == "image" and len(run.classes) == 3
     texts = [
         (f"a {'fine' if i % 2 else 'poor'} film number {i}", "pos" if i % 2 else "neg") for i in range(40)
     ]
     report = graft.check(texts)
-    assert report.task == "text" and report.classes == ["neg", "pos"]
+    assert report.modality == "text" and report.classes == ["neg", "pos"]
     assert sum(report.counts["train"].values()) + sum(report.counts["val"].values()) == 40
 
 

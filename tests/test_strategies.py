@@ -88,7 +88,7 @@ def test_advisor_names_texts_as_texts():
     assert "50 texts per class" in reason and "few texts" in reason and "image" not in reason
     # advise() takes the unit from the data: no model needed when there is no head to measure with
     samples = [TextSample(f"review {i}", i % 2) for i in range(40)]
-    spec = DataSpec(["neg", "pos"], samples, [], "table", task="text")
+    spec = DataSpec(["neg", "pos"], samples, [], "table", modality="text")
     advice = advise(spec, None, None, None, True, torch.device("cpu"))
     assert "20 texts per class" in advice.reason and "image" not in advice.reason
     assert advice.to_dict()["train_images"] == 40  # advice.json keeps its field names

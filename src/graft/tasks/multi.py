@@ -76,9 +76,9 @@ class MultiLabel(Task):
         return record | {k: float(torch.nan_to_num(v, nan=0.0)) for k, v in kinds.items()}
 
     def caption(self, pred, confidence, target, classes):
-        names = lambda row: (
-            ", ".join(c for c, on in zip(classes, row.tolist(), strict=True) if on) or "(none)"
-        )  # noqa: E731
+        def names(row: torch.Tensor) -> str:
+            return ", ".join(c for c, on in zip(classes, row.tolist(), strict=True) if on) or "(none)"
+
         return names(pred), f"{float(confidence):.2f}", names(target.round())
 
     def decode(self, logits, classes):
