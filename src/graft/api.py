@@ -110,7 +110,7 @@ def check(data: Any, *, verbose: bool = False, **overrides: Any) -> DataReport:
     of finding the data; `report.lines()` is the summary `graft check` prints, `verbose=True` prints it.
     """
     if overrides.pop("single_label", False):
-        overrides["labels"] = "single"
+        overrides["task"] = "single-label"
     cfg = resolve_config(None, {"data": _data_argument(data, overrides), **overrides})
     spec = discover_config(cfg)
     report = check_data(spec)

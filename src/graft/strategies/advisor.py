@@ -112,7 +112,9 @@ def advise(
         imbalance=max(counts) / max(1, min(counts)),
         pretrained=pretrained,
     )
-    if pretrained and head is not None:
+    # The k-NN measure needs one class per sample; for multi-label and regression the table decides from
+    # the amount of data alone (the solved head, on by default, measures them properly).
+    if pretrained and head is not None and spec.task.name == "single-label":
         sample = _balanced_sample(spec.train, SAMPLE_PER_CLASS, seed)
         shift = _InputShift(model)
         features, labels = extract_features(model, head, make_loader(sample), device, None)

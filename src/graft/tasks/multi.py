@@ -4,8 +4,7 @@ Trained with `BCEWithLogitsLoss` (per-label `pos_weight` under --balance loss). 
 its probability reaches its own threshold, tuned on the validation outputs of the bundled model for the
 best F1 of that label (`tune_thresholds`) and stored in the bundle; 0.5 until then. Validation reports
 mAP (macro average precision: threshold-free, what "best" watches), micro and macro F1 at 0.5 during
-training, and subset accuracy (every label right), all from torchmetrics.
-"""
+training, and subset accuracy (every label right), all"""
 
 from __future__ import annotations
 
@@ -14,11 +13,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.classification import (
-    multilabel_average_precision,
-    multilabel_exact_match,
-    multilabel_f1_score,
-)
 
 from graft.tasks.base import Decoded, Task
 
@@ -62,6 +56,12 @@ class MultiLabel(Task):
         return preds, confidence
 
     def metrics(self, logits, targets):
+        from torchmetrics.functional.classification import (  # lazily: torchmetrics imports its image and audio metrics too
+            multilabel_average_precision,
+            multilabel_exact_match,
+            multilabel_f1_score,
+        )
+
         probs, truth = logits.sigmoid(), targets.round().long()
         n = logits.shape[1]
         kinds = {"val_map": multilabel_average_precision(probs, truth, num_labels=n, average="macro")}

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional import r2_score, spearman_corrcoef
 
 from graft.tasks.base import Decoded, Task
 
@@ -73,6 +72,11 @@ class Regression(Task):
         return torch.ones(len(preds), dtype=torch.bool)  # every sample has an error; the largest are shown
 
     def metrics(self, logits, targets):
+        from torchmetrics.functional import (  # lazily: torchmetrics imports its image and audio metrics too
+            r2_score,
+            spearman_corrcoef,
+        )
+
         pred, true = self.raw(logits), self.raw(targets)
         error = pred - true
         record = {"val_loss": self.sample_losses(logits, targets).mean().item(),

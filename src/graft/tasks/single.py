@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.classification import multiclass_accuracy
 
 from graft.tasks.base import Decoded, Task
 
@@ -31,6 +30,10 @@ class SingleLabel(Task):
         return preds, confidence
 
     def metrics(self, logits, targets):
+        from torchmetrics.functional.classification import (
+            multiclass_accuracy,  # lazily: torchmetrics imports its image and audio metrics too
+        )
+
         accuracy = multiclass_accuracy(logits, targets, num_classes=logits.shape[1], average="micro")
         return {"val_loss": self.sample_losses(logits, targets).mean().item(), "val_acc": accuracy.item()}
 

@@ -12,6 +12,7 @@ import torch
 from rich.console import Console
 
 from graft.config import Config, lookup
+from graft.data.discover import DataSpec
 from graft.monitoring.console import format_seconds, plural
 from graft.runs.folder import RunFolder
 from graft.runs.records import RecordedStages, add_to_advice, stage_line, write_advice, write_stages
@@ -127,6 +128,16 @@ def probe_line(p: Prepared, bundled: float | None) -> str:
     )
 
 
+def task_line(spec: DataSpec, monitor: str) -> str:
+    """'multi-label, 5 labels (157 of 700 samples have ';'-separated labels; --task to choose); best by val_map'"""
+    task = spec.task
+    what = {"single-label": plural(len(spec.classes), "class"), "multi-label": plural(len(spec.classes), "label"),
+            "regression": f"the number in '{spec.classes[0]}'"}[task.name]  # fmt: skip
+    why = f" ({spec.task_reason}; --task to choose another)" if spec.task_reason else ""
+    loss = f", {task.loss_name} loss on standardised targets" if task.name == "regression" else ""
+    return f"{task.name}: {what}{why}{loss}; best by {monitor}"
+
+
 def print_header(
     console: Console, p: Prepared, run_dir: Path, resume: Checkpoint | None, state: TrainState,
     first_bundle_s: float | None = None,
@@ -139,9 +150,10 @@ def print_header(
     autocast = f" with {str(p.amp_dtype).split('.')[-1]} autocast" if p.amp_dtype else ""
     lr = f"lr {cfg.optim.lr:g}" + (" (from the LR range test)" if p.lr_find else "")
     limit = f", time limit {format_seconds(cfg.train.time_limit)}" if cfg.train.time_limit else ""
-    counted = f"{len(spec.classes)} classes, {len(spec.train)} train / {len(spec.val)} val"
+    counted = f"{len(spec.train)} train / {len(spec.val)} val"
     rows: list[tuple[str, Any]] = [
         ("data", f"{spec.description}: {counted}"),
+        ("task", task_line(spec, cfg.checkpoint.monitor)),
         ("model", f"{cfg.model.name} ({built.family} {built.arch}, {params / 1e6:.1f}M params) from {built.weights}"),
         ("input", _input_line(p)),
     ]  # fmt: skip

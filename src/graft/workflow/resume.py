@@ -9,6 +9,7 @@ data, split or optimization is fixed by the checkpoint; changing it is an error 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,9 @@ def _resumable(
     task = cfg.data.task if cfg.data.task != "auto" else "single-label"
     spec = discover(RunFolder(run_dir).split, task=task, columns=TextColumns(separator=cfg.data.label_separator),
                     regression_loss=cfg.train.regression_loss)  # fmt: skip
+    if spec.task.name == "regression":  # split.csv's column is always 'label'; the target keeps its name
+        name = checkpoint.state["classes"][0]
+        spec = replace(spec, classes=[name], task=replace(spec.task, target_name=name))
     if spec.classes != checkpoint.state["classes"]:
         raise GraftError(
             f"{RunFolder(run_dir).split} now gives classes {spec.classes}, the checkpoint has {checkpoint.state['classes']}"

@@ -63,6 +63,7 @@ class Run:
     checkpoint_seconds: float = 0.0  # time this process spent writing checkpoints
     checkpoints_written: int = 0
     modality: str = "image"  # or "text"
+    task: str = "single-label"  # or "multi-label", "regression" (graft/tasks/)
     first_bundle_seconds: float | None = None  # from the start of the run to the probe's bundle
     seconds: float | None = None  # the whole run, report included
 
@@ -106,7 +107,9 @@ class Run:
             value = format_metric(monitor, self.best_metric)
             outcome = f"best {monitor} {value} at epoch {self.best_epoch}/{self.config.train.epochs}"
         stopped = f", stopped: {self.stopped}" if self.stopped else ""
-        return f"Run({str(self.path)!r}, {outcome}, {len(self.classes)} classes{stopped})"
+        what = {"multi-label": plural(len(self.classes), "label"), "regression": "regression"}.get(
+            self.task, plural(len(self.classes), "class"))  # fmt: skip
+        return f"Run({str(self.path)!r}, {outcome}, {what}{stopped})"
 
     def load(self, device: str = "auto"):  # -> Predictor (imported lazily: predict needs no training code)
         from graft.predict.images import Predictor
@@ -146,7 +149,8 @@ def run_training(
         ending = ("stopped" if requested else "finished", stopped)
         _say_why_stopped(s, requested)
         run = Run(run_dir, s.p.cfg, spec.classes, s.state.history, s.state.best_metric, s.state.best_epoch, stopped,
-                  s.checkpoints.seconds, len(s.checkpoints.saved), spec.modality, first_bundle_s)  # fmt: skip
+                  s.checkpoints.seconds, len(s.checkpoints.saved), spec.modality, spec.task.name,
+                  first_bundle_s)  # fmt: skip
         if s.state.best_checkpoint is None:
             mark_ended(run_dir, *ending)
             return run
