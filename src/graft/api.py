@@ -104,13 +104,14 @@ def export(run_or_bundle: str | Path | Run, format: str = "onnx", out: str | Pat
 def check(data: Any, *, verbose: bool = False, **overrides: Any) -> DataReport:
     """`graft check`: read every sample of `data` once and report (counts, sizes, unreadable files,
     imbalance, train/val leaks, warnings), changing nothing. Keyword arguments are the command's flags:
-    `val`, `val_split`, `seed`, `task`, `text_column`, `label_column`, `text_pair_column`, `single_label`,
+    `val`, `val_split`, `seed`, `task` (auto, single-label, multi-label, regression), `single_label`,
+    `modality`, `label_columns`, `label_separator`, `text_column`, `label_column`, `text_pair_column`,
     `strict`, `dedupe` (or dotted config keys). Raises GraftError where `graft check` exits 2: data that
     training cannot use (with `strict=True`: unreadable files). `report.warnings` also holds the warnings
     of finding the data; `report.lines()` is the summary `graft check` prints, `verbose=True` prints it.
     """
     if overrides.pop("single_label", False):
-        overrides["labels"] = "single"
+        overrides["task"] = "single-label"
     cfg = resolve_config(None, {"data": _data_argument(data, overrides), **overrides})
     spec = discover_config(cfg)
     report = check_data(spec)
