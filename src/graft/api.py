@@ -10,8 +10,9 @@
 
 Keyword arguments are the `graft train` flag names with underscores (`epochs`, `batch_size`, `lr`,
 `img_size`, `val`, `val_split`, `out`, `seed`, `device`, `pretrained`, `num_workers`, `accum_steps`, `amp`,
-`weights`, `quiet`, `opt`, `sched`, `weight_decay`, `warmup_epochs`, `smoothing`, `path_column`, `label_column`;
-the table is `graft.config.ALIASES`) or any dotted config key, e.g.
+`weights`, `quiet`, `opt`, `sched`, `weight_decay`, `warmup_epochs`, `smoothing`, `path_column`, `label_column`,
+`task`, `single_label`, `modality`, `label_columns`, `label_separator`, `regression_loss`; the table is
+`graft.config.ALIASES`) or any dotted config key, e.g.
 `**{"optim.weight_decay": 0.05}`; a dict value for a section sets several keys, e.g.
 `**{"data.augment": {"hflip": 0.0}}`. Each function prints nothing the command would not (`check` nothing
 at all unless `verbose=True`) and raises `graft.errors.GraftError` where the command prints `error: ...`.
@@ -49,6 +50,8 @@ def train(
     """Fine-tune `model` on `data` and return the finished `Run` (checkpoints, metrics, bundle on disk).
     `data`: a folder or CSV path, a pandas DataFrame (a path or text column and a label column), or a list
     of (path or text, label) pairs (data/in_memory.py); `model`: a name or a model/bundle folder."""
+    if overrides.pop("single_label", False):  # as --single-label: task="single-label"
+        overrides["task"] = "single-label"
     data, model = _data_argument(data, overrides), _model_argument(model)
     named = {key: value for key, value in (("data", data), ("model", model)) if value is not None}
     cfg = resolve_config(config, {**named, **overrides})
@@ -104,7 +107,8 @@ def export(run_or_bundle: str | Path | Run, format: str = "onnx", out: str | Pat
 def check(data: Any, *, verbose: bool = False, **overrides: Any) -> DataReport:
     """`graft check`: read every sample of `data` once and report (counts, sizes, unreadable files,
     imbalance, train/val leaks, warnings), changing nothing. Keyword arguments are the command's flags:
-    `val`, `val_split`, `seed`, `task`, `text_column`, `label_column`, `text_pair_column`, `single_label`,
+    `val`, `val_split`, `seed`, `task` (auto, single-label, multi-label, regression), `single_label`,
+    `modality`, `label_columns`, `label_separator`, `text_column`, `label_column`, `text_pair_column`,
     `strict`, `dedupe` (or dotted config keys). Raises GraftError where `graft check` exits 2: data that
     training cannot use (with `strict=True`: unreadable files). `report.warnings` also holds the warnings
     of finding the data; `report.lines()` is the summary `graft check` prints, `verbose=True` prints it.

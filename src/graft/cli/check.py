@@ -11,15 +11,20 @@ from graft.cli.options import (
     DATA,
     DEDUPE,
     LABEL_COLUMN,
+    LABEL_COLUMNS,
+    LABEL_SEPARATOR,
+    MODALITY,
     PATH_COLUMN,
     SEED,
     SINGLE_LABEL,
     STRICT,
+    TASK,
     TEXT_COLUMN,
     TEXT_PAIR_COLUMN,
     D,
     flag,
     resolve,
+    task_flags,
 )
 from graft.monitoring.console import make_console
 
@@ -31,17 +36,20 @@ def check_command(
         "--val-split", help=f"Fraction held out when DATA has no val/ (default {D.data.val_split})."
     ),
     seed: int | None = SEED,
-    task: str | None = flag("--task", help="image or text (default: detected from DATA)."),
+    task: str | None = TASK,
+    single_label: bool = SINGLE_LABEL,
+    label_columns: str | None = LABEL_COLUMNS,
+    label_separator: str | None = LABEL_SEPARATOR,
+    modality: str | None = MODALITY,
     path_column: str | None = PATH_COLUMN,
     label_column: str | None = LABEL_COLUMN,
     text_column: str | None = TEXT_COLUMN,
     text_pair_column: str | None = TEXT_PAIR_COLUMN,
-    single_label: bool = SINGLE_LABEL,
     strict: bool | None = STRICT,
     dedupe: bool | None = DEDUPE,
     as_json: bool = typer.Option(False, "--json", help="The full report as JSON on stdout."),
 ) -> None:
-    """Check DATA before training: counts, sizes, unreadable files, imbalance, train/val leaks.
+    """Check DATA before training: the task, counts, sizes, unreadable files, imbalance, train/val leaks.
 
     Exit code 0 when training can use the data (warnings included), 2 when it cannot (or, with --strict,
     when files are unreadable).
@@ -49,9 +57,10 @@ def check_command(
     from graft.data.check import apply_checks, check_data, print_report
     from graft.data.discover import discover_config
 
-    cfg = resolve(None, [], data=data, val=val, val_split=val_split, seed=seed, task=task, path_column=path_column,
+    cfg = resolve(None, [], data=data, val=val, val_split=val_split, seed=seed, **task_flags(task, single_label, modality),
+                  label_columns=label_columns, label_separator=label_separator, path_column=path_column,
                   text_column=text_column, label_column=label_column, text_pair_column=text_pair_column,
-                  labels="single" if single_label else None, strict=strict, dedupe=dedupe)  # fmt: skip
+                  strict=strict, dedupe=dedupe)  # fmt: skip
     spec = discover_config(cfg)
     report = check_data(spec, console=None if as_json else make_console(stderr=True))  # the bar on stderr
     kept = apply_checks(spec, report, cfg.data.strict, cfg.data.dedupe)

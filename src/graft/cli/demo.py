@@ -1,4 +1,4 @@
-"""`graft demo [--task text]`: the offline end-to-end demos (digits -> EfficientNet-Lite0, reviews -> MiniLM)."""
+"""`graft demo [--modality text]`: the offline end-to-end demos (digits -> EfficientNet-Lite0, reviews -> MiniLM)."""
 
 from __future__ import annotations
 
@@ -15,22 +15,34 @@ def demo_command(
     ),
     epochs: int | None = typer.Option(None, "--epochs", "-e", help="Epochs (default 5).", show_default=False),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain per-epoch lines, no live progress bar."),
-    task: str = typer.Option(
-        "image", "--task", help="image: digits + EfficientNet-Lite0; text: drug reviews + MiniLM."
+    modality: str | None = typer.Option(
+        None,
+        "--modality",
+        help="image: digits + EfficientNet-Lite0; text: drug reviews + MiniLM (default image).",
+        show_default=False,
     ),
+    task: str | None = typer.Option(None, "--task", hidden=True),  # before tasks existed: --task text
 ) -> None:
-    """Fine-tune ImageNet EfficientNet-Lite0 on 1797 handwritten digits (or, with --task text, MiniLM on drug
-    reviews), fully offline, in a few minutes on 2 CPU cores."""
+    """Fine-tune ImageNet EfficientNet-Lite0 on 1797 handwritten digits (or, with --modality text, MiniLM on
+    drug reviews), fully offline, in a few minutes on 2 CPU cores."""
+    from graft.errors import GraftError
+
+    if task is not None:
+        if modality is not None:
+            raise GraftError(f"--task {task} is the old spelling of --modality {task}; give one of them")
+        make_console(stderr=True).print(
+            f"[yellow]warning[/yellow] graft demo --task {task} is now --modality {task}", highlight=False
+        )
+        modality = task
+    modality = modality or "image"
     settings = {"quiet": True} if quiet else {}
-    if task == "text":
+    if modality == "text":
         from graft.demos.texts import run_text_demo
 
         run_text_demo(out, epochs, make_console(), **settings)
         return
-    if task != "image":
-        from graft.errors import GraftError
-
-        raise GraftError(f"--task must be image or text, got {task!r}")
+    if modality != "image":
+        raise GraftError(f"--modality must be image or text, got {modality!r}")
     from graft.demos.images import run_demo
 
     run_demo(out, epochs, make_console(), **settings)

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import typer
 
 from graft.config import DEFAULT_MODELS, SCHEDULES, Config, parse_set, resolve_config
+from graft.config.schema import CheckpointConfig
+from graft.config.task_names import ALIASES as TASK_ALIASES
+from graft.config.task_names import TASK_NAMES, task_name
+from graft.errors import GraftError
+from graft.monitoring.console import make_console
 
 # When the command began (this module loads with the CLI): the last line counts imports and the report too.
 STARTED = time.perf_counter()
@@ -58,8 +63,9 @@ SEED = flag("--seed", help=f"Random seed for split, init and shuffling (default 
 DEVICE = flag("--device", help="auto, cpu, cuda, cuda:N or mps (default auto).")
 BALANCE = flag(
     "--balance",
-    help="Class imbalance: sampler (draw classes equally often), loss (class-weighted cross-entropy), "
-    "none, or auto (default: chosen from the measured imbalance, see `graft check`).",
+    help="Class imbalance: sampler (draw classes equally often), loss (class-weighted cross-entropy; "
+    "multi-label: each label's positives weighted), none, or auto (default: chosen from the measured "
+    "imbalance, see `graft check`; none for multi-label and regression).",
 )
 TEXT_COLUMN = flag(
     "--text-column", help=f"Text table: the column with the text (default {D.data.text_column})."
@@ -110,9 +116,67 @@ def resolve(config: Path | None, set_: list[str], **flags: Any) -> Config:
     return resolve_config(config, {**given, **parse_set(set_)})
 
 
+# What is predicted (graft/tasks/) and how the labels say it; --modality is what the samples are.
+MODALITY = flag("--modality", help="What the samples are: image or text (default: detected from DATA).")
+TASK = flag(
+    "--task",
+    help="What is predicted: single-label (one class per sample), multi-label (any set of labels: "
+    "';'-joined cells, or 0/1 columns with --label-columns), regression (a number), or auto (default: "
+    "read from the labels; `graft check` says why).",
+)
 SINGLE_LABEL = typer.Option(
     False,
     "--single-label",
-    help="Classify every distinct label as given, even labels that look multi-label (a;b) or numeric "
-    "(a quantity), which are refused otherwise.",
+    help="Short for --task single-label: every distinct label is a class as given, also 'a;b' or numbers.",
 )
+LABEL_COLUMNS = flag(
+    "--label-columns",
+    help="Multi-label from one 0/1 column per label: their names or globs, comma-separated, e.g. "
+    "'emo_*' (implies --task multi-label).",
+)
+LABEL_SEPARATOR = flag(
+    "--label-separator",
+    help=f"Multi-label: what joins the labels of a cell (default '{D.data.label_separator}').",
+)
+REGRESSION_LOSS = flag(
+    "--regression-loss",
+    help=f"Regression: mse or huber (on the standardised target; default {D.train.regression_loss}).",
+)
+MONITOR_NAMES = [m for m in get_args(CheckpointConfig.model_fields["monitor"].annotation) if m != "auto"]
+MONITOR = flag(
+    "--monitor",
+    help="What 'best' means: auto, the task's metric (val_acc single-label, val_map multi-label, val_mae "
+    f"regression), or one of {', '.join(MONITOR_NAMES)} (default auto).",
+)
+MODE = flag(
+    "--mode", help="max or min for --monitor (default: min for a loss or an error, max for the rest)."
+)
+MODALITIES = ("image", "text")
+
+
+def task_flags(task: str | None, single_label: bool = False, modality: str | None = None) -> dict[str, Any]:
+    """--task, --single-label and --modality as config values (None: not given); a wrong name is an error
+    listing the choices. `--task image|text`, its meaning before tasks existed, still sets the modality."""
+    if modality is not None and modality.strip().lower() not in MODALITIES:
+        raise GraftError(f"--modality {modality!r}: choose image or text (default: detected from DATA)")
+    if task is not None and task.strip().lower() in MODALITIES:
+        if modality is not None:
+            raise GraftError(f"--task {task} is the old spelling of --modality {task}; give one of them")
+        make_console(stderr=True).print(
+            f"[yellow]warning[/yellow] --task {task} is now --modality {task} (--task is what is predicted: "
+            f"{', '.join(TASK_NAMES)})",
+            highlight=False,
+        )
+        task, modality = None, task.strip().lower()
+    if task is not None and task.strip().lower() != "auto":
+        try:
+            task = task_name(task)
+        except ValueError:
+            spellings = ", ".join(sorted(set(TASK_ALIASES) - set(TASK_NAMES)))
+            raise GraftError(f"--task {task!r} is not a task; choose auto, {', '.join(TASK_NAMES)} "
+                             f"(also accepted: {spellings})") from None  # fmt: skip
+    if single_label:
+        if task not in (None, "single-label"):
+            raise GraftError(f"--single-label is short for --task single-label; it contradicts --task {task}")
+        task = "single-label"
+    return {"task": task, "modality": modality.strip().lower() if modality else None}

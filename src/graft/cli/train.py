@@ -18,9 +18,15 @@ from graft.cli.options import (
     DEVICE,
     IMG_SIZE,
     LABEL_COLUMN,
+    LABEL_COLUMNS,
+    LABEL_SEPARATOR,
+    MODALITY,
+    MODE,
     MODEL,
+    MONITOR,
     OPT,
     PATH_COLUMN,
+    REGRESSION_LOSS,
     SCHED,
     SEED,
     SET,
@@ -29,6 +35,7 @@ from graft.cli.options import (
     STARTED,
     STRATEGY,
     STRICT,
+    TASK,
     TEXT_COLUMN,
     TEXT_PAIR_COLUMN,
     WARMUP_EPOCHS,
@@ -36,6 +43,7 @@ from graft.cli.options import (
     D,
     flag,
     resolve,
+    task_flags,
 )
 from graft.config import parse_set
 from graft.data.discover import discover_config
@@ -70,12 +78,16 @@ def train_command(
     warmup_epochs: float | None = WARMUP_EPOCHS,
     smoothing: float | None = SMOOTHING,
     img_size: int | None = IMG_SIZE,
-    task: str | None = flag("--task", help="image or text (default: detected from DATA)."),
+    task: str | None = TASK,
+    single_label: bool = SINGLE_LABEL,
+    label_columns: str | None = LABEL_COLUMNS,
+    label_separator: str | None = LABEL_SEPARATOR,
+    regression_loss: str | None = REGRESSION_LOSS,
+    modality: str | None = MODALITY,
     path_column: str | None = PATH_COLUMN,
     label_column: str | None = LABEL_COLUMN,
     text_column: str | None = TEXT_COLUMN,
     text_pair_column: str | None = TEXT_PAIR_COLUMN,
-    single_label: bool = SINGLE_LABEL,
     max_length: int | None = flag(
         "--max-length",
         help="Text: tokens per text; longer ones are truncated (default: enough for 95% of the training "
@@ -132,10 +144,8 @@ def train_command(
     weights: Path | None = flag(
         "--weights", help="Local .safetensors/.pt state_dict to start from, for --model's architecture."
     ),
-    monitor: str | None = flag("--monitor", help="What 'best' means: val_acc or val_loss (default val_acc)."),
-    mode: str | None = flag(
-        "--mode", help="max or min for --monitor (default: max for accuracy, min for loss)."
-    ),
+    monitor: str | None = MONITOR,
+    mode: str | None = MODE,
     keep_top_k: int | None = flag(
         "--keep-top-k", help=f"Best epoch checkpoints kept besides last (default {D.checkpoint.keep_top_k})."
     ),
@@ -182,8 +192,9 @@ def train_command(
         pretrained=pretrained, num_workers=num_workers, accum_steps=accum_steps, amp=amp, weights=weights,
         monitor=monitor, mode=mode, keep_top_k=keep_top_k, save_every=save_every,
         save_every_minutes=save_every_minutes, patience=patience, min_delta=min_delta, quiet=quiet or None,
-        log=log, task=task, text_column=text_column, label_column=label_column, text_pair_column=text_pair_column,
-        labels="single" if single_label else None, max_length=max_length, balance=balance, strict=strict, dedupe=dedupe, skip_nonfinite=skip_nonfinite,
+        log=log, **task_flags(task, single_label, modality), label_columns=label_columns,
+        label_separator=label_separator, regression_loss=regression_loss, text_column=text_column,
+        label_column=label_column, text_pair_column=text_pair_column, max_length=max_length, balance=balance, strict=strict, dedupe=dedupe, skip_nonfinite=skip_nonfinite,
     )  # fmt: skip
     if resume and cfg.out is not None and RunFolder(Path(cfg.out)).config.is_file():
         from graft.workflow.resume import resume_run

@@ -1,14 +1,17 @@
 """`graft check DATA`: what is in the data, and what is wrong with it, before any training.
 
 Run by `graft check` and at the start of every `graft train` (one summary block). It reads every file once:
-  - counts per class and split; image sizes and modes; text lengths
+  - the task (graft/tasks/) and, when --task auto chose it, why
+  - single-label: counts per class and split; multi-label: per-label frequencies, labels per sample, samples
+    with no label; regression: the target's statistics per split, outliers, a baseline MAE
+  - image sizes and modes; text lengths
   - files that cannot be used (0 bytes, truncated, not an image, a mode PIL cannot convert): skipped with
     their paths, or an error under --strict
   - files that decode only after a conversion (CMYK, 16-bit, palette/RGBA transparency, grayscale, EXIF
     rotation): counted; `load_image` converts them the same way during training
   - train/val leaks (data/leaks.py); --dedupe removes the leaking validation samples
-  - warnings for tiny classes, heavy imbalance and a validation set too small to trust, and the class
-    balancing a run uses when `data.balance` is auto
+  - warnings for tiny classes (labels), heavy imbalance and a validation set too small to trust, and the
+    class balancing a run uses when `data.balance` is auto; a label never in validation; target outliers
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ if TYPE_CHECKING:
 
 TINY_CLASS = 10  # training samples below which a class is too small to learn reliably
 HEAVY_IMBALANCE = 3.0  # largest / smallest training class from which a warning is shown
+# Regression targets beyond Q1 - 3 IQR or Q3 + 3 IQR (Tukey's "far out" fences, twice his 1.5 for "outside",
+# since real targets are often skewed), or with |z| > 4 where the IQR is 0, are reported as outliers.
+OUTLIER_IQR = 3.0
+OUTLIER_Z = 4.0
+FEW_VALUES = 10  # whole-number targets with this many distinct values or fewer may be classes
 UNTRUSTED_MARGIN = 0.10  # 95% interval half-width of validation accuracy above which it is flagged
 EXIF_ORIENTATION = 0x0112
 # Modes that decode but have no faithful 8-bit RGB: PIL would clip float pixels (0..1 turns black).
@@ -123,12 +131,67 @@ class DataReport:
     balance_reason: str = ""
     val_margin: float = 0.0  # half-width of the 95% interval of validation accuracy
     warnings: list[str] = field(default_factory=list)
+    task: str = "single-label"
+    task_reason: str = ""  # why --task auto chose the task ("" when it was given)
+    samples: dict[str, int] = field(default_factory=dict)  # split -> samples (multi-label counts overlap)
+    # multi-label: split -> mean labels per sample
+    cardinality: dict[str, float] = field(default_factory=dict)
+    unlabelled: dict[str, int] = field(default_factory=dict)  # multi-label: split -> samples with no label
+    targets: dict[str, dict[str, float]] = field(default_factory=dict)  # regression: split -> n, mean, ...
+    outliers: list[tuple[str, float]] = field(default_factory=list)  # regression: (sample, target)
+    few_values: list[float] = field(default_factory=list)  # regression: the values, when few and whole
+    baseline_mae: float | None = None  # regression: val MAE of always predicting the training median
+    mae_margin: float | None = None  # ... and the half-width of its 95% interval
 
     def lines(self) -> list[str]:
         """The summary block: what `graft check` prints and `graft train` shows before training."""
+        if self.task == "multi-label":
+            return self._multi_label_lines()
+        if self.task == "regression":
+            return self._regression_lines()
+        return self._single_label_lines()
+
+    def _task_line(self) -> str:
+        return f"task {self.task} ({'auto: ' + self.task_reason if self.task_reason else 'as given'})"
+
+    def _single_label_lines(self) -> list[str]:
         train, val = self.counts["train"], self.counts["val"]
         per_class = ", ".join(f"{name} {train[name]}/{val[name]}" for name in self.classes)
         out = [f"{sum(train.values())} train / {sum(val.values())} val; per class (train/val): {per_class}"]
+        out += self._input_lines()
+        out.append(
+            f"imbalance {self.imbalance:.1f}x -> balance {self.balance} ({self.balance_reason}); "
+            f"val accuracy known to +-{self.val_margin:.0%} (95%)"
+        )
+        return out
+
+    def _multi_label_lines(self) -> list[str]:
+        train, val = self.counts["train"], self.counts["val"]
+        per_label = ", ".join(f"{name} {train[name]}/{val[name]}" for name in self.classes)
+        out = [self._task_line(),
+               f"{self.samples['train']} train / {self.samples['val']} val samples; per label (train/val): {per_label}",
+               f"labels per sample {self.cardinality['train']:.2f} train / {self.cardinality['val']:.2f} val "
+               f"(mean); samples with no label {self.unlabelled['train']} train / {self.unlabelled['val']} val"]  # fmt: skip
+        out += self._input_lines()
+        out.append(f"label imbalance {self.imbalance:.1f}x -> balance {self.balance} ({self.balance_reason})")
+        return out
+
+    def _regression_lines(self) -> list[str]:
+        out = [self._task_line(), f"{self.samples['train']} train / {self.samples['val']} val samples; "
+               f"target '{self.classes[0]}'"]  # fmt: skip
+        for split, t in self.targets.items():
+            out.append(f"target {split} n {t['n']:g}, mean {t['mean']:.4g}, std {t['std']:.4g}, "
+                       f"min {t['min']:.4g}, median {t['median']:.4g}, max {t['max']:.4g}")  # fmt: skip
+        out += self._input_lines()
+        if self.baseline_mae is not None:
+            median = self.targets["train"]["median"]
+            margin = f" +- {self.mae_margin:.3g} (95%)" if self.mae_margin is not None else ""
+            out.append(f"baseline val MAE {self.baseline_mae:.4g}{margin}: always predicting the training median "
+                       f"{median:.4g}; a model must beat it")  # fmt: skip
+        return out
+
+    def _input_lines(self) -> list[str]:
+        out = []
         if self.modality == "image" and self.sizes:
             (w0, w1, w2), (h0, h1, h2) = self.sizes["width"], self.sizes["height"]
             modes = ", ".join(f"{m} {n}" for m, n in self.modes.most_common())
@@ -139,10 +202,6 @@ class DataReport:
             )
         for split, (lo, mid, hi) in self.lengths.items():
             out.append(f"{split} texts {lo}-{hi} words (median {mid})")
-        out.append(
-            f"imbalance {self.imbalance:.1f}x -> balance {self.balance} ({self.balance_reason}); "
-            f"val accuracy known to +-{self.val_margin:.0%} (95%)"
-        )
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,29 +219,95 @@ class DataReport:
             "imbalance": self.imbalance,
             "balance": self.balance,
             "balance_reason": self.balance_reason,
-            "val_margin": self.val_margin,
+            "val_margin": self.val_margin if self.task == "single-label" else None,
             "warnings": self.warnings,
+            "task": self.task,
+            "task_reason": self.task_reason,
+            "samples": self.samples,
+            "cardinality": self.cardinality,
+            "unlabelled": self.unlabelled,
+            "targets": self.targets,
+            "outliers": [{"sample": _short(key), "target": value} for key, value in self.outliers],
+            "few_values": self.few_values,
+            "baseline_mae": self.baseline_mae,
+            "mae_margin": self.mae_margin,
         }
 
 
 def check_data(spec: DataSpec, workers: int | None = None, console: Console | None = None) -> DataReport:
     """Read every sample of `spec` once and report; changes nothing (see `apply_checks`). `console`: a
     terminal gets a progress bar over the files (it reads them all, which takes a while on many)."""
-    report = DataReport(spec.modality, spec.classes, {"train": spec.counts("train"), "val": spec.counts("val")})
+    report = DataReport(spec.modality, spec.classes, {"train": spec.counts("train"), "val": spec.counts("val")},
+                        task=spec.task.name, task_reason=spec.task_reason)  # fmt: skip
+    usable = spec
     if spec.modality == "image":
         _check_images(spec, report, workers, console)
         broken = {p for p, _ in report.broken}  # the counts are of what training will read
-        for split in ("train", "val"):
-            per_label = Counter(s.label for s in getattr(spec, split) if str(s.path) not in broken)
-            report.counts[split] = {name: per_label[i] for i, name in enumerate(spec.classes)}
+        usable = replace(spec, train=[s for s in spec.train if str(s.path) not in broken],
+                         val=[s for s in spec.val if str(s.path) not in broken])  # fmt: skip
     else:
         _check_texts(spec, report)
+    report.counts = {split: usable.counts(split) for split in ("train", "val")}
+    report.samples = {split: len(getattr(usable, split)) for split in ("train", "val")}
     train_counts = [report.counts["train"][c] for c in spec.classes]
     report.imbalance = max(train_counts) / max(min(train_counts), 1)
-    report.balance, report.balance_reason = choose_balance(train_counts)
-    report.val_margin = accuracy_margin(sum(report.counts["val"].values()))
-    report.warnings = _warnings(spec, report)
+    if report.task == "single-label":
+        report.balance, report.balance_reason = choose_balance(train_counts)
+        report.val_margin = accuracy_margin(sum(report.counts["val"].values()))
+        report.warnings = _warnings(spec, report)
+    elif report.task == "multi-label":
+        _check_label_sets(usable, report)
+        report.warnings = _multi_label_warnings(report) + _shared_warnings(report)
+    else:
+        _check_targets(usable, report)
+        report.imbalance = 1.0
+        report.warnings = _regression_warnings(report) + _shared_warnings(report)
     return report
+
+
+def _check_label_sets(spec: DataSpec, report: DataReport) -> None:
+    for split in ("train", "val"):
+        sizes = [len(s.label) for s in getattr(spec, split)]
+        report.cardinality[split] = sum(sizes) / max(len(sizes), 1)
+        report.unlabelled[split] = sizes.count(0)
+    # Thresholds are tuned per label on validation, which undoes most of what imbalance does to a
+    # sigmoid's cut-off; BCE's pos_weight stays available (resolve_balance).
+    report.balance, report.balance_reason = "none", "per-label thresholds are tuned on validation; " \
+        "--balance loss weighs each label's positives"  # fmt: skip
+
+
+def _check_targets(spec: DataSpec, report: DataReport) -> None:
+    for split in ("train", "val"):
+        values = sorted(float(s.label) for s in getattr(spec, split))
+        if values:
+            report.targets[split] = {"n": len(values), "mean": statistics.fmean(values),
+                                     "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                                     "min": values[0], "median": statistics.median(values), "max": values[-1]}  # fmt: skip
+    samples = [*spec.train, *spec.val]
+    distinct = sorted({float(s.label) for s in samples})
+    if len(distinct) <= FEW_VALUES and all(v.is_integer() for v in distinct):
+        report.few_values = distinct
+    lo, hi = target_fences([float(s.label) for s in samples])
+    report.outliers = [(s.key, float(s.label)) for s in samples if not lo <= float(s.label) <= hi]
+    if "train" in report.targets and spec.val:
+        median = report.targets["train"]["median"]
+        errors = [abs(float(s.label) - median) for s in spec.val]
+        report.baseline_mae = statistics.fmean(errors)
+        report.mae_margin = (
+            1.96 * statistics.stdev(errors) / math.sqrt(len(errors)) if len(errors) > 1 else None
+        )
+
+
+def target_fences(values: list[float]) -> tuple[float, float]:
+    """The range outside which a target is an outlier: Tukey's fences at OUTLIER_IQR x the interquartile
+    range, or mean +- OUTLIER_Z standard deviations where the IQR is 0 (a target mostly one value)."""
+    if len(values) < 4:
+        return -math.inf, math.inf
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    if q3 > q1:
+        return q1 - OUTLIER_IQR * (q3 - q1), q3 + OUTLIER_IQR * (q3 - q1)
+    mean, std = statistics.fmean(values), statistics.pstdev(values)
+    return (mean - OUTLIER_Z * std, mean + OUTLIER_Z * std) if std > 0 else (-math.inf, math.inf)
 
 
 def _check_images(spec: DataSpec, report: DataReport, workers: int | None, console: Console | None) -> None:
@@ -252,6 +377,7 @@ def accuracy_margin(n_val: int) -> float:
 
 
 def _warnings(spec: DataSpec, report: DataReport) -> list[str]:
+    """Single-label's warnings: classes, imbalance, the validation set's size, then the shared ones."""
     warnings = []
     train, val = report.counts["train"], report.counts["val"]
     tiny = [f"{c} ({train[c]})" for c in spec.classes if train[c] < TINY_CLASS]
@@ -276,6 +402,60 @@ def _warnings(spec: DataSpec, report: DataReport) -> list[str]:
             f"validation set of {sum(val.values())} is too small to trust: accuracy is known to "
             f"+-{report.val_margin:.0%} (95% interval), so smaller differences between runs are noise"
         )
+    return warnings + _shared_warnings(report)
+
+
+def _multi_label_warnings(report: DataReport) -> list[str]:
+    warnings = []
+    train, val, n_train = report.counts["train"], report.counts["val"], report.samples["train"]
+    rare = [f"{c} ({train[c]})" for c in report.classes if train[c] < TINY_CLASS]
+    if rare:
+        warnings.append(
+            f"labels in fewer than {TINY_CLASS} training samples: {', '.join(rare)}; too few to learn a label "
+            "reliably, add samples with them"
+        )
+    always = [c for c in report.classes if n_train and train[c] == n_train]
+    if always:
+        warnings.append(
+            f"{', '.join(always)} is on in every training sample: there is nothing to learn for it"
+        )
+    unmeasured = [c for c in report.classes if val[c] == 0]
+    if unmeasured:
+        warnings.append(
+            f"no validation samples with {', '.join(unmeasured)}: their AP (and tuned threshold) is not "
+            "measured; add validation samples with them"
+        )
+    if report.imbalance >= 10 * HEAVY_IMBALANCE:
+        big = max(report.classes, key=lambda c: train[c])
+        small = min(report.classes, key=lambda c: train[c])
+        warnings.append(
+            f"heavy label imbalance: {big} is on in {train[big]} training samples, {small} in {train[small]} "
+            f"({report.imbalance:.0f}x); --balance loss weighs each label's positives by negatives/positives"
+        )
+    return warnings
+
+
+def _regression_warnings(report: DataReport) -> list[str]:
+    warnings = []
+    if report.outliers:
+        key, value = max(report.outliers, key=lambda kv: abs(kv[1] - report.targets["train"]["median"]))
+        warnings.append(
+            f"{len(report.outliers)} target outlier(s) far from the rest (beyond {OUTLIER_IQR:g}x the "
+            f"interquartile range), e.g. {_short(key)} = {value:.6g}; a typo or a unit mix-up? Squared error "
+            "weighs them heavily: fix them, or --regression-loss huber"
+        )
+    if report.few_values:
+        shown = ", ".join(f"{v:g}" for v in report.few_values)
+        warnings.append(
+            f"the target takes only {len(report.few_values)} whole values ({shown}): regression treats them as "
+            "ordered numbers (right for a rating or a count); if they are categories, --task single-label"
+        )
+    return warnings
+
+
+def _shared_warnings(report: DataReport) -> list[str]:
+    """Warnings of every task: leaks, duplicates, unreadable files."""
+    warnings = []
     if report.leaks:
         kinds = Counter(leak.kind for leak in report.leaks)
         first = report.leaks[0]
@@ -327,6 +507,11 @@ def apply_checks(spec: DataSpec, report: DataReport, strict: bool = False, dedup
         )
     if not val:
         raise GraftError("no validation samples left after skipping unreadable files and duplicates")
+    if spec.task.name == "regression" and len({float(s.label) for s in train}) == 1:
+        raise GraftError(
+            f"the target '{spec.classes[0]}' is {float(train[0].label):g} in every training sample: there is "
+            "nothing to learn; check that --label-column names the column to predict"
+        )
     return replace(spec, train=train, val=val)
 
 
@@ -351,7 +536,9 @@ def balance_weights(balance: str, spec: DataSpec) -> tuple[list[float] | None, l
     counts = list(spec.counts("train").values())
     if spec.task.name == "multi-label":
         n = len(spec.train)
-        return None, ([min(POS_WEIGHT_MAX, (n - c) / max(c, 1)) for c in counts] if balance == "loss" else None)
+        return None, (
+            [min(POS_WEIGHT_MAX, (n - c) / max(c, 1)) for c in counts] if balance == "loss" else None
+        )
     if balance == "sampler":
         return sample_weights([s.label for s in spec.train], counts), None
     if balance == "loss":

@@ -110,6 +110,11 @@ def discover(
     path = Path(path)
     if not path.exists():
         raise GraftError(f"data not found: {path} (expected a folder of class sub-folders or a CSV file)")
+    if columns.label_columns:  # 0/1 columns are label sets, also where no row has two labels on
+        if task not in ("auto", "multi-label"):
+            raise GraftError(f"--label-columns gives every sample a set of labels: that is --task multi-label, "
+                             f"not {task}; drop one of them")  # fmt: skip
+        task = "multi-label"
     if task == "multi-label" and not columns.empty_labels:  # an empty cell is then an empty label set
         columns = replace(columns, empty_labels=True)
     if modality == "text" or (modality == "auto" and is_text_data(path, columns)):
@@ -388,7 +393,10 @@ def read_image_csv(
         label = ((row[label_key] or "").strip() if indicators is None
                  else indicator_cell(row, indicators, f"{path}:{line_no}", columns.separator))  # fmt: skip
         if not rel or not (label or indicators or columns.empty_labels):
-            raise GraftError(f"{path}:{line_no}: empty path or label")
+            raise GraftError(
+                f"{path}:{line_no}: empty path or label"
+                + ("" if not rel else " (for label sets: --task multi-label reads an empty cell as no label)")
+            )
         for what, value in (("path", rel), ("label", label)):
             char = control_character(value)
             if char is not None:

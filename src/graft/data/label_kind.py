@@ -96,8 +96,8 @@ def _single_label(train: Sequence[str], val: Sequence[str], where: str) -> Inter
     unknown = sorted(set(val) - set(classes))
     if unknown:
         raise GraftError(
-            f"validation data has classes that are not in the training data ({where}): "
-            f"{', '.join(map(repr, unknown[:5]))}; add training samples for them or remove them from validation"
+            f"validation labels {', '.join(map(repr, unknown[:5]))} never occur in the training data ({where}); "
+            "add training samples for them or remove them from validation"
         )
     index = {name: i for i, name in enumerate(classes)}
     return Interpreted("single-label", classes, index.__getitem__)

@@ -153,10 +153,15 @@ def read_table(path: Path, columns: TextColumns) -> tuple[list[tuple[str, str, s
         raise GraftError(
             f"{path}: {len(unlabeled)} row(s) without a label (empty or NaN), e.g. line(s) "
             f"{', '.join(map(str, unlabeled[:5]))}; label them or remove them"
-        )
+            + (MULTI_LABEL_HINT if label_key.strip().lower() == "labels" or any(columns.separator in r[1] for r in rows)
+               else "")
+        )  # fmt: skip
     if not rows:
         raise GraftError(f"{path} has no rows")
     return rows, ("labels" if indicators else label_key)
+
+
+MULTI_LABEL_HINT = " (or, for label sets, --task multi-label: an empty cell is a sample with no label)"
 
 
 def find_text_files(path: Path, val: Path | None) -> tuple[Path, Path | None, str]:
