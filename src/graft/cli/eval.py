@@ -50,7 +50,10 @@ def eval_command(
         return
     console = make_console()
     task = m.get("task", "single-label")
-    what = {"multi-label": plural(m.get("num_classes", 0), "label"), "regression": f"regression on '{m.get('target')}'"}
+    what = {
+        "multi-label": plural(m.get("num_classes", 0), "label"),
+        "regression": f"regression on '{m.get('target')}'",
+    }
     rows = [("data", f"{result.data.description}: {plural(m['num_samples'], 'sample')}, "
                      f"{what.get(task) or plural(m['num_classes'], 'class')}")]  # fmt: skip
     if task == "multi-label":
@@ -58,7 +61,9 @@ def eval_command(
                                f"subset accuracy {m['subset_accuracy']:.2%}  Hamming {m['hamming_loss']:.4f}  loss {m['loss']:.4f}"))  # fmt: skip
         weakest = sorted((r for r in m["per_label"] if r["ap"] is not None), key=lambda r: r["ap"])[:3]
         if weakest:
-            rows.append(("weakest", ", ".join(f"{r['label']} (AP {r['ap']:.2f}, F1 {r['f1']:.2f})" for r in weakest)))
+            rows.append(
+                ("weakest", ", ".join(f"{r['label']} (AP {r['ap']:.2f}, F1 {r['f1']:.2f})" for r in weakest))
+            )
     elif task == "regression":
         shown = lambda x: "–" if x is None else f"{x:.4g}"  # noqa: E731
         r = m["residuals"]
@@ -74,7 +79,9 @@ def eval_command(
     if m.get("most_confused"):
         pairs = ", ".join(f"{p['true']} -> {p['predicted']} ({p['count']})" for p in m["most_confused"][:3])
         rows.append(("confused", pairs))
-    beside = "report.md and metrics.json" if task == "single-label" else "report.md, metrics.json, predictions.csv"
+    beside = (
+        "report.md and metrics.json" if task == "single-label" else "report.md, metrics.json, predictions.csv"
+    )
     rows.append(("report", f"{result.out / 'index.html'} ({beside} beside it)"))
     for key, value in rows:
         console.print(f"[bold]{key:<8}[/bold] {value}", highlight=False)

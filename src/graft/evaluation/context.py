@@ -64,11 +64,17 @@ def read_run_context(
         rows = None
     if rows is not None and task == "regression":
         for split in ("train", "val"):
-            context.split_values[split] = [v for r in rows if r.split == split and (v := _number(r.label)) is not None]
+            context.split_values[split] = [
+                v for r in rows if r.split == split and (v := _number(r.label)) is not None
+            ]
             context.split_counts[split] = {classes[0]: len(context.split_values[split])}
     elif rows is not None:
         multi = task == "multi-label"
-        counted = Counter((r.split, name) for r in rows for name in (split_labels(r.label, separator) if multi else (r.label,)))
+        counted = Counter(
+            (r.split, name)
+            for r in rows
+            for name in (split_labels(r.label, separator) if multi else (r.label,))
+        )
         for split in ("train", "val"):
             context.split_counts[split] = {name: counted.get((split, name), 0) for name in classes}
     return context

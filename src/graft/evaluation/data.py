@@ -162,7 +162,11 @@ def _with_targets(
     if labels.task == "regression":  # interpret raises for a cell that is not a number
         read = interpret([], cells, "regression", str(where), column)
         return [p for p, _ in rows], [read.encode(cell) for cell in cells]
-    names = [name for cell in cells for name in split_labels(cell, labels.separator)] if labels.task == "multi-label" else cells
+    names = (
+        [name for cell in cells for name in split_labels(cell, labels.separator)]
+        if labels.task == "multi-label"
+        else cells
+    )
     unknown = sorted(set(names) - set(classes))
     if unknown:
         shown = ", ".join(unknown[:10]) + (f", ... ({len(unknown)} in all)" if len(unknown) > 10 else "")

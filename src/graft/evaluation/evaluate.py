@@ -22,9 +22,9 @@ from torch.utils.data import DataLoader
 
 from graft.data.discover import Sample
 from graft.data.images import ImageDataset
-from graft.evaluation.context import read_run_context
 from graft.data.text_tables import TextSample
 from graft.evaluation import multilabel, regression
+from graft.evaluation.context import read_run_context
 from graft.evaluation.data import EvalData
 from graft.evaluation.gallery import highest_loss
 from graft.evaluation.metrics import classification_metrics, expected_calibration_error
@@ -80,10 +80,13 @@ def run_plan(
         thresholds = task.cutoffs().tolist()
         metrics = json_ready(multilabel.multilabel_metrics(logits, targets, classes, thresholds))
         extra = {
-            "worst_by_label": multilabel.worst_per_label(eval_data.items, logits, targets, classes, thresholds),
+            "worst_by_label": multilabel.worst_per_label(
+                eval_data.items, logits, targets, classes, thresholds
+            ),
             "figure_data": {"pr_curves": multilabel.pr_curves(logits, targets)},
-            "predictions": multilabel.prediction_rows(eval_data.items, logits, targets, classes, thresholds,
-                                                      labels.separator),  # fmt: skip
+            "predictions": multilabel.prediction_rows(
+                eval_data.items, logits, targets, classes, thresholds, labels.separator
+            ),  # fmt: skip
         }
     elif task.name == "regression":
         predicted = logits.reshape(-1)  # the bundle outputs the number: nothing to decode
@@ -98,11 +101,16 @@ def run_plan(
     else:
         # Rounded as metrics.json writes them: what evaluate() returns and what the file says are the same numbers.
         metrics = json_ready(classification_metrics(logits, targets, classes))
-        if (meta.get("calibration") or {}).get("temperature"):  # the head was divided by T: undo it to compare
+        if (meta.get("calibration") or {}).get(
+            "temperature"
+        ):  # the head was divided by T: undo it to compare
             metrics["calibration"] = calibration_effect(logits, targets, meta["calibration"])
         gallery = highest_loss(eval_data.items, logits, targets, classes)
     if "predictions" in extra:
-        extra["predictions"] = [sample_columns(item) | row for item, row in zip(eval_data.items, extra["predictions"], strict=True)]
+        extra["predictions"] = [
+            sample_columns(item) | row
+            for item, row in zip(eval_data.items, extra["predictions"], strict=True)
+        ]
     absent = [name for name, n in counts.items() if n == 0]
     if absent and task.name != "regression":
         notes.append(f"{len(absent)} class(es) have no samples in this data: {', '.join(absent[:10])}; "

@@ -51,7 +51,11 @@ def multilabel_metrics(
     def per_label(fn) -> list[float]:
         return fn(preds, truth, num_labels=n, average=None).tolist()
 
-    precision, recall, f1 = per_label(multilabel_precision), per_label(multilabel_recall), per_label(multilabel_f1_score)
+    precision, recall, f1 = (
+        per_label(multilabel_precision),
+        per_label(multilabel_recall),
+        per_label(multilabel_f1_score),
+    )
     support, predicted = truth.sum(0).tolist(), preds.sum(0).tolist()
     ap = multilabel_average_precision(probs, truth, num_labels=n, average=None).tolist()
     ap = [a if s else None for a, s in zip(ap, support, strict=True)]  # no positive sample: AP is undefined

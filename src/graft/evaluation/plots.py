@@ -44,7 +44,9 @@ def curves(
     left.legend(frameon=False)
     shown = [row for row in history if metric in row]
     scale = 100 if percent else 1
-    right.plot([row["epoch"] for row in shown], [scale * row[metric] for row in shown], "o-", color="tab:green")
+    right.plot(
+        [row["epoch"] for row in shown], [scale * row[metric] for row in shown], "o-", color="tab:green"
+    )
     right.set(title=title, xlabel="epoch")
     if percent:
         low, high = right.get_ylim()
@@ -116,8 +118,10 @@ def pr_curves(curves: list[tuple[list[float], list[float]]], labels: list[dict[s
     shown = list(range(len(labels)))[:PR_PANELS]
     cols = min(5, len(shown))
     rows = -(-len(shown) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.3 * rows), squeeze=False, sharex=True, sharey=True)
-    for ax in axes.flat[len(shown):]:
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(2.4 * cols, 2.3 * rows), squeeze=False, sharex=True, sharey=True
+    )
+    for ax in axes.flat[len(shown) :]:
         ax.axis("off")
     for ax, j in zip(axes.flat, shown, strict=False):
         precision, recall = curves[j]

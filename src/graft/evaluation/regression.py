@@ -71,15 +71,23 @@ def summary(values: torch.Tensor) -> dict[str, float]:
             "min": v.min().item(), "max": v.max().item()}  # fmt: skip
 
 
-def largest_errors(items: list, predicted: torch.Tensor, true: torch.Tensor, n: int = WORST_SHOWN) -> list[Worst]:
+def largest_errors(
+    items: list, predicted: torch.Tensor, true: torch.Tensor, n: int = WORST_SHOWN
+) -> list[Worst]:
     """The `n` samples with the largest |predicted - true|, largest first."""
     pred, true = predicted.reshape(-1).double().cpu(), true.reshape(-1).double().cpu()
     error = pred - true
     order = error.abs().argsort(descending=True, stable=True)[:n].tolist()
-    return [Worst(items[i], f"{true[i]:.4g}", f"{pred[i]:.4g}", f"error {error[i]:+.3g}", wrong=True) for i in order]
+    return [
+        Worst(items[i], f"{true[i]:.4g}", f"{pred[i]:.4g}", f"error {error[i]:+.3g}", wrong=True)
+        for i in order
+    ]
 
 
 def prediction_rows(predicted: torch.Tensor, true: torch.Tensor) -> list[dict[str, Any]]:
     """predictions.csv: per sample the true number, the prediction and the error (predicted - true)."""
     pred, true = predicted.reshape(-1).double().cpu().tolist(), true.reshape(-1).double().cpu().tolist()
-    return [{"true": t, "predicted": round(p, 6), "error": round(p - t, 6)} for p, t in zip(pred, true, strict=True)]
+    return [
+        {"true": t, "predicted": round(p, 6), "error": round(p - t, 6)}
+        for p, t in zip(pred, true, strict=True)
+    ]

@@ -58,7 +58,8 @@ def _common(r: Report, figures: dict[str, bytes]) -> dict[str, list[str]]:
 def _render_task(r: Report, figures: dict[str, bytes]) -> str:
     """Multi-label and regression pages."""
     worst = lambda entries: table(  # noqa: E731
-        ["sample", "true", "predicted", "why"], [[sample_markdown(e.item), e.true, e.predicted, e.note] for e in entries]
+        ["sample", "true", "predicted", "why"],
+        [[sample_markdown(e.item), e.true, e.predicted, e.note] for e in entries],
     )
     sections = _common(r, figures)
     if r.task == "multi-label":
@@ -67,7 +68,10 @@ def _render_task(r: Report, figures: dict[str, bytes]) -> str:
             by_label += [f"### {label}", "", worst(entries) if entries else "No mistakes on this label.", ""]
         sections |= {
             "per-label": [
-                table(["label", "threshold", "precision", "recall", "F1", "AP", "support", "predicted"], r.per_label_rows())
+                table(
+                    ["label", "threshold", "precision", "recall", "F1", "AP", "support", "predicted"],
+                    r.per_label_rows(),
+                )
             ],
             "pr-curves": ["![precision-recall curve per label](pr_curves.png)"],
             "worst-per-label": by_label,

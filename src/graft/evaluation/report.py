@@ -49,7 +49,11 @@ REGRESSION_SECTIONS = {
     "strategy": "Strategy",
     "config": "Resolved config",
 }
-TASK_SECTIONS = {"single-label": SECTIONS, "multi-label": MULTI_LABEL_SECTIONS, "regression": REGRESSION_SECTIONS}
+TASK_SECTIONS = {
+    "single-label": SECTIONS,
+    "multi-label": MULTI_LABEL_SECTIONS,
+    "regression": REGRESSION_SECTIONS,
+}
 # The validation metric the training curves show per task: (metrics.csv column, title, as a percentage).
 CURVE_METRIC = {
     "single-label": ("val_acc", "validation accuracy (%)", True),
@@ -70,7 +74,9 @@ class Report:
     best_epoch: int | None = None  # the bundled epoch, marked on the curves
     notes: list[str] = field(default_factory=list)  # warnings about the data, shown under the summary
     task: str = "single-label"  # graft/tasks/: which sections the pages have (TASK_SECTIONS)
-    worst_by_label: dict[str, list[Worst]] = field(default_factory=dict)  # multi-label: label -> worst samples
+    worst_by_label: dict[str, list[Worst]] = field(
+        default_factory=dict
+    )  # multi-label: label -> worst samples
     # What the figures are drawn from that metrics.json does not hold: multi-label "pr_curves" (per label
     # precision and recall lists), regression "true" and "predicted" (per sample)
     figure_data: dict[str, Any] = field(default_factory=dict)
@@ -100,7 +106,9 @@ class Report:
             if self.task == "single-label":  # the call as it always was: the same figure
                 out["curves.png"] = plots.curves(self.context.history, self.best_epoch)
             else:
-                out["curves.png"] = plots.curves(self.context.history, self.best_epoch, metric, title, percent)
+                out["curves.png"] = plots.curves(
+                    self.context.history, self.best_epoch, metric, title, percent
+                )
         return out
 
     def headline(self) -> list[tuple[str, str]]:
@@ -122,7 +130,11 @@ class Report:
                 ("R²", num(m["r2"])),
                 ("Spearman", num(m["spearman"])),
                 ("bias (mean error)", f"{m['residuals']['mean']:+.3g}"),
-                *([("MAE predicting the training mean", num(m["baseline_mae"]))] if m.get("baseline_mae") is not None else []),
+                *(
+                    [("MAE predicting the training mean", num(m["baseline_mae"]))]
+                    if m.get("baseline_mae") is not None
+                    else []
+                ),
                 ("samples", str(m["num_samples"])),
             ]
         return [
@@ -200,7 +212,13 @@ def pct(x: float) -> str:
 def _summary(values: list[float]) -> dict[str, float]:
     """As evaluation/regression.py `summary` (sample standard deviation), without torch."""
     std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"count": len(values), "mean": statistics.fmean(values), "std": std, "min": min(values), "max": max(values)}
+    return {
+        "count": len(values),
+        "mean": statistics.fmean(values),
+        "std": std,
+        "min": min(values),
+        "max": max(values),
+    }
 
 
 def num(x: float | None) -> str:
