@@ -34,7 +34,8 @@ def eval_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json to stdout instead of a summary."),
 ) -> None:
-    """Evaluate a trained model: accuracy, top-k, F1, per-class, confusion, calibration; writes a report."""
+    """Evaluate a trained model (single-label: accuracy, top-k, F1, per-class, confusion, calibration;
+    multi-label: mAP, F1, per label; regression: MAE, RMSE, R², residuals); writes a report."""
     from graft.evaluation.plan import plan_evaluation
 
     plan = plan_evaluation(target, data, out)  # every input error, before torch is imported
@@ -48,16 +49,40 @@ def eval_command(
         print((result.out / "metrics.json").read_text())
         return
     console = make_console()
-    rows = [
-        ("data", f"{result.data.description}: {plural(m['num_samples'], 'sample')}, "
-                 f"{plural(m['num_classes'], 'class')}"),
-        ("scores", f"accuracy {m['accuracy']:.2%}  top-{m['top_k']} {m['top_k_accuracy']:.2%}  macro F1 "
-                   f"{m['macro_f1']:.3f}  weighted F1 {m['weighted_f1']:.3f}  ECE {m['ece']:.2%}  loss {m['loss']:.4f}"),
-    ]  # fmt: skip
-    if m["most_confused"]:
+    task = m.get("task", "single-label")
+    what = {
+        "multi-label": plural(m.get("num_classes", 0), "label"),
+        "regression": f"regression on '{m.get('target')}'",
+    }
+    rows = [("data", f"{result.data.description}: {plural(m['num_samples'], 'sample')}, "
+                     f"{what.get(task) or plural(m['num_classes'], 'class')}")]  # fmt: skip
+    if task == "multi-label":
+        rows.append(("scores", f"mAP {m['map']:.2%}  micro F1 {m['micro_f1']:.3f}  macro F1 {m['macro_f1']:.3f}  "
+                               f"subset accuracy {m['subset_accuracy']:.2%}  Hamming {m['hamming_loss']:.4f}  loss {m['loss']:.4f}"))  # fmt: skip
+        weakest = sorted((r for r in m["per_label"] if r["ap"] is not None), key=lambda r: r["ap"])[:3]
+        if weakest:
+            rows.append(
+                ("weakest", ", ".join(f"{r['label']} (AP {r['ap']:.2f}, F1 {r['f1']:.2f})" for r in weakest))
+            )
+    elif task == "regression":
+        shown = lambda x: "–" if x is None else f"{x:.4g}"  # noqa: E731
+        r = m["residuals"]
+        rows.append(("scores", f"MAE {shown(m['mae'])}  RMSE {shown(m['rmse'])}  R² {shown(m['r2'])}  "
+                               f"Spearman {shown(m['spearman'])}"))  # fmt: skip
+        rows.append(("errors", f"bias {r['mean']:+.3g}  median |error| {shown(m['median_abs_error'])}  "
+                               f"90% within {shown(r['abs_p90'])}  largest {shown(r['abs_max'])}"
+                               + (f"  (MAE predicting the training mean: {shown(m['baseline_mae'])})"
+                                  if m.get("baseline_mae") is not None else "")))  # fmt: skip
+    else:
+        rows.append(("scores", f"accuracy {m['accuracy']:.2%}  top-{m['top_k']} {m['top_k_accuracy']:.2%}  macro F1 "
+                               f"{m['macro_f1']:.3f}  weighted F1 {m['weighted_f1']:.3f}  ECE {m['ece']:.2%}  loss {m['loss']:.4f}"))  # fmt: skip
+    if m.get("most_confused"):
         pairs = ", ".join(f"{p['true']} -> {p['predicted']} ({p['count']})" for p in m["most_confused"][:3])
         rows.append(("confused", pairs))
-    rows.append(("report", f"{result.out / 'index.html'} (report.md and metrics.json beside it)"))
+    beside = (
+        "report.md and metrics.json" if task == "single-label" else "report.md, metrics.json, predictions.csv"
+    )
+    rows.append(("report", f"{result.out / 'index.html'} ({beside} beside it)"))
     for key, value in rows:
         console.print(f"[bold]{key:<8}[/bold] {value}", highlight=False)
     for warning in result.data.warnings:

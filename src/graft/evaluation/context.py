@@ -14,6 +14,7 @@ from typing import Any
 
 from torch import nn
 
+from graft.data.label_kind import split_labels
 from graft.errors import GraftError
 from graft.runs.records import config_text, read_advice, read_config, read_metrics, read_stages, stage_line
 from graft.runs.split import read_split
@@ -28,6 +29,7 @@ class RunContext:
     stages_summary: str | None = None  # strategies.stages.describe's one line
     advice: dict[str, Any] | None = None  # advice.json (--strategy auto): what was measured and chosen
     split_counts: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> class -> images
+    split_values: dict[str, list[float]] = field(default_factory=dict)  # regression: split -> its targets
 
     @property
     def strategy_line(self) -> str | None:
@@ -35,7 +37,10 @@ class RunContext:
         return self.stages_summary or self.strategy
 
 
-def read_run_context(run: Path | None, model: nn.Module, classes: list[str]) -> RunContext:
+def read_run_context(
+    run: Path | None, model: nn.Module, classes: list[str], task: str = "single-label", separator: str = ";"
+) -> RunContext:
+    """`task` and `separator`: how split.csv's label cells read (a multi-label cell counts once per label)."""
     context = RunContext()
     if run is None:
         return context
@@ -54,10 +59,22 @@ def read_run_context(run: Path | None, model: nn.Module, classes: list[str]) -> 
         context.stages_summary, context.stages = _stages(config, model, solved)
     context.advice = read_advice(run)
     try:
-        counted = Counter((row.split, row.label) for row in read_split(run))
+        rows = read_split(run)
     except GraftError:  # no split.csv, or a damaged one: no counts
-        counted = None
-    if counted is not None:
+        rows = None
+    if rows is not None and task == "regression":
+        for split in ("train", "val"):
+            context.split_values[split] = [
+                v for r in rows if r.split == split and (v := _number(r.label)) is not None
+            ]
+            context.split_counts[split] = {classes[0]: len(context.split_values[split])}
+    elif rows is not None:
+        multi = task == "multi-label"
+        counted = Counter(
+            (r.split, name)
+            for r in rows
+            for name in (split_labels(r.label, separator) if multi else (r.label,))
+        )
         for split in ("train", "val"):
             context.split_counts[split] = {name: counted.get((split, name), 0) for name in classes}
     return context
@@ -90,3 +107,10 @@ def _stages(config: dict[str, Any], model: nn.Module, head_solved: bool) -> tupl
         for s in stages
     ]
     return describe(cfg.strategy.name, stages, groups), lines
+
+
+def _number(cell: str) -> float | None:
+    try:
+        return float(cell)
+    except ValueError:
+        return None

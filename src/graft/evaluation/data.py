@@ -5,15 +5,20 @@ path,label[,split] CSV) and evaluates its most held-out part: the test split whe
 test/ folder, split=test rows), else the validation split (val/, split=val), else every image. Its
 labels must be classes the model knows; classes it lacks are fine (their rows in the report are empty).
 For a text model the same holds for tables: a test/val file beside train.csv, or split=test/val rows.
+
+Label cells are read with the bundle's task (data/label_kind.py): a class name (single-label), labels
+joined by the run's separator, ';' by default (multi-label; an empty cell is an empty set), or a number
+(regression). Class folders are single-label data only.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from graft.data.discover import read_image_csv, scan_class_folders, split_of, subfolders
+from graft.data.discover import Label, read_image_csv, scan_class_folders, split_of, subfolders
+from graft.data.label_kind import SEPARATOR, interpret, split_labels
 from graft.data.text_tables import TextColumns, TextSample, read_table, table_in
 from graft.errors import GraftError
 from graft.runs.folder import RunFolder
@@ -22,20 +27,33 @@ from graft.runs.split import TextRow, read_split
 Item = Path | TextSample  # an image file, or a text (with its pair) for text tasks
 
 
+@dataclass(frozen=True)
+class Labels:
+    """How the bundle reads a label cell: its task (graft/tasks/) and a multi-label cell's separator."""
+
+    task: str = "single-label"
+    separator: str = SEPARATOR
+
+
 @dataclass
 class EvalData:
     items: list[Item]  # what each sample is, as the gallery shows it
-    targets: list[int]  # indices into the model's classes
+    # single-label: an index into the model's classes; multi-label: a tuple of them; regression: the number
+    targets: list[Label]
     description: str  # for the report: "validation split of runs/NAME"
     split: str  # "val", "test" or "all": which part of the data this is
     warnings: list[str] = field(default_factory=list)
+    task: str = "single-label"
 
     def counts(self, classes: list[str]) -> dict[str, int]:
-        per = Counter(self.targets)
+        """Samples per class (multi-label: per label present; regression: all, under the target's name)."""
+        if self.task == "regression":
+            return {classes[0]: len(self.targets)}
+        per = Counter(i for t in self.targets for i in (t if isinstance(t, tuple) else (t,)))
         return {name: per.get(i, 0) for i, name in enumerate(classes)}
 
 
-def run_validation(run: Path, classes: list[str], text: bool = False) -> EvalData:
+def run_validation(run: Path, classes: list[str], text: bool = False, labels: Labels = Labels()) -> EvalData:
     """The validation samples of `run` as recorded in its split.csv."""
     where = RunFolder(run).split
     hint = "pass the data to evaluate with --data " + ("FILE" if text else "DIR_OR_CSV")
@@ -56,28 +74,38 @@ def run_validation(run: Path, classes: list[str], text: bool = False) -> EvalDat
         raise GraftError(
             f"{len(missing)} validation file(s) listed in {where} no longer exist, e.g. {missing[0]}; {hint}"
         )
-    return EvalData(*_with_targets(rows, classes, where), f"validation split of {run}", "val")
+    items, targets = _with_targets(rows, classes, where, labels, "label")
+    return EvalData(items, targets, f"validation split of {run}", "val", task=labels.task)
 
 
 def data_at(
     path: Path, classes: list[str], text_columns: TextColumns | None = None,
-    image_columns: tuple[str, str] = ("path", "label"),
+    image_columns: tuple[str, str] = ("path", "label"), labels: Labels = Labels(),
+    label_columns: tuple[str, ...] | None = None,
 ) -> EvalData:  # fmt: skip
     """The samples of --data DIR_OR_CSV to evaluate (see the module docstring for which part); a model
-    passes the columns it was trained with (texts: `text_columns`; image CSVs: path and label column)."""
+    passes the columns it was trained with (texts: `text_columns`; image CSVs: path and label column;
+    `label_columns`: multi-label as 0/1 columns) and how it reads labels."""
     path = Path(path)
     if not path.exists():
         raise GraftError(f"data not found: {path} (expected a folder of class sub-folders or a CSV file)")
     if text_columns is not None:
-        return _text_data_at(path, classes, text_columns)
+        return _text_data_at(path, classes, _columns(text_columns, labels, label_columns), labels)
     warnings: list[str] = []
+    column = image_columns[1]
     if path.is_file():
-        rows = read_image_csv(path, *image_columns)
+        columns = _columns(TextColumns(label=image_columns[1]), labels, label_columns)
+        rows, column = read_image_csv(path, image_columns[0], columns)
         splits = {split for _, _, split in rows}
         split = "test" if "test" in splits else "val" if "val" in splits else "all"
         chosen = [(p, label) for p, label, s in rows if split == "all" or s == split]
         where = f"{path.name}" + (f" (split={split} rows)" if split != "all" else "")
     else:
+        if labels.task != "single-label":
+            raise GraftError(
+                f"{path} is a folder, which holds class folders (single-label data); this model is "
+                f"{labels.task}: pass a CSV with path and label columns instead"
+            )
         folders = {split_of(d.name): d for d in subfolders(path) if split_of(d.name)}
         split = "test" if "test" in folders else "val" if "val" in folders else "all"
         folder = folders.get(split, path)
@@ -85,16 +113,24 @@ def data_at(
         where = f"{folder}"
     if not chosen:
         raise GraftError(f"{path} has no images to evaluate")
-    items, targets = _with_targets(chosen, classes, path)
-    return EvalData(items, targets, where, split, warnings)
+    items, targets = _with_targets(chosen, classes, path, labels, column or "label")
+    return EvalData(items, targets, where, split, warnings, labels.task)
 
 
-def _text_data_at(path: Path, classes: list[str], columns: TextColumns) -> EvalData:
+def _columns(columns: TextColumns, labels: Labels, label_columns: tuple[str, ...] | None) -> TextColumns:
+    """The columns as training read them: a multi-label cell may be empty (no label on)."""
+    multi = labels.task == "multi-label"
+    return replace(columns, separator=labels.separator, empty_labels=multi,
+                   label_columns=label_columns if multi else None)  # fmt: skip
+
+
+def _text_data_at(path: Path, classes: list[str], columns: TextColumns, labels: Labels) -> EvalData:
     if path.is_dir():  # a folder of tables: test.csv, else val.csv, as `graft train` would read them
         for split, stems in (("test", ("test", "testing")), ("val", ("val", "valid", "validation"))):  # noqa: B007  split is used after the loop
             table = table_in(path, stems)
             if table is not None:
-                rows = _text_rows(table, columns)
+                every, column = read_table(table, columns)
+                rows = _text_rows(every)
                 break
         else:
             raise GraftError(
@@ -102,36 +138,47 @@ def _text_data_at(path: Path, classes: list[str], columns: TextColumns) -> EvalD
             )
         where = f"{table}"
     else:
-        every = read_table(path, columns)
+        every, column = read_table(path, columns)
         splits = {row[3] for row in every}
         split = "test" if "test" in splits else "val" if "val" in splits else "all"
-        rows = _text_rows(path, columns, None if split == "all" else split, every)
+        rows = _text_rows(every, None if split == "all" else split)
         where = f"{path.name}" + (f" (split={split} rows)" if split != "all" else "")
-    items, targets = _with_targets(rows, classes, path)
-    return EvalData(items, targets, where, split)
+    items, targets = _with_targets(rows, classes, path, labels, column or "label")
+    return EvalData(items, targets, where, split, task=labels.task)
 
 
-def _text_rows(
-    path: Path, columns: TextColumns, split: str | None = None, rows: list | None = None
-) -> list[tuple[TextSample, str]]:
+def _text_rows(rows: list, split: str | None = None) -> list[tuple[TextSample, str]]:
     """(sample, label) of the rows of one split (None: all rows). The sample's own label index is unused
     (targets come from the label names), so it is -1."""
-    rows = read_table(path, columns) if rows is None else rows
     return [
         (TextSample(text, -1, pair), label) for text, label, pair, s in rows if split is None or s == split
     ]
 
 
 def _with_targets(
-    rows: list[tuple[Item, str]], classes: list[str], where: Path
-) -> tuple[list[Item], list[int]]:
-    index = {name: i for i, name in enumerate(classes)}
-    unknown = sorted({label for _, label in rows} - set(index))
+    rows: list[tuple[Item, str]], classes: list[str], where: Path, labels: Labels, column: str
+) -> tuple[list[Item], list[Label]]:
+    cells = [label for _, label in rows]
+    if labels.task == "regression":  # interpret raises for a cell that is not a number
+        read = interpret([], cells, "regression", str(where), column)
+        return [p for p, _ in rows], [read.encode(cell) for cell in cells]
+    names = (
+        [name for cell in cells for name in split_labels(cell, labels.separator)]
+        if labels.task == "multi-label"
+        else cells
+    )
+    unknown = sorted(set(names) - set(classes))
     if unknown:
         shown = ", ".join(unknown[:10]) + (f", ... ({len(unknown)} in all)" if len(unknown) > 10 else "")
         raise GraftError(
-            f"{where} has classes the model was not trained on: {shown} "
-            f"(it knows {len(classes)}: {', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''}); "
+            f"{where} has {'labels' if labels.task == 'multi-label' else 'classes'} the model was not trained "
+            f"on: {shown} (it knows {len(classes)}: {', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''}); "
             "remove those samples or evaluate a model trained with them"
         )
-    return [p for p, _ in rows], [index[label] for _, label in rows]
+    index = {name: i for i, name in enumerate(classes)}
+    if labels.task == "multi-label":
+        # interpret's indices are into the sorted classes it found; mapped back to the bundle's by name
+        read = interpret(classes, cells, "multi-label", str(where), column, labels.separator)
+        targets = [tuple(sorted(index[read.classes[i]] for i in read.encode(cell))) for cell in cells]
+        return [p for p, _ in rows], targets
+    return [p for p, _ in rows], [index[label] for label in cells]

@@ -22,16 +22,19 @@ from torch.utils.data import DataLoader
 
 from graft.data.discover import Sample
 from graft.data.images import ImageDataset
+from graft.data.text_tables import TextSample
+from graft.evaluation import multilabel, regression
 from graft.evaluation.context import read_run_context
 from graft.evaluation.data import EvalData
 from graft.evaluation.gallery import highest_loss
 from graft.evaluation.metrics import classification_metrics, expected_calibration_error
 from graft.evaluation.pages import write_report
-from graft.evaluation.plan import EVALUATED_TASKS, EvalPlan, plan_evaluation
+from graft.evaluation.plan import EVALUATED_TASKS, EvalPlan, label_reading, plan_evaluation
 from graft.evaluation.report import Report
 from graft.files import json_ready
 from graft.predict.images import Predictor
 from graft.runs.locate import locate
+from graft.tasks import from_meta
 
 IN_PROCESS_BELOW = 512  # samples: fewer are decoded in-process (starting DataLoader workers costs more)
 
@@ -62,28 +65,62 @@ def run_plan(
     """The bundle's logits on the planned samples -> metrics -> the report folder. `logits`: the bundle's
     logits on exactly these samples, already computed (the end of training), else computed here."""
     located, eval_data, classes = plan.located, plan.data, plan.located.classes
+    meta, task = located.meta, from_meta(located.meta)
     predictor = Predictor.from_path(located.bundle, device=device)
-    targets = torch.tensor(eval_data.targets)
-    if logits is None or logits.shape != (len(targets), len(classes)):
+    targets = task.targets(eval_data.targets)  # class indices, multi-hot rows, or the numbers
+    if logits is None or logits.shape != (len(targets), task.outputs(classes)):
         workers = 0 if len(eval_data.items) < IN_PROCESS_BELOW else num_workers
         logits = LOGITS[plan.task](predictor, eval_data.items, batch_size, workers)
-    # Rounded as metrics.json writes them: what evaluate() returns and what the file says are the same numbers.
-    metrics = json_ready(classification_metrics(logits, targets, classes))
-    meta = located.meta
-    if (meta.get("calibration") or {}).get("temperature"):  # the head was divided by T: undo it to compare
-        metrics["calibration"] = calibration_effect(logits, targets, meta["calibration"])
-    context = read_run_context(located.run, predictor.model, classes)
+    labels = label_reading(located)
+    context = read_run_context(located.run, predictor.model, classes, task.name, labels.separator)
     counts = eval_data.counts(classes)
-    absent = [name for name, n in counts.items() if n == 0]
     notes = list(eval_data.warnings)
-    if absent:
+    extra: dict = {}
+    if task.name == "multi-label":
+        thresholds = task.cutoffs().tolist()
+        metrics = json_ready(multilabel.multilabel_metrics(logits, targets, classes, thresholds))
+        extra = {
+            "worst_by_label": multilabel.worst_per_label(
+                eval_data.items, logits, targets, classes, thresholds
+            ),
+            "figure_data": {"pr_curves": multilabel.pr_curves(logits, targets)},
+            "predictions": multilabel.prediction_rows(
+                eval_data.items, logits, targets, classes, thresholds, labels.separator
+            ),  # fmt: skip
+        }
+    elif task.name == "regression":
+        predicted = logits.reshape(-1)  # the bundle outputs the number: nothing to decode
+        true = torch.tensor(eval_data.targets, dtype=torch.float64)
+        train_mean = (meta.get("task_spec") or {}).get("train_mean")
+        metrics = json_ready(regression.regression_metrics(predicted, true, classes[0], train_mean))
+        extra = {
+            "figure_data": {"true": true.tolist(), "predicted": predicted.double().tolist()},
+            "predictions": regression.prediction_rows(predicted, true),
+        }
+        gallery = regression.largest_errors(eval_data.items, predicted, true)
+    else:
+        # Rounded as metrics.json writes them: what evaluate() returns and what the file says are the same numbers.
+        metrics = json_ready(classification_metrics(logits, targets, classes))
+        if (meta.get("calibration") or {}).get(
+            "temperature"
+        ):  # the head was divided by T: undo it to compare
+            metrics["calibration"] = calibration_effect(logits, targets, meta["calibration"])
+        gallery = highest_loss(eval_data.items, logits, targets, classes)
+    if "predictions" in extra:
+        extra["predictions"] = [
+            sample_columns(item) | row
+            for item, row in zip(eval_data.items, extra["predictions"], strict=True)
+        ]
+    absent = [name for name, n in counts.items() if n == 0]
+    if absent and task.name != "regression":
         notes.append(f"{len(absent)} class(es) have no samples in this data: {', '.join(absent[:10])}; "
                      "their recall is undefined (shown as –)")  # fmt: skip
     trained = meta.get("metrics", {})
+    outputs = {"regression": "regression, one number", "multi-label": f"multi-label, {len(classes)} labels"}
     report = Report(
         title=f"{located.run.name if located.run else located.bundle.name}: evaluation",
         about={
-            "model": f"{meta['arch']} ({meta['family']}, {len(classes)} classes)",
+            "model": f"{meta['arch']} ({meta['family']}, {outputs.get(task.name, f'{len(classes)} classes')})",
             "bundle": str(located.bundle),
             "checkpoint": f"{meta.get('checkpoint', '?')}"
             + (f", epoch {trained['epoch']}" if "epoch" in trained else ""),
@@ -91,14 +128,23 @@ def run_plan(
         },
         metrics=metrics,
         classes=classes,
-        gallery=highest_loss(eval_data.items, logits, targets, classes),
+        gallery=[] if task.name == "multi-label" else gallery,
         context=context,
         evaluated_counts=counts,
         best_epoch=trained.get("epoch"),
         notes=notes,
+        task=task.name,
+        **extra,
     )
     write_report(plan.out, report)
     return Evaluation(plan.out, metrics, eval_data)
+
+
+def sample_columns(item: Path | TextSample) -> dict[str, str]:
+    """What a sample is, as predictions.csv's first columns: its path, or its text (and pair)."""
+    if isinstance(item, TextSample):
+        return {"text": item.text} | ({"text_pair": item.pair} if item.pair is not None else {})
+    return {"path": str(item)}
 
 
 def calibration_effect(logits: torch.Tensor, targets: torch.Tensor, calibration: dict) -> dict:
@@ -158,6 +204,16 @@ def report_after_training(
         console.print(f"[yellow]warning[/yellow] no evaluation report ({type(err).__name__}: {reason[:200]}); "
                       f"retry with: graft eval {run_dir}", highlight=False)  # fmt: skip
         return
-    m = result.metrics
-    console.print(f"[bold]report[/bold] {result.out / 'index.html'}: accuracy {m['accuracy']:.2%}, macro F1 "
-                  f"{m['macro_f1']:.3f}, ECE {m['ece']:.2%} on {m['num_samples']} validation samples", highlight=False)  # fmt: skip
+    console.print(f"[bold]report[/bold] {result.out / 'index.html'}: {summary_line(result.metrics)} on "
+                  f"{result.metrics['num_samples']} validation samples", highlight=False)  # fmt: skip
+
+
+def summary_line(m: dict) -> str:
+    """The headline numbers of metrics.json in one line, per task."""
+    if m.get("task") == "multi-label":
+        return (f"mAP {m['map']:.2%}, micro F1 {m['micro_f1']:.3f}, macro F1 {m['macro_f1']:.3f}, "
+                f"subset accuracy {m['subset_accuracy']:.2%}")  # fmt: skip
+    if m.get("task") == "regression":
+        shown = lambda x: "–" if x is None else f"{x:.4g}"  # noqa: E731
+        return f"MAE {shown(m['mae'])}, RMSE {shown(m['rmse'])}, R² {shown(m['r2'])}, Spearman {shown(m['spearman'])}"
+    return f"accuracy {m['accuracy']:.2%}, macro F1 {m['macro_f1']:.3f}, ECE {m['ece']:.2%}"

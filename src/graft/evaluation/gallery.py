@@ -1,4 +1,4 @@
-"""The highest-loss samples, and how one sample is shown: an image thumbnail, or (text tasks) the text.
+"""The highest-loss samples (single-label; `Worst` holds the other tasks' worst samples), and how one sample is shown: an image thumbnail, or (text tasks) the text.
 
 `sample_html` / `sample_markdown` are the only places that know what a sample looks like; a text task
 passes TextSamples as items and gets quoted text instead of pictures, with nothing else changed.
@@ -34,6 +34,17 @@ class GalleryEntry:
     @property
     def correct(self) -> bool:
         return self.true == self.predicted
+
+
+@dataclass
+class Worst:
+    """A sample the model got most wrong, under a task without a single class (multi-label, regression)."""
+
+    item: Path | TextSample
+    true: str  # the true label set, or the true number
+    predicted: str
+    note: str  # why it is shown: "p(sea) 0.08, threshold 0.40: missed", "error +12.3"
+    wrong: bool = True
 
 
 def highest_loss(

@@ -3,6 +3,7 @@ metrics.json, written into a staging folder and swapped in whole."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -23,4 +24,16 @@ def write_report(out: Path, report: Report) -> Path:
     )
     (tmp / "index.html").write_text(render_html(report, figures))
     (tmp / "report.md").write_text(render_markdown(report, figures))
+    if report.predictions is not None:
+        write_predictions(tmp / "predictions.csv", report)
     return replace_folder(tmp, out) / "index.html"
+
+
+def write_predictions(path: Path, report: Report) -> None:
+    """predictions.csv: one row per evaluated sample, in the data's order (evaluate.py `sample_columns`
+    first, then the task's: multi-label true, predicted, p_LABEL...; regression true, predicted, error)."""
+    rows = report.predictions
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)

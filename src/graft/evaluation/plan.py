@@ -11,7 +11,7 @@ from pathlib import Path
 
 from graft.data.text_tables import TextColumns
 from graft.errors import GraftError
-from graft.evaluation.data import EvalData, data_at, run_validation
+from graft.evaluation.data import EvalData, Labels, data_at, run_validation
 from graft.runs.folder import REPORT
 from graft.runs.locate import Located, locate
 from graft.runs.records import read_config
@@ -30,6 +30,11 @@ class EvalPlan:
     def task(self) -> str:
         return self.located.meta.get("task", "image-classification")
 
+    @property
+    def prediction(self) -> str:
+        """What the bundle predicts (graft/tasks/): single-label, multi-label or regression."""
+        return self.data.task
+
 
 def plan_evaluation(
     target: str | Path, data: str | Path | None = None, out: str | Path | None = None
@@ -41,11 +46,12 @@ def plan_evaluation(
             f"graft eval handles {', '.join(EVALUATED_TASKS)} bundles so far; {located.bundle} is {task}"
         )
     text = task == "text-classification"
+    labels = label_reading(located)
     if data is not None:
         samples = data_at(Path(data), located.classes, text_columns(located) if text else None,
-                          image_columns(located))  # fmt: skip
+                          image_columns(located), labels, label_columns(located))  # fmt: skip
     elif located.run is not None:
-        samples = run_validation(located.run, located.classes, text)
+        samples = run_validation(located.run, located.classes, text, labels)
     else:
         raise GraftError(
             f"{located.bundle} is not inside its run folder, so there is no validation split; "
@@ -64,6 +70,20 @@ def text_columns(located: Located) -> TextColumns:
     data = read_config(located.run).get("data") or {} if located.run is not None else {}
     return TextColumns(data.get("text_column") or "text", data.get("label_column") or "label",
                        data.get("text_pair_column"))  # fmt: skip
+
+
+def label_reading(located: Located) -> Labels:
+    """The bundle's task (graft.json's task_spec; single-label before tasks existed) and the separator its
+    run joined multi-label cells with (the run's config, else ';')."""
+    data = read_config(located.run).get("data") or {} if located.run is not None else {}
+    task = (located.meta.get("task_spec") or {}).get("name", "single-label")
+    return Labels(task, data.get("label_separator") or Labels.separator)
+
+
+def label_columns(located: Located) -> tuple[str, ...] | None:
+    """The 0/1 label columns a multi-label run read (--label-columns), if it did."""
+    data = read_config(located.run).get("data") or {} if located.run is not None else {}
+    return tuple(data["label_columns"]) if data.get("label_columns") else None
 
 
 def image_columns(located: Located) -> tuple[str, str]:

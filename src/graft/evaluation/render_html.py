@@ -7,7 +7,7 @@ from html import escape
 from typing import Any
 
 from graft.evaluation.gallery import png_uri, sample_html
-from graft.evaluation.report import SECTIONS, Report, calibration_note, pct
+from graft.evaluation.report import TASK_SECTIONS, Report, calibration_note, pct
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2330;margin:0;background:#f6f7f9}
@@ -47,14 +47,20 @@ def render_html(r: Report, figures: dict[str, bytes]) -> str:
         "data": _data,
         "strategy": _strategy,
         "config": _config,
+        "per-label": _per_label,
+        "pr-curves": _pr_curves,
+        "worst-per-label": _worst_per_label,
+        "predicted-vs-true": _predicted_vs_true,
+        "residuals": _residuals,
+        "worst": _worst,
     }
-    assert sections.keys() == SECTIONS.keys(), "every section of the report needs its HTML"
+    assert sections.keys() == {k for s in TASK_SECTIONS.values() for k in s}, "every section needs its HTML"
     body = "".join(
         f'<section id="{key}"><h2>{title}</h2>{sections[key](r, figures)}</section>'
-        for key, title in SECTIONS.items()
+        for key, title in r.sections.items()
     )
     about = " · ".join(f"{escape(k)} <b>{escape(v)}</b>" for k, v in r.about.items())
-    nav = "".join(f'<a href="#{key}">{title}</a>' for key, title in SECTIONS.items())
+    nav = "".join(f'<a href="#{key}">{title}</a>' for key, title in r.sections.items())
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(r.title)}</title>'
         f"<style>{STYLE}</style></head><body><main><h1>{escape(r.title)}</h1>"
@@ -133,6 +139,62 @@ def _gallery(r: Report, figures: dict[str, bytes]) -> str:
         f'<div class="{"right" if e.correct else "wrong"}">predicted {escape(e.predicted)} ({e.p_predicted:.1%})</div>'
         f"<div>loss {e.loss:.3f}</div></div>"
         for e in r.gallery
+    )
+    return f'<div class="gallery">{tiles}</div>'
+
+
+def _per_label(r: Report, figures: dict[str, bytes]) -> str:
+    header = ["label", "threshold", "precision", "recall", "F1", "AP", "support", "predicted"]
+    return table(header, r.per_label_rows()) + (
+        "<p>A label is predicted when its probability reaches its threshold, tuned per label on the validation "
+        "split for the best F1 and stored in the bundle. AP (average precision) is threshold-free; support: "
+        "samples with the label; predicted: samples given it.</p>"
+    )
+
+
+def _pr_curves(r: Report, figures: dict[str, bytes]) -> str:
+    return _figure(figures, "pr_curves.png", "precision-recall curve per label") + (
+        "<p>Precision against recall as each label's threshold moves; the red dot is the tuned threshold.</p>"
+    )
+
+
+def _worst_per_label(r: Report, figures: dict[str, bytes]) -> str:
+    parts = []
+    for label, entries in r.worst_by_label.items():
+        parts.append(f"<h3>{escape(label)}</h3>")
+        parts.append(_tiles(entries) if entries else "<p>No mistakes on this label.</p>")
+    return "".join(parts)
+
+
+def _predicted_vs_true(r: Report, figures: dict[str, bytes]) -> str:
+    m = r.metrics
+    return (
+        f'<div class="row">{_figure(figures, "predicted_vs_true.png", "predicted against true")}'
+        f"<p>One dot per sample; on the dashed diagonal the prediction is exact. In {escape(m['target'])}'s "
+        "units: the bundle outputs the number itself.</p></div>"
+    )
+
+
+def _residuals(r: Report, figures: dict[str, bytes]) -> str:
+    return (
+        _figure(figures, "residuals.png", "residuals")
+        + "<p>Residual: predicted - true. A slope on the left means large values are under-predicted and "
+        "small ones over-predicted (regression to the mean).</p>"
+        + table(["residual", "value"], r.residual_rows())
+    )
+
+
+def _worst(r: Report, figures: dict[str, bytes]) -> str:
+    return _tiles(r.gallery)
+
+
+def _tiles(entries: list) -> str:
+    """Worst samples of multi-label and regression (gallery.Worst) as tiles."""
+    tiles = "".join(
+        f'<div class="tile">{sample_html(e.item)}<div>true <b>{escape(e.true)}</b></div>'
+        f'<div class="{"wrong" if e.wrong else "right"}">predicted {escape(e.predicted)}</div>'
+        f"<div>{escape(e.note)}</div></div>"
+        for e in entries
     )
     return f'<div class="gallery">{tiles}</div>'
 
