@@ -21,7 +21,6 @@ ALIASES: dict[str, str] = {
     "val_split": "data.val_split",
     "img_size": "data.img_size",
     "task": "data.task",
-    "labels": "data.task",  # `labels="single"`: the flag --single-label before --task existed
     "modality": "data.modality",
     "label_separator": "data.label_separator",
     "label_columns": "data.label_columns",
