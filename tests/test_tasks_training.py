@@ -1,0 +1,99 @@
+"""Multi-label and regression train with the guarantees single-label has: the task is read from the labels
+and said in the header, the bundle stores what decodes it (thresholds; the target's scaling folded into the
+head), and a run killed mid-epoch resumes into exactly the run that never died."""
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from graft.tasks import MultiLabel, Regression, create_task, tune_thresholds
+from test_eval_tasks import multi_label_images, regression_images, write_csv
+from test_resume import RUN, assert_same_run, graft
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tasks")
+    return {
+        "multi-label": write_csv(root / "scenes.csv", ["path", "labels"], multi_label_images(root / "ml")),
+        "regression": write_csv(root / "ages.csv", ["path", "target"], regression_images(root / "rg")),
+    }
+
+
+@pytest.fixture(scope="module")
+def references(tables, tmp_path_factory) -> dict[str, Path]:
+    out = {}
+    for task, data in tables.items():
+        run = tmp_path_factory.mktemp(task) / "run"
+        result = graft("train", data, *RUN, "--out", run)
+        assert result.returncode == 0, result.stderr
+        out[task] = run
+    return out
+
+
+@pytest.mark.parametrize("task", ["multi-label", "regression"])
+def test_the_task_is_detected_said_and_bundled(tables, references, task):
+    run = references[task]
+    header = (run / "config.yaml").read_text()
+    assert f"task: {task}" in header and f"monitor: {'val_map' if task == 'multi-label' else 'val_mae'}" in header
+    meta = json.loads((run / "model" / "graft.json").read_text())
+    spec = meta["task_spec"]
+    assert spec["name"] == task
+    metrics = meta["metrics"]
+    if task == "multi-label":
+        assert spec["problem_type"] == "multi_label_classification" and meta["classes"] == ["blue", "green", "red"]
+        assert len(spec["thresholds"]) == 3 and all(0 < t < 1 for t in spec["thresholds"])
+        assert 0 <= metrics["val_map"] <= 1 and "val_f1" in metrics
+    else:
+        assert spec["problem_type"] == "regression" and meta["num_classes"] == 1
+        # The bundled head outputs the target itself: its bias sits near the training mean, not near 0.
+        assert spec["train_std"] > 10 and metrics["val_mae"] < spec["train_std"]
+    history = (run / "metrics.csv").read_text().splitlines()
+    assert ("val_map" if task == "multi-label" else "val_mae") in history[0]
+
+
+@pytest.mark.parametrize("task", ["multi-label", "regression"])
+def test_killed_mid_epoch_then_resumed_equals_uninterrupted(tables, references, tmp_path, task):
+    out = tmp_path / "run"
+    killed = graft("train", tables[task], *RUN, "--out", out, fault="step@7")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = graft("resume", out, "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(out, references[task])
+
+
+def test_regression_bundle_outputs_the_target_in_its_units(references):
+    """The head's weights in the bundle are the checkpoint's times the training std, its bias shifted by the
+    mean: what the model outputs before bundling is standardised, after it the number itself."""
+    run = references["regression"]
+    spec = json.loads((run / "model" / "graft.json").read_text())["task_spec"]
+    index = json.loads((run / "checkpoints" / "index.json").read_text())
+    trained = load_file(str(run / "checkpoints" / index["best"] / "model.safetensors"))
+    bundled = load_file(str(run / "model" / "model.safetensors"))
+    head = next(k for k in trained if k.endswith("fc.weight") or k.endswith("classifier.weight"))
+    bias = head.replace("weight", "bias")
+    assert torch.allclose(bundled[head], trained[head] * spec["train_std"], atol=1e-5)
+    assert torch.allclose(bundled[bias], trained[bias] * spec["train_std"] + spec["train_mean"], atol=1e-4)
+
+
+def test_tasks_decode_and_score_as_documented():
+    multi = create_task("multilabel", ["a", "b", "c"])
+    assert isinstance(multi, MultiLabel)
+    targets = multi.targets([(0,), (1, 2), ()])
+    assert targets.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 0]]
+    logits = torch.tensor([[3.0, -3.0, -3.0], [-3.0, 2.0, 0.2], [-2.0, -2.0, -2.0]])
+    assert multi.metrics(logits, targets)["val_map"] == pytest.approx(1.0)
+    tuned = tune_thresholds(logits, targets)
+    assert tuned[2] < torch.sigmoid(torch.tensor(0.2)).item()  # label c's cut-off lets its one positive in
+    decoded = MultiLabel(3, tuned).decode(logits, ["a", "b", "c"])
+    assert [d.value for d in decoded] == [["a"], ["b", "c"], []]
+    regression = create_task("regression", ["age"], [10.0, 20.0, 30.0])
+    assert isinstance(regression, Regression) and regression.mean == 20.0
+    standardised = regression.targets([10.0, 30.0])
+    assert standardised.tolist() == [-1.0, 1.0]
+    assert regression.metrics(standardised[:, None], standardised)["val_mae"] == 0.0
+    assert regression.metrics(torch.zeros(2, 1), standardised)["val_mae"] == pytest.approx(10.0)
