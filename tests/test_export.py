@@ -38,7 +38,7 @@ def test_export_round_trips(trained_run, tmp_path: Path, fmt: str):
     assert (
         sidecar["preprocessing"]["mean"] == [0.5, 0.5, 0.5] and sidecar["preprocessing"]["crop_pct"] == 0.95
     )
-    assert sidecar["verification"]["top1_agree"] == sidecar["verification"]["n"] == 7
+    assert sidecar["verification"]["agree"] == sidecar["verification"]["n"] == 7
 
     # loaded independently of graft, on a batch size the export never saw
     model = graft.load(trained_run.path, device="cpu").model

@@ -60,9 +60,12 @@ def train(
 
 def load(path: str | Path | Run, device: str = "auto", backend: str = "torch") -> Predictor:
     """A predictor for a run directory or a bundle folder (`backend="onnx"`: its ONNX export on
-    onnxruntime, or a .onnx file); every one has `predict(inputs, top_k=1, batch_size=32)` and
-    `predict_proba(inputs, batch_size=32)` (an (N, C) array, columns in `.classes` order). Images are paths,
-    folders, PIL images, numpy arrays or torch tensors; texts are strings."""
+    onnxruntime, or a .onnx file); every one has `.modality` ("image", "text"), `.task` ("single-label",
+    "multi-label", "regression"), `predict(inputs, top_k=1, batch_size=32)` (per input: the top classes; the
+    labels above their thresholds with each label's sigmoid probability; or the number) and
+    `predict_proba(inputs, batch_size=32)` (an (N, C) array, columns in `.classes` order: softmax, or a
+    sigmoid per label; a regression model raises GraftError). Images are paths, folders, PIL images, numpy
+    arrays or torch tensors; texts are strings."""
     return load_predictor(_path(path), backend=backend, device=device)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -40,10 +41,22 @@ def export_command(
         f"[bold]export[/bold] {result.path} ({fmt}, {size:.1f} MB, {result.seconds:.1f}s)", highlight=False
     )
     console.print(f"[bold]verify[/bold] {result.check.summary()}", highlight=False)
-    console.print(f"[bold]meta[/bold]   {result.sidecar}: input, preprocessing, classes", highlight=False)
+    console.print(
+        f"[bold]meta[/bold]   {result.sidecar}: input, preprocessing, classes, task", highlight=False
+    )
+    task = (located.meta.get("task_spec") or {}).get("name", "single-label")
+    if task != "single-label":  # what the raw outputs are: a plain softmax over them would be wrong
+        meaning = json.loads(result.sidecar.read_text())["output"]["meaning"]
+        console.print(f"[bold]output[/bold] {meaning}", highlight=False)
     if fmt == "torchscript":
         console.print("[yellow]note[/yellow]   torch.jit is deprecated since PyTorch 2.14; --format pt2 is its "
                       "successor (torch.export), onnx runs without torch", highlight=False)  # fmt: skip
     if fmt == "onnx":
         example = '"SOME TEXT"' if located.meta.get("task") == "text-classification" else "IMAGE"
-        console.print(f"[bold]next[/bold]   graft predict {target} {example} --backend onnx", highlight=False)
+        gives = {
+            "multi-label": "   (the labels above their thresholds)",
+            "regression": "   (the number)",
+        }.get(task, "")
+        console.print(
+            f"[bold]next[/bold]   graft predict {target} {example} --backend onnx{gives}", highlight=False
+        )

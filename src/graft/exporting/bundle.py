@@ -15,11 +15,20 @@ Text models (Hugging Face encoders) are saved with `save_pretrained` (model and 
     AutoModelForSequenceClassification.from_pretrained("runs/NAME/model")
     pipeline("text-classification", model="runs/NAME/model")
 
-graft's own metadata (classes, preprocessing, metrics, calibration, where the weights came from, graft
-version) is `graft.json` beside them. The head's weights are calibrated in place (divided by the
-temperature fit on the validation split), so a softmax over the logits of any of the loaders above gives
-the calibrated probabilities with no extra step. `MANIFEST.json` (runs/manifest.py), written last, holds
-the size and SHA-256 of every file; graft verifies it before loading a bundle (`verify_bundle`).
+graft's own metadata (classes, preprocessing, metrics, calibration, the task, where the weights came from,
+graft version) is `graft.json` beside them. What the logits mean depends on the task (`task_spec` there):
+
+  single-label   the head's weights are calibrated in place (divided by the temperature fit on the
+                 validation split), so a softmax over the logits of any loader above gives the calibrated
+                 probabilities with no extra step
+  multi-label    one logit per label: a sigmoid of each is its probability; the per-label thresholds
+                 tuned on validation are task_spec.thresholds (config.problem_type is
+                 "multi_label_classification" for transformers)
+  regression     one output, the number itself in the target's units: the training standardisation is
+                 folded into the head (config.problem_type "regression", num_labels 1)
+
+`MANIFEST.json` (runs/manifest.py), written last, holds the size and SHA-256 of every file; graft verifies
+it before loading a bundle (`verify_bundle`).
 """
 
 from __future__ import annotations

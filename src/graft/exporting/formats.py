@@ -213,7 +213,9 @@ def export(target: str | Path, fmt: str, out: str | Path | None = None, atol: fl
         except (RuntimeError, ValueError, TypeError, AssertionError) as err:  # what torch's exporters raise
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise GraftError(f"cannot export {located.meta['arch']} to {fmt}: {first[:300]}") from None
-        check = compare(model, spec.load(tmp, model, io), cases, what, fmt, atol)
+        check = compare(
+            model, spec.load(tmp, model, io), cases, what, fmt, atol, located.meta.get("task_spec")
+        )
         sidecar = {
             **header,
             "format": fmt,
@@ -235,9 +237,22 @@ def export(target: str | Path, fmt: str, out: str | Path | None = None, atol: fl
     return Exported(out, out.with_name(out.name + ".json"), fmt, check, time.perf_counter() - started)
 
 
+OUTPUT_MEANING = {
+    "single-label": "unnormalized class scores, in the order of `classes`; softmax gives probabilities",
+    "multi-label": "one logit per label, in the order of `classes`; a sigmoid of each gives its probability, "
+    "and a label is predicted when that reaches its threshold in task_spec.thresholds",
+    "regression": "the predicted {target} itself, in its own units (the training scaling is folded into the "
+    "model): no softmax, no sigmoid",
+}
+
+
 def _header(located: Located) -> dict[str, Any]:
-    """What a consumer of the file needs: classes and outputs; and what it was made from."""
+    """What a consumer of the file needs: classes, the task and the outputs; and what it was made from."""
     meta = located.meta
+    task_spec = meta.get("task_spec") or {
+        "name": "single-label",
+        "problem_type": "single_label_classification",
+    }
     return {
         "graft_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -249,10 +264,12 @@ def _header(located: Located) -> dict[str, Any]:
         "checkpoint": meta.get("checkpoint"),
         "num_classes": meta["num_classes"],
         "classes": list(meta["classes"]),
+        # What the outputs are and how to decode them (graft/tasks/): predict --backend onnx reads it.
+        "task_spec": task_spec,
         "output": {
             "name": OUTPUT_NAME,
             "shape": ["batch", meta["num_classes"]],
-            "meaning": "unnormalized class scores, in the order of `classes`; softmax gives probabilities",
+            "meaning": OUTPUT_MEANING[task_spec["name"]].format(target=task_spec.get("target", "value")),
         },
     }
 

@@ -3,14 +3,21 @@
 Inputs are a few real validation samples of the run (one per class, round-robin) when its split.csv
 (and, for images, the files) are there, else seeded random tensors or fixed sentences. Each is run through
 both models at the full batch and at batch 1 (so a batch axis that was frozen at export time fails here,
-not in production), a text model also at a second sequence length; logits must agree within `atol` and
-every top-1 class must match.
+not in production), a text model also at a second sequence length. What must agree is what a prediction
+reads from the outputs, by the bundle's task:
+
+  single-label   logits within `atol`, and every top-1 class the same (or tied with it within `atol`)
+  multi-label    each label's sigmoid probability within `atol`, and the same labels at or above their
+                 thresholds (a label whose probability sits within `atol` of its threshold may go either way)
+  regression     the number within `atol` times the target's training standard deviation (the tolerance
+                 on the standardised scale the head was trained on) plus float32's rounding of its size
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,6 +28,7 @@ from graft.runs.locate import Located
 from graft.runs.split import ImageRow, read_split
 
 ATOL = 1e-4  # on logits; float32 kernels of different runtimes differ by ~1e-6..1e-5 on these models
+RTOL = 1e-6  # regression: float32 holds ~7 digits, so a number near 1e5 is only known to ~0.01
 Inputs = tuple[
     torch.Tensor, ...
 ]  # the model's positional inputs: (images,) or (input_ids, ..., attention_mask)
@@ -30,17 +38,19 @@ Inputs = tuple[
 class Check:
     inputs: str  # what was compared: "6 validation images", "4 random inputs", "6 validation texts"
     batch_sizes: list[int]
-    max_abs_diff: float  # on logits, over every input and batch size
-    top1_agree: int  # of `n`
+    max_abs_diff: float  # on `compared`, over every input and batch size
+    agree: int  # rows of `n` whose prediction is the same (`agreement`)
     n: int
-    atol: float
+    atol: float  # the limit on max_abs_diff
+    compared: str = "logit"  # "logit", "probability" (multi-label), or the regression target's name
+    agreement: str = "same top-1 class"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def summary(self) -> str:
         return (f"{self.inputs} at batch {' and '.join(map(str, self.batch_sizes))}: "
-                f"max |logit diff| {self.max_abs_diff:.2g}, same top-1 class on {self.top1_agree}/{self.n} rows")  # fmt: skip
+                f"max |{self.compared} diff| {self.max_abs_diff:.2g}, {self.agreement} on {self.agree}/{self.n} rows")  # fmt: skip
 
 
 def verification_inputs(
@@ -72,9 +82,14 @@ def compare(
     what: str,
     fmt: str,
     atol: float = ATOL,
+    task_spec: dict[str, Any] | None = None,
 ) -> Check:
-    """Raise GraftError naming the difference when the export disagrees with `eager`."""
+    """Raise GraftError naming the difference when the export disagrees with `eager`. `task_spec`: the
+    bundle's (graft.json), which says what a prediction reads from the outputs; none: single-label."""
     eager.eval()
+    spec = task_spec or {}
+    task = spec.get("name", "single-label")
+    limit = atol * float(spec.get("train_std", 1.0)) if task == "regression" else atol
     worst, agree, n = 0.0, 0, 0
     rows = len(cases[0][0])
     batch_sizes = [rows] + ([1] if rows > 1 else [])
@@ -88,14 +103,35 @@ def compare(
                     f"{fmt} export returns shape {tuple(got.shape)} for a batch of {size}, the model "
                     f"{tuple(expected.shape)}; nothing was written"
                 )
-            worst = max(worst, (got - expected).abs().max().item())
-            # The export's top-1 class must be the eager top-1, or tie with it within `atol` (near-equal logits
-            # may legitimately swap order under another runtime's rounding).
-            chosen = expected.gather(1, got.argmax(1, keepdim=True)).squeeze(1)
-            agree += (chosen >= expected.max(1).values - atol).sum().item()
+            if task == "multi-label":
+                diff, same = _same_labels(expected, got, spec.get("thresholds"), atol)
+            elif task == "regression":
+                diff = (got - expected).abs()
+                same = (diff <= limit + RTOL * expected.abs()).reshape(size, -1).all(1)
+            else:
+                diff = (got - expected).abs()
+                # The export's top-1 class must be the eager top-1, or tie with it within `atol` (near-equal
+                # logits may legitimately swap order under another runtime's rounding).
+                chosen = expected.gather(1, got.argmax(1, keepdim=True)).squeeze(1)
+                same = chosen >= expected.max(1).values - atol
+            worst = max(worst, diff.max().item())
+            agree += int(same.sum().item())
             n += size
-    check = Check(what, batch_sizes, worst, agree, n, atol)
-    if worst >= atol or agree < n:
+    compared, agreement = {"multi-label": ("probability", "same labels above threshold"),
+                           "regression": (spec.get("target", "value"), f"within {limit:.2g}")}.get(
+        task, ("logit", "same top-1 class"))  # fmt: skip
+    check = Check(what, batch_sizes, worst, agree, n, limit, compared, agreement)
+    if (worst >= limit and task != "regression") or agree < n:
         raise GraftError(f"{fmt} export does not match the PyTorch model on {check.summary()} "
                          f"(limit {atol:g}); nothing was written")  # fmt: skip
     return check
+
+
+def _same_labels(
+    expected: torch.Tensor, got: torch.Tensor, thresholds: list[float] | None, atol: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(|probability diff| per element, (B,) rows predicting the same label set) for multi-label logits."""
+    p, q = expected.sigmoid(), got.sigmoid()  # (B, C)
+    cut = torch.tensor(thresholds if thresholds else [0.5] * p.shape[1], dtype=p.dtype)
+    undecided = (p - cut).abs() <= atol  # on its threshold: rounding may put it either side
+    return (q - p).abs(), (((p >= cut) == (q >= cut)) | undecided).all(1)

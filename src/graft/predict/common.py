@@ -15,17 +15,28 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from graft.config.task_names import TASK_NAMES
 from graft.data.decode import load_image, to_rgb
-from graft.data.discover import IMAGE_EXTENSIONS
+from graft.data.folders import IMAGE_EXTENSIONS
 from graft.errors import GraftError
 
 
 @dataclass
 class Prediction:
+    """A single-label prediction: the most probable class and the runners-up."""
+
     input: str
     label: str
     score: float  # softmax probability of `label`
     top_k: list[tuple[str, float]]
+
+    @property
+    def value(self) -> str:  # every prediction has .input, .value and .scores
+        return self.label
+
+    @property
+    def scores(self) -> dict[str, float]:
+        return dict(self.top_k)
 
     def to_dict(self) -> dict:
         return {
@@ -34,6 +45,110 @@ class Prediction:
             "score": self.score,
             "top_k": [{"label": label, "score": score} for label, score in self.top_k],
         }
+
+
+@dataclass
+class MultiLabelPrediction:
+    """A multi-label prediction: every label whose probability reaches its threshold (tuned on validation,
+    stored in the bundle), most probable first, and every label's probability (its own sigmoid)."""
+
+    input: str
+    labels: list[str]  # above their thresholds, most probable first; may be empty
+    scores: dict[str, float]  # every class's sigmoid probability, in the bundle's class order
+
+    @property
+    def value(self) -> list[str]:
+        return self.labels
+
+    def ranked(self) -> list[tuple[str, float]]:
+        """Every (label, probability), most probable first."""
+        return sorted(self.scores.items(), key=lambda item: -item[1])
+
+    def to_dict(self) -> dict:
+        return {"input": self.input, "value": list(self.labels), "scores": dict(self.scores)}
+
+
+@dataclass
+class RegressionPrediction:
+    """A regression prediction: the number itself, in the target's units (the bundle's head outputs it)."""
+
+    input: str
+    value: float
+    target: str = "target"  # what the number is (the CSV's target column)
+
+    @property
+    def scores(self) -> dict[str, float]:
+        return {}
+
+    def to_dict(self) -> dict:
+        return {"input": self.input, "value": self.value, "scores": {}}
+
+
+AnyPrediction = Prediction | MultiLabelPrediction | RegressionPrediction
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """The bundle's outputs (logits) -> predictions, for its task; NumPy only, so PyTorch and onnxruntime
+    predictors decode alike (graft.tasks' `Task.decode` is the torch twin, and a test keeps them equal).
+
+      single-label   softmax over the classes; the top k
+      multi-label    one sigmoid per label; the labels at or above their thresholds
+      regression     the one output is the number (the bundle folded the training scaling into its head)
+    """
+
+    task: str  # graft.config.task_names.TASK_NAMES
+    classes: list[str]
+    thresholds: list[float] | None = None  # multi-label: per class
+    target: str = "target"  # regression: the target's name
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> Decoder:
+        """From graft.json or an export's sidecar: `classes` and `task_spec` (none: single-label, as bundles
+        written before tasks existed are)."""
+        spec = meta.get("task_spec") or {}
+        task, classes = spec.get("name", "single-label"), list(meta["classes"])
+        if task not in TASK_NAMES:
+            raise GraftError(
+                f"the bundle's task {task!r} is not one this graft predicts ({', '.join(TASK_NAMES)}); upgrade graft"
+            )
+        thresholds = spec.get("thresholds") if task == "multi-label" else None
+        if thresholds is not None and len(thresholds) != len(classes):
+            raise GraftError(
+                f"the bundle has {len(thresholds)} thresholds for {len(classes)} classes; retrain"
+            )
+        return cls(
+            task, classes, thresholds, spec.get("target", classes[0] if task == "regression" else "target")
+        )
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """(B, C) float32: softmax (single-label) or a sigmoid per label (multi-label)."""
+        if self.task == "regression":
+            raise GraftError(
+                f"a regression model has no probabilities: predict() returns the {self.target} itself "
+                "(each prediction's .value)"
+            )
+        logits = np.asarray(logits, dtype=np.float32)
+        return sigmoid(logits) if self.task == "multi-label" else softmax(logits)
+
+    def decode(self, names: Sequence[str], logits: np.ndarray, top_k: int = 1) -> list[AnyPrediction]:
+        """One prediction per row of (B, C) logits; `top_k` matters to single-label only."""
+        if self.task == "regression":
+            values = np.asarray(logits, dtype=np.float64).reshape(len(names), -1)[:, 0]
+            return [RegressionPrediction(name, float(v), self.target) for name, v in zip(names, values)]
+        probs = self.probabilities(logits)
+        if self.task == "single-label":
+            return ranked(names, probs, max(1, min(top_k, len(self.classes))), self.classes)
+        cut = np.asarray(self.thresholds or [DEFAULT_THRESHOLD] * len(self.classes), dtype=np.float32)
+        out = []
+        for name, row in zip(names, probs):
+            order = np.argsort(-row, kind="stable")
+            out.append(MultiLabelPrediction(name, [self.classes[i] for i in order if row[i] >= cut[i]],
+                                            dict(zip(self.classes, map(float, row)))))  # fmt: skip
+        return out
+
+
+DEFAULT_THRESHOLD = 0.5  # = graft.tasks.multi.DEFAULT_THRESHOLD: a bundle written before tuning
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
@@ -69,25 +184,34 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    # exp of -|x| only: no overflow warning for large logits of either sign
+    e = np.exp(-np.abs(logits))
+    return np.where(logits >= 0, 1 / (1 + e), e / (1 + e)).astype(logits.dtype)
+
+
 def predict_in_batches(
-    items: Sequence, top_k: int, batch_size: int, classes: list[str], probs: Callable[[list], np.ndarray],
+    items: Sequence, top_k: int, batch_size: int, decoder: Decoder, logits: Callable[[list], np.ndarray],
     name: Callable[[object], str] = str,
-) -> list[Prediction]:  # fmt: skip
-    """Every predictor's loop: `probs(chunk)` -> (B, C) probabilities for each chunk of `batch_size` items."""
-    k = max(1, min(top_k, len(classes)))
+) -> list[AnyPrediction]:  # fmt: skip
+    """Every predictor's loop: `logits(chunk)` -> (B, C) outputs for each chunk of `batch_size` items."""
     predictions = []
     for start in range(0, len(items), batch_size):
         chunk = list(items[start : start + batch_size])
-        predictions += ranked([name(x) for x in chunk], probs(chunk), k, classes)
+        predictions += decoder.decode([name(x) for x in chunk], logits(chunk), top_k)
     return predictions
 
 
 def probabilities_in_batches(
-    items: Sequence, batch_size: int, classes: list[str], probs: Callable[[list], np.ndarray]
+    items: Sequence, batch_size: int, decoder: Decoder, logits: Callable[[list], np.ndarray]
 ) -> np.ndarray:
-    """`predict_proba`'s loop: (N, C) float32 probabilities, columns in `classes` order."""
-    chunks = [probs(list(items[start : start + batch_size])) for start in range(0, len(items), batch_size)]
-    return np.concatenate(chunks) if chunks else np.zeros((0, len(classes)), dtype=np.float32)
+    """`predict_proba`'s loop: (N, C) float32 probabilities, columns in the decoder's class order."""
+    decoder.probabilities(
+        np.zeros((0, len(decoder.classes)), dtype=np.float32)
+    )  # regression: refused at once
+    chunks = [decoder.probabilities(logits(list(items[start : start + batch_size])))
+              for start in range(0, len(items), batch_size)]  # fmt: skip
+    return np.concatenate(chunks) if chunks else np.zeros((0, len(decoder.classes)), dtype=np.float32)
 
 
 IMAGE_INPUTS = (

@@ -1,10 +1,14 @@
-"""Predict with a bundle (or a run directory): images in, labels with probabilities out.
+"""Predict with a bundle (or a run directory): images in, predictions for the bundle's task out.
 
 >>> predictor = graft.load("runs/NAME")                      # doctest: +SKIP
 >>> predictor.predict(["cat.jpg"], top_k=3)[0].label         # doctest: +SKIP
 'cat'
 >>> predictor.predict_proba(["cat.jpg"])                     # doctest: +SKIP
 array([[0.97, 0.03]], dtype=float32)
+
+A multi-label bundle's predictions are MultiLabelPrediction (`.labels` above their thresholds, `.scores`:
+each label's sigmoid probability), a regression bundle's RegressionPrediction (`.value`: the number);
+predict/common.py `Decoder` turns the model's outputs into them.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from timm.data import create_transform
 from graft.errors import GraftError
 from graft.models.registry import create_model
 from graft.predict.common import (  # noqa: F401  (expand_inputs re-exported)
-    Prediction,
+    AnyPrediction,
+    Decoder,
     decoded,
     expand_inputs,
     image_inputs,
@@ -35,14 +40,21 @@ from graft.runtime import resolve_device
 
 
 class Predictor:
-    task = "image"
+    modality = "image"
 
-    def __init__(self, model: torch.nn.Module, classes: list[str], data_config: dict, device: torch.device):
+    def __init__(self, model: torch.nn.Module, classes: list[str], data_config: dict, device: torch.device,
+                 decoder: Decoder | None = None):  # fmt: skip
         self.model = model.to(device).eval()
         self.classes = classes
         self.data_config = data_config
         self.device = device
         self.transform = create_transform(**data_config, is_training=False)
+        self.decoder = decoder or Decoder("single-label", classes)
+
+    @property
+    def task(self) -> str:
+        """ "single-label", "multi-label" or "regression" (graft.tasks)."""
+        return self.decoder.task
 
     @classmethod
     def from_path(cls, path: str | Path, device: str = "auto") -> Predictor:
@@ -65,7 +77,8 @@ class Predictor:
             # A bundle without a manifest (written before graft kept one) whose weights are damaged or
             # not weights at all: safetensors' and torch's errors, as one line naming the folder.
             raise GraftError(f"cannot load the bundle {path}: {error_line(err)}") from None
-        return cls(built.model, meta["classes"], built.data_config, resolve_device(device))
+        decoder = Decoder.from_meta(meta)
+        return cls(built.model, meta["classes"], built.data_config, resolve_device(device), decoder)
 
     @torch.inference_mode()
     def predict(
@@ -73,20 +86,23 @@ class Predictor:
         inputs: Any,
         top_k: int = 1,
         batch_size: int = 32,
-    ) -> list[Prediction]:
-        """The top `top_k` labels of each image: a path, a folder (its images, recursively, in sorted order),
-        a PIL image, a numpy array (HxWxC uint8, or HxW grayscale) or a torch tensor (CxHxW or HxWxC, uint8 or
-        float in [0, 1]); one or a list of them. In-memory images are named '<image>' in `Prediction.input`."""
+    ) -> list[AnyPrediction]:
+        """A prediction per image: a path, a folder (its images, recursively, in sorted order), a PIL image,
+        a numpy array (HxWxC uint8, or HxW grayscale) or a torch tensor (CxHxW or HxWxC, uint8 or float in
+        [0, 1]); one or a list of them. In-memory images are named '<image>' in `.input`. Single-label: the
+        top `top_k` classes (Prediction); multi-label: the labels above their thresholds with every label's
+        probability (MultiLabelPrediction); regression: the number (RegressionPrediction)."""
         return predict_in_batches(
-            image_inputs(inputs), top_k, batch_size, self.classes, self._probs, image_name
+            image_inputs(inputs), top_k, batch_size, self.decoder, self._logits, image_name
         )
 
     @torch.inference_mode()
     def predict_proba(self, inputs: Any, batch_size: int = 32) -> np.ndarray:
         """(N, C) float32 probabilities, one row per image (the inputs `predict` takes), columns in `.classes`
-        order."""
-        return probabilities_in_batches(image_inputs(inputs), batch_size, self.classes, self._probs)
+        order: a softmax over the classes (single-label), or each label's own sigmoid (multi-label; a row
+        need not sum to 1). A regression model has no probabilities: GraftError (use `predict`)."""
+        return probabilities_in_batches(image_inputs(inputs), batch_size, self.decoder, self._logits)
 
-    def _probs(self, chunk: list) -> np.ndarray:
+    def _logits(self, chunk: list) -> np.ndarray:
         batch = torch.stack([self.transform(img.convert("RGB")) for img in decoded(chunk)]).to(self.device)
-        return self.model(batch).float().softmax(dim=-1).cpu().numpy()
+        return self.model(batch).float().cpu().numpy()

@@ -1,8 +1,12 @@
 """One way in to prediction: `load_predictor(path, backend=...)` for a run folder, a bundle folder or an
-exported .onnx file. Whatever the modality (images, texts) and backend (PyTorch, onnxruntime), the
-predictor has one face: `.task` ("image" or "text"), `.classes`, and
-`predict(inputs, top_k=1, batch_size=32) -> list[Prediction]` and `predict_proba(inputs) -> (N, C) array`
-(predict/common.py). Inputs: paths, folders, PIL images, numpy arrays, torch tensors; texts for text bundles.
+exported .onnx file. Whatever the modality (images, texts), task and backend (PyTorch, onnxruntime), the
+predictor has one face: `.modality` ("image" or "text"), `.task` ("single-label", "multi-label" or
+"regression"), `.classes`, and `predict(inputs, top_k=1, batch_size=32)` -> one prediction per input
+(predict/common.py: Prediction with the top k classes, MultiLabelPrediction with the labels above their
+thresholds and every label's sigmoid probability, RegressionPrediction with the number; each has `.input`,
+`.value`, `.scores` and `.to_dict()`), and `predict_proba(inputs) -> (N, C) array` (softmax; a sigmoid per
+label for multi-label; a regression model has no probabilities and raises GraftError). Inputs: paths,
+folders, PIL images, numpy arrays, torch tensors; texts for text bundles.
 
     >>> load_predictor("runs/NAME").predict(["cat.jpg"], top_k=3)                    # doctest: +SKIP
     >>> load_predictor("runs/NAME", backend="onnx").predict(["cat.jpg"])             # doctest: +SKIP

@@ -1,7 +1,9 @@
 """`graft predict --backend onnx`: the exported model.onnx on onnxruntime, with no torch import.
 
 Preprocessing is predict/preprocess.py (PIL + NumPy, the same pixels as the PyTorch path); classes and
-preprocessing come from the sidecar JSON that `graft export` wrote next to the .onnx. There is no export
+preprocessing come from the sidecar JSON that `graft export` wrote next to the .onnx, and so does the task
+(`task_spec`: multi-label thresholds, the regression target), decoded as the PyTorch path decodes
+(predict/common.py `Decoder`). There is no export
 on the fly: predict never writes into a bundle, and an export takes seconds and is verified once, by
 `graft export RUN --format onnx`. A text model's export is fed by the `tokenizers` package from the
 tokenizer.json beside it (OnnxTextPredictor), again without torch.
@@ -22,13 +24,13 @@ from PIL import Image
 
 from graft.errors import GraftError
 from graft.predict.common import (
-    Prediction,
+    AnyPrediction,
+    Decoder,
     decoded,
     image_inputs,
     image_name,
     predict_in_batches,
     probabilities_in_batches,
-    softmax,
     text_inputs,
 )
 from graft.predict.preprocess import preprocess_batch
@@ -39,12 +41,13 @@ ONNX_FILE = "model.onnx"  # = export.formats.FORMATS["onnx"].filename (that modu
 
 
 class OnnxPredictor:
-    task = "image"
+    modality = "image"
 
     def __init__(self, path: Path, sidecar: dict[str, Any], threads: int | None = None):
         self.path = path
         self.session = onnx_session(path, threads)
         self.classes: list[str] = sidecar["classes"]
+        self.decoder = Decoder.from_meta(sidecar)  # exports written before tasks existed: single-label
         self.preprocessing: dict[str, Any] = sidecar["preprocessing"]
         self.input_name: str = sidecar["input"]["name"]
 
@@ -80,6 +83,11 @@ class OnnxPredictor:
             return OnnxTextPredictor(onnx_file, sidecar, threads)
         return cls(onnx_file, sidecar, threads)
 
+    @property
+    def task(self) -> str:
+        """ "single-label", "multi-label" or "regression" (graft.tasks)."""
+        return self.decoder.task
+
     def logits(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(B, num_classes) float32 for decoded RGB images."""
         batch = preprocess_batch(images, self.preprocessing)
@@ -90,25 +98,26 @@ class OnnxPredictor:
         inputs: Any,
         top_k: int = 1,
         batch_size: int = 32,
-    ) -> list[Prediction]:
+    ) -> list[AnyPrediction]:
         """Like graft.predict.images.Predictor.predict (paths, folders, PIL images, numpy arrays, torch
         tensors), on onnxruntime."""
         return predict_in_batches(
-            image_inputs(inputs), top_k, batch_size, self.classes, self._probs, image_name
+            image_inputs(inputs), top_k, batch_size, self.decoder, self._logits, image_name
         )
 
     def predict_proba(self, inputs: Any, batch_size: int = 32) -> np.ndarray:
-        """(N, C) float32 probabilities, columns in `.classes` order (the inputs `predict` takes)."""
-        return probabilities_in_batches(image_inputs(inputs), batch_size, self.classes, self._probs)
+        """(N, C) float32 probabilities, columns in `.classes` order (the inputs `predict` takes): softmax, or
+        a sigmoid per label for multi-label; GraftError for regression (use `predict`)."""
+        return probabilities_in_batches(image_inputs(inputs), batch_size, self.decoder, self._logits)
 
-    def _probs(self, chunk: list) -> np.ndarray:
-        return softmax(self.logits(decoded(chunk)))
+    def _logits(self, chunk: list) -> np.ndarray:
+        return self.logits(decoded(chunk))
 
 
 class OnnxTextPredictor:
     """Like graft.predict.texts.TextPredictor, on onnxruntime with the `tokenizers` package."""
 
-    task = "text"
+    modality = "text"
     # tokenizers' Encoding attribute for each input a transformers encoder takes
     ENCODING = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
 
@@ -127,6 +136,7 @@ class OnnxTextPredictor:
             )
         self.path, self.session = path, onnx_session(path, threads)
         self.classes: list[str] = sidecar["classes"]
+        self.decoder = Decoder.from_meta(sidecar)
         self.input_names: list[str] = sidecar["input"]["names"]
         self.tokenizer = Tokenizer.from_file(str(file))
         # As graft trained and validated: truncate to max_length, pad to the longest text of the batch.
@@ -139,15 +149,20 @@ class OnnxTextPredictor:
                 for name in self.input_names}  # fmt: skip
         return self.session.run(None, feed)[0]
 
-    def predict(self, texts: Sequence[str] | str, top_k: int = 1, batch_size: int = 32) -> list[Prediction]:
-        return predict_in_batches(text_inputs(texts), top_k, batch_size, self.classes, self._probs)
+    task = OnnxPredictor.task
+
+    def predict(
+        self, texts: Sequence[str] | str, top_k: int = 1, batch_size: int = 32
+    ) -> list[AnyPrediction]:
+        return predict_in_batches(text_inputs(texts), top_k, batch_size, self.decoder, self._logits)
 
     def predict_proba(self, texts: Sequence[str] | str, batch_size: int = 32) -> np.ndarray:
-        """(N, C) float32 probabilities, one row per text, columns in `.classes` order."""
-        return probabilities_in_batches(text_inputs(texts), batch_size, self.classes, self._probs)
+        """(N, C) float32 probabilities, one row per text, columns in `.classes` order: softmax, or a sigmoid
+        per label for multi-label; GraftError for regression (use `predict`)."""
+        return probabilities_in_batches(text_inputs(texts), batch_size, self.decoder, self._logits)
 
-    def _probs(self, chunk: list[str]) -> np.ndarray:
-        return softmax(self.logits(chunk))
+    def _logits(self, chunk: list[str]) -> np.ndarray:
+        return self.logits(chunk)
 
 
 def onnx_session(path: Path, threads: int | None = None):
