@@ -30,6 +30,7 @@ from graft.runs.status import error_line, mark_ended, mark_running, read_status
 from graft.runs.store import Checkpoint, CheckpointStore, write_error_reason
 from graft.runtime import resolve_device
 from graft.tasks import format_metric
+from graft.tasks.base import PERCENT_METRICS
 from graft.training import distributed
 from graft.training.checkpoints import RunCheckpoints
 from graft.training.guards import explain_failure, is_write_failure, write_failure_error
@@ -104,7 +105,7 @@ class Run:
         if self.best_metric is None or self.best_epoch is None:
             outcome = "no finished epoch"
         else:
-            value = format_metric(monitor, self.best_metric)
+            value = f"{self.best_metric:.1%}" if monitor in PERCENT_METRICS else format_metric(monitor, self.best_metric)
             outcome = f"best {monitor} {value} at epoch {self.best_epoch}/{self.config.train.epochs}"
         stopped = f", stopped: {self.stopped}" if self.stopped else ""
         what = {"multi-label": plural(len(self.classes), "label"), "regression": "regression"}.get(
