@@ -87,10 +87,13 @@ def test_tasks_decode_and_score_as_documented():
     assert targets.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 0]]
     logits = torch.tensor([[3.0, -3.0, -3.0], [-3.0, 2.0, 0.2], [-2.0, -2.0, -2.0]])
     assert multi.metrics(logits, targets)["val_map"] == pytest.approx(1.0)
-    tuned = tune_thresholds(logits, targets)
-    assert tuned[2] < torch.sigmoid(torch.tensor(0.2)).item()  # label c's cut-off lets its one positive in
-    decoded = MultiLabel(3, tuned).decode(logits, ["a", "b", "c"])
+    decoded = MultiLabel(3, [0.5, 0.5, 0.5]).decode(logits, ["a", "b", "c"])
     assert [d.value for d in decoded] == [["a"], ["b", "c"], []]
+    # A rare label's best cut-off is low (its probabilities are); one with under 5 positives keeps 0.5.
+    scores = torch.tensor([[-1.0, -1.0]] * 6 + [[-3.0, -3.0]] * 20)
+    truth = torch.tensor([[1.0, 1.0]] * 4 + [[1.0, 0.0]] * 2 + [[0.0, 0.0]] * 20)
+    tuned = tune_thresholds(scores, truth)
+    assert torch.sigmoid(torch.tensor(-3.0)) < tuned[0] < torch.sigmoid(torch.tensor(-1.0)) and tuned[1] == 0.5
     regression = create_task("regression", ["age"], [10.0, 20.0, 30.0])
     assert isinstance(regression, Regression) and regression.mean == 20.0
     standardised = regression.targets([10.0, 30.0])
