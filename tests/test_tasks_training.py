@@ -100,3 +100,30 @@ def test_tasks_decode_and_score_as_documented():
     assert standardised.tolist() == [-1.0, 1.0]
     assert regression.metrics(standardised[:, None], standardised)["val_mae"] == 0.0
     assert regression.metrics(torch.zeros(2, 1), standardised)["val_mae"] == pytest.approx(10.0)
+
+
+def test_a_file_under_several_class_folders_is_one_multi_label_sample(tmp_path):
+    """Symlinks and copies of an image in other class folders: one sample with all those labels (auto finds
+    copies that keep their name; --task multi-label hashes every file, so renamed copies count too)."""
+    import shutil
+
+    from conftest import make_color_images
+    from graft.data.discover import discover
+
+    root = make_color_images(tmp_path / "scenes", per_class=6)
+    reds = [root / "red" / name for name in ("linked.png", "copied.png", "original.png")]
+    for i, path in enumerate(reds):
+        (root / "red" / f"{i:03d}.png").rename(path)
+    (root / "blue" / "elsewhere.png").symlink_to(reds[0])
+    shutil.copy(reds[1], root / "green" / "copied.png")
+    shutil.copy(reds[2], root / "green" / "renamed.png")
+    auto = discover(root, val_split=0.25)
+    assert auto.task.name == "multi-label" and "2 files are under several class folders" in auto.task_reason
+    samples = {s.path.name: {auto.classes[i] for i in s.label} for s in auto.train + auto.val}
+    assert samples["linked.png"] == {"blue", "red"} and samples["copied.png"] == {"green", "red"}
+    assert samples["renamed.png"] == {"green"} and len(auto.train + auto.val) == 19  # 18 files + a renamed copy
+    hashed = discover(root, val_split=0.25, task="multi-label")
+    merged = {s.path.name: {hashed.classes[i] for i in s.label} for s in hashed.train + hashed.val}
+    assert merged["renamed.png"] == {"green", "red"} and len(hashed.train + hashed.val) == 18
+    single = discover(root, val_split=0.25, task="single-label")
+    assert single.task.name == "single-label" and len(single.train) + len(single.val) == 21

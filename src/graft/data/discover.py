@@ -16,8 +16,6 @@ symlinked files, and the files a CSV lists, may be anywhere. Class names and pat
 
 from __future__ import annotations
 
-import csv
-import io
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
@@ -26,21 +24,20 @@ from pathlib import Path
 import torch
 
 from graft.config import Config, apply_task_defaults
-from graft.data.folders import IGNORED_DIR_NAMES, IMAGE_EXTENSIONS, Folders, is_image_name  # noqa: F401  (IMAGE_EXTENSIONS: re-exported)
-from graft.data.label_kind import column_hint, indicator_cell, indicator_columns, interpret, join_labels
-from graft.data.label_kind import label_column as label_column_of
-from graft.data.names import WHY, control_character, refuse_in_path
+from graft.data.folder_labels import merge_copies
+from graft.data.folders import (  # noqa: F401  (re-exported)
+    IGNORED_DIR_NAMES,
+    IMAGE_EXTENSIONS,
+    SPLIT_DIR_NAMES,
+    Folders,
+    is_image_name,
+    split_of,
+)
+from graft.data.image_tables import CSV_SUFFIXES, read_image_csv  # noqa: F401  (re-exported)
+from graft.data.label_kind import interpret, join_labels
 from graft.data.text_tables import TextColumns, TextSample, find_text_files, is_text_data, read_table
 from graft.errors import GraftError
 from graft.tasks import SingleLabel, Task, create_task
-
-SPLIT_DIR_NAMES = {
-    "train": ("train", "training"),
-    "val": ("val", "valid", "validation"),
-    "test": ("test", "testing"),
-}
-CSV_SUFFIXES = (".csv", ".tsv")
-
 
 Label = int | tuple[int, ...] | float  # single-label: a class index; multi-label: indices; regression: a number
 
@@ -121,6 +118,7 @@ def discover(
         return _discover_text(path, None if val is None else Path(val), val_split, seed, columns, task,
                               regression_loss)  # fmt: skip
     warnings: list[str] = []
+    reason = ""  # why the folders made it multi-label
 
     if path.is_file():
         rows, label_name = read_image_csv(path, path_column, columns)  # rows without a split: training rows
@@ -157,6 +155,12 @@ def discover(
         description = (
             f"folders {train_dir.name}/ and {val_dir.name}/" if val_dir else f"class folders in {path}"
         )
+        if task in ("auto", "multi-label"):  # a file under several class folders: multi-label
+            train_rows, several = merge_copies(train_rows, task == "multi-label", columns.separator)
+            val_rows, several_val = merge_copies(val_rows, task == "multi-label", columns.separator)
+            if several or several_val:
+                task = "multi-label"
+                reason = f"{several + several_val} files are under several class folders (links or copies)"
 
     if val is not None:  # an explicit --val wins over anything found inside DATA
         val = Path(val)
@@ -172,13 +176,13 @@ def discover(
         description += f", validation from {val}"
 
     return _build_spec(str(path), train_rows, val_rows, description, warnings, "image", task, label_name,
-                       columns.separator, val_split, seed, regression_loss, path)  # fmt: skip
+                       columns.separator, val_split, seed, regression_loss, path, reason)  # fmt: skip
 
 
 def _build_spec(
     where: str, train_rows: list[tuple], val_rows: list[tuple], description: str, warnings: list[str],
     modality: str, task: str, label_name: str, separator: str, val_split: float, seed: int,
-    regression_loss: str, path: Path,
+    regression_loss: str, path: Path, reason: str = "",
 ) -> DataSpec:  # fmt: skip
     """The spec from (item, label cell) rows: the task read from the labels, the items made samples, the
     split made when no validation rows were given."""
@@ -217,7 +221,7 @@ def _build_spec(
         what = "a class needs 2 images before one can be held out" if modality == "image" else "add rows"
         raise GraftError(f"{where}: nothing to validate on ({what}); add a val/ folder or file, or --val DIR_OR_CSV")
     spec_task = create_task(kind.task, classes, [s.label for s in train], loss=regression_loss)
-    return DataSpec(classes, train, val_samples, description, warnings, modality, spec_task, kind.reason,
+    return DataSpec(classes, train, val_samples, description, warnings, modality, spec_task, reason or kind.reason,
                     separator)  # fmt: skip
 
 
@@ -288,10 +292,6 @@ def _discover_text(
                        task, label_name, columns.separator, val_split, seed, regression_loss, train_file)  # fmt: skip
 
 
-def split_of(name: str) -> str | None:
-    return next((split for split, names in SPLIT_DIR_NAMES.items() if name.lower() in names), None)
-
-
 def subfolders(root: Path) -> list[Path]:
     return sorted(
         d
@@ -349,80 +349,3 @@ def scan_class_folders(
             f"{len(loose)} image(s) directly in {root} are not in a class folder and were ignored"
         )
     return rows
-
-
-def read_image_csv(
-    path: Path, path_column: str = "path", columns: TextColumns = TextColumns()
-) -> tuple[list[tuple[Path, str, str]], str]:
-    """Rows of (absolute image path, label, split or '') from a path,label[,split] CSV/TSV, and the name of
-    the column the labels came from; the path and label columns may have other names (--path-column,
-    --label-column), matched case-insensitively; 'labels' or 'target' stand in for a missing 'label'."""
-    label_column = columns.label
-    if path.suffix.lower() not in CSV_SUFFIXES:
-        raise GraftError(
-            f"{path}: expected a folder or a .csv/.tsv file with {path_column},{label_column} columns"
-        )
-    try:
-        # -sig: Excel writes a BOM that would rename 'path'; bytes, not read_text(): that turns a quoted \r
-        # into \n, so the check below would name the wrong character
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise GraftError(f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
-    # A file object, not str.splitlines(): a quoted cell may hold a newline, which would otherwise be dropped
-    # ("red\nline" read as "redline") or cut the row in two (also at \x85 and \u2028).
-    reader = csv.DictReader(
-        io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ","
-    )
-    found = list(reader.fieldnames or [])
-    by_lower = {name.strip().lower(): name for name in found}
-    indicators = indicator_columns(found, columns.label_columns, str(path)) if columns.label_columns else None
-    label_key = label_column_of(found, label_column) if indicators is None else None
-    missing = [c for c in (path_column,) if c.strip().lower() not in by_lower]
-    missing += [label_column] if indicators is None and label_key is None else []
-    if missing:
-        raise GraftError(
-            f"{path} needs columns {path_column},{label_column}; missing {', '.join(missing)} "
-            f"(found: {', '.join(found) or 'no header'}){column_hint(found, image_table=True)}"
-            "; graft train and graft check read other names with --path-column/--label-column"
-        )
-    path_key = by_lower[path_column.strip().lower()]
-    rows, absent, seen, previous_end = [], [], {}, reader.line_num
-    for row in reader:
-        line_no, previous_end = previous_end + 1, reader.line_num  # the row's first line in the file
-        rel = (row[path_key] or "").strip()
-        label = ((row[label_key] or "").strip() if indicators is None
-                 else indicator_cell(row, indicators, f"{path}:{line_no}", columns.separator))  # fmt: skip
-        if not rel or not (label or indicators or columns.empty_labels):
-            raise GraftError(
-                f"{path}:{line_no}: empty path or label"
-                + ("" if not rel else " (for label sets: --task multi-label reads an empty cell as no label)")
-            )
-        for what, value in (("path", rel), ("label", label)):
-            char = control_character(value)
-            if char is not None:
-                raise GraftError(
-                    f"{path}:{line_no}: the {what} {value!r} contains the control character {char!r}; "
-                    f"{'rename the file' if what == 'path' else 'change the label'} ({WHY})"
-                )
-        split = (row[by_lower["split"]] or "").strip().lower() if "split" in by_lower else ""
-        split = split_of(split) or split
-        if split not in ("", "train", "val", "test"):
-            raise GraftError(f"{path}:{line_no}: split must be train, val or test, got {split!r}")
-        image = (path.parent / rel).resolve()
-        if control_character(str(image)) is not None:  # a folder above the file, or a link's target
-            refuse_in_path(image, "file")
-        if not image.is_file():
-            absent.append(rel)
-        if image in seen:  # a repeated file would count twice, or sit in both train and val
-            other = f" with another label ({seen[image]!r} vs {label!r})" if seen[image] != label else ""
-            raise GraftError(f"{path}:{line_no}: {rel} is listed a second time{other}; keep one row per file")
-        seen[image] = label
-        rows.append((image, label, split))
-    if absent:
-        raise GraftError(
-            f"{path}: {len(absent)} listed file(s) do not exist, e.g. {', '.join(absent[:3])} "
-            f"(paths are relative to {path.parent})"
-        )
-    if not rows:
-        raise GraftError(f"{path} has a header but no rows")
-    return rows, ("labels" if indicators else label_key)

@@ -190,3 +190,14 @@ def folder_identity(folder: Path) -> tuple[int, int] | None:
 
 def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+SPLIT_DIR_NAMES = {
+    "train": ("train", "training"),
+    "val": ("val", "valid", "validation"),
+    "test": ("test", "testing"),
+}
+
+
+def split_of(name: str) -> str | None:
+    return next((split for split, names in SPLIT_DIR_NAMES.items() if name.lower() in names), None)
