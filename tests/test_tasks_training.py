@@ -39,13 +39,20 @@ def references(tables, tmp_path_factory) -> dict[str, Path]:
 def test_the_task_is_detected_said_and_bundled(tables, references, task):
     run = references[task]
     header = (run / "config.yaml").read_text()
-    assert f"task: {task}" in header and f"monitor: {'val_map' if task == 'multi-label' else 'val_mae'}" in header
+    assert (
+        f"task: {task}" in header
+        and f"monitor: {'val_map' if task == 'multi-label' else 'val_mae'}" in header
+    )
     meta = json.loads((run / "model" / "graft.json").read_text())
     spec = meta["task_spec"]
     assert spec["name"] == task
     metrics = meta["metrics"]
     if task == "multi-label":
-        assert spec["problem_type"] == "multi_label_classification" and meta["classes"] == ["blue", "green", "red"]
+        assert spec["problem_type"] == "multi_label_classification" and meta["classes"] == [
+            "blue",
+            "green",
+            "red",
+        ]
         assert len(spec["thresholds"]) == 3 and all(0 < t < 1 for t in spec["thresholds"])
         assert 0 <= metrics["val_map"] <= 1 and "val_f1" in metrics
     else:
@@ -93,7 +100,9 @@ def test_tasks_decode_and_score_as_documented():
     scores = torch.tensor([[-1.0, -1.0]] * 6 + [[-3.0, -3.0]] * 20)
     truth = torch.tensor([[1.0, 1.0]] * 4 + [[1.0, 0.0]] * 2 + [[0.0, 0.0]] * 20)
     tuned = tune_thresholds(scores, truth)
-    assert torch.sigmoid(torch.tensor(-3.0)) < tuned[0] < torch.sigmoid(torch.tensor(-1.0)) and tuned[1] == 0.5
+    assert (
+        torch.sigmoid(torch.tensor(-3.0)) < tuned[0] < torch.sigmoid(torch.tensor(-1.0)) and tuned[1] == 0.5
+    )
     regression = create_task("regression", ["age"], [10.0, 20.0, 30.0])
     assert isinstance(regression, Regression) and regression.mean == 20.0
     standardised = regression.targets([10.0, 30.0])
@@ -121,9 +130,41 @@ def test_a_file_under_several_class_folders_is_one_multi_label_sample(tmp_path):
     assert auto.task.name == "multi-label" and "2 files are under several class folders" in auto.task_reason
     samples = {s.path.name: {auto.classes[i] for i in s.label} for s in auto.train + auto.val}
     assert samples["linked.png"] == {"blue", "red"} and samples["copied.png"] == {"green", "red"}
-    assert samples["renamed.png"] == {"green"} and len(auto.train + auto.val) == 19  # 18 files + a renamed copy
+    assert (
+        samples["renamed.png"] == {"green"} and len(auto.train + auto.val) == 19
+    )  # 18 files + a renamed copy
     hashed = discover(root, val_split=0.25, task="multi-label")
     merged = {s.path.name: {hashed.classes[i] for i in s.label} for s in hashed.train + hashed.val}
     assert merged["renamed.png"] == {"green", "red"} and len(hashed.train + hashed.val) == 18
     single = discover(root, val_split=0.25, task="single-label")
     assert single.task.name == "single-label" and len(single.train) + len(single.val) == 21
+
+
+def test_ddp_multi_label_run_matches_the_single_process_run(tmp_path):
+    """2 torchrun processes with batch 4 train a multi-label run as one process with batch 8 does (the loss
+    and the gathered validation metrics are the task's, computed from every rank's outputs)."""
+    import graft as graft_api
+    from test_distributed import RUN as DDP_RUN
+    from test_distributed import SETTINGS, TORCHRUN, checkpoint, history, run
+
+    rows = multi_label_images(tmp_path / "ml", n=32)
+    train = write_csv(tmp_path / "train.csv", ["path", "labels"], rows[:24])
+    val = write_csv(tmp_path / "val.csv", ["path", "labels"], rows[24:])
+    single = tmp_path / "single"
+    try:
+        graft_api.train(
+            train, val=val, out=single, batch_size=8, **{**SETTINGS, "data.cache_dir": tmp_path / "cache"}
+        )
+    finally:
+        torch.use_deterministic_algorithms(False)
+    ddp = tmp_path / "ddp"
+    result = run(
+        [*TORCHRUN, "train", train, "--val", val, *DDP_RUN, "--batch-size", "4", "--out", ddp],
+        tmp_path / "cache",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, b = checkpoint(ddp).model, checkpoint(single).model
+    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-3
+    for ours, theirs in zip(history(ddp), history(single), strict=True):
+        for key in ("train_loss", "val_loss", "val_map", "val_f1"):
+            assert abs(ours[key] - theirs[key]) < 1e-4, (key, ours, theirs)
