@@ -45,7 +45,7 @@ def test_auto_reads_the_task_from_the_labels(labels, column, task, warned):
 def test_a_given_task_overrides_what_the_labels_look_like():
     assert interpret(["1", "2", "3"], ["2"], "regression", "d.csv").encode("2") == 2.0
     kind = interpret(["red;blue", "red"], ["red"], "single-label", "d.csv")  # --single-label
-    assert kind.classes == ["red", "red;blue"] and not kind.warnings and kind.reason == ""
+    assert kind.classes == ["red", "red;blue"] and kind.reason == "" and "as --task asks" in kind.warnings[0]
     assert interpret(AGES, [], "single-label", "d.csv").classes == sorted(AGES)
     multi = interpret(["red", "blue"], ["blue"], "multi-label", "d.csv")
     assert multi.classes == ["blue", "red"] and multi.encode("red") == (1,)
@@ -214,3 +214,15 @@ def test_a_target_column_is_read_as_regression(tmp_path):
     data = _table(tmp_path / "ratings.csv", ["text", "target"], [[f"t {i}", str(i * 1.5)] for i in range(20)])
     result = graft("check", data)
     assert result.returncode == 0 and "task regression" in result.stdout, result.stdout + result.stderr
+
+
+def test_a_task_asked_for_against_what_the_labels_say_is_warned_about():
+    from graft.data.label_kind import interpret
+
+    (warning,) = interpret(["a;b", "a", "b"], [], "single-label", "x.csv").warnings
+    assert "reads as multi-label; trained as single-label, as --task asks" in warning
+    (warning,) = interpret(["1.5", "2.5", "3.5"], [], "single-label", "x.csv").warnings
+    assert "reads as regression" in warning
+    (warning,) = interpret(["a", "b"], [], "multi-label", "x.csv").warnings
+    assert "no sample in x.csv has more than one label" in warning
+    assert interpret(["1.5", "2.5"], [], "regression", "x.csv").warnings == []
