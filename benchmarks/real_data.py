@@ -1,12 +1,14 @@
 """graft with its defaults vs the recipe a practitioner writes by hand, on the shared real datasets.
 
-    python benchmarks/real_data.py                                  # the six single-label sets: slow on CPU
+    python benchmarks/real_data.py                                  # all ten sets: slow on CPU
+    python benchmarks/real_data.py --datasets miml_scenes,goemotions,utkface_age,imdb_rating  # the new tasks
     python benchmarks/real_data.py --datasets flowers,ag_news --json runs/real.json
-    python benchmarks/real_data.py --quick                          # a smoke run, about 1.5 minutes on 2 cores
+    python benchmarks/real_data.py --quick                          # a smoke run, a few minutes on 2 cores
     make bench-real                                                 # = the first line
 
 Per dataset, in one process and on the dataset's own split (train/ and val/ folders, or train.csv and
-val.csv), it runs two contenders:
+val.csv), it runs two contenders. The task follows the CSV's label column as graft detects it: `label`
+single-label, `labels` (';'-joined) multi-label, `target` regression.
 
 - the anchor: frozen pretrained features of the same backbone graft uses by default, then scikit-learn's
   `LogisticRegression(max_iter=1000)` (default settings; max_iter is raised from 100 so that it converges).
@@ -17,24 +19,38 @@ val.csv), it runs two contenders:
   its truncation is the tokenizer's 512 tokens, where graft's default max_length is auto (95% of the
   training texts whole, at most 256).
   Its time runs from building the model to the predictions on val: both feature passes and the fit.
+  Multi-label: the same features, `OneVsRestClassifier(LogisticRegression(max_iter=1000))`, one
+  logistic regression per label with the same default C=1. Regression: the same features,
+  `RidgeCV(alphas=np.logspace(-2, 6, 17))` (its L2 strength chosen by efficient leave-one-out).
 - graft: `graft.train(DATA, out=RUN, quiet=True)` with no other settings, timed around the call. Its
   accuracy, macro-F1 and ECE come from the run's evaluation report (RUN/report/metrics.json); the time
   to its first usable bundle from `Run.first_bundle_seconds` and the ECE before calibration from
   RUN/model/graft.json (`calibration.val_ece_before`), each "n/a" where this graft does not record it.
+  Multi-label and regression: `graft.train(DATA/train.csv, val=DATA/val.csv, ...)`, scored from the
+  bundle loaded with `graft.load(RUN)` on the val inputs: its model's raw outputs (not predict_proba,
+  which is a softmax over the labels on this graft), the sigmoid of the logits and the per-label thresholds
+  of graft.json's task_spec for multi-label, the number itself for regression (the bundle folds the target
+  scaling into its head). Each line also prints graft's monitored metric per epoch (epoch 0: the head
+  solved on the frozen features), to tell the probe from the fine-tuning.
 
 Both sides are scored the same way: accuracy, macro-F1, and ECE over 15 equal-width bins of the max
 softmax probability (torchmetrics' MulticlassCalibrationError, norm="l1", as graft's report uses). Beside
 them, the "ECE floor": the ECE that a perfectly calibrated model would show on the same number of validation
 samples (labels drawn from the anchor's own probabilities, 200 draws): on 200-400 samples it is 1-5%, so an
-ECE near it cannot be told apart from perfect calibration.
+ECE near it cannot be told apart from perfect calibration. Multi-label (scikit-learn): mAP, the macro
+average precision over the labels with a positive in val (goemotions' val has no `pride`); micro-F1 and
+subset accuracy over all labels, macro-F1 over the present ones; the anchor's at 0.5 and at per-label
+thresholds picked on val by graft's own rule (tasks/multi.py tune_thresholds), as in-sample as graft's.
+Regression: MAE, RMSE, R² and Spearman, in the target's units.
 
 The data is read in place from ../shared/data/ (beside the repository; --data-root to point elsewhere) and
 never copied into the repository: --quick writes its small subsets to a temporary folder. Run folders go
 to a temporary folder that is removed at the end (--keep keeps it). GRAFT_CACHE_DIR is set to a fresh
 folder there, so no feature cache from an earlier run helps graft.
 
---quick runs 12 images per class of flowers' first two classes and 40 rows per class of ag_news (texts cut
-to 200 characters), each split, with graft at epochs=1: it checks that everything runs and prints the table.
+--quick runs 12 images per class of flowers' first two classes, 40 rows per class of ag_news (texts cut
+to 200 characters), 40 train / 24 val rows of miml_scenes and 60 / 30 of imdb_rating (evenly spaced rows,
+texts cut to 200 characters), with graft at epochs=1: it checks that everything runs and prints the tables.
 """
 
 from __future__ import annotations
@@ -61,19 +77,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks._comm
 from benchmarks._common import machine  # noqa: E402
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
-DEFAULT_DATASETS = "cats_vs_dogs,flowers,brain_mri,dtd_textures,ag_news,imdb"
+DEFAULT_DATASETS = (
+    "cats_vs_dogs,flowers,brain_mri,dtd_textures,ag_news,imdb,miml_scenes,goemotions,utkface_age,imdb_rating"
+)
+QUICK_DATASETS = ("flowers", "ag_news", "miml_scenes", "imdb_rating")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+TASKS = {"label": "single-label", "labels": "multi-label", "target": "regression"}  # the CSV's label column
+RIDGE_ALPHAS = np.logspace(-2, 6, 17)  # the regression anchor's grid, chosen by RidgeCV's leave-one-out
 
 
-def kind_of(folder: Path) -> str:
-    """'image' (train/<class>/ folders) or 'text' (train.csv with text,label); anything else is refused."""
+def kind_of(folder: Path) -> tuple[str, str]:
+    """(modality, task) of a dataset: ('image', 'single-label') for train/<class>/ folders; for train.csv and
+    val.csv, the modality from a `path` or `text` column and the task from `label`, `labels` (';'-joined) or
+    `target`. Anything else is refused."""
     if (folder / "train").is_dir():
-        return "image"
+        return "image", "single-label"
     if (folder / "train.csv").is_file():
         with (folder / "train.csv").open(encoding="utf-8") as f:
-            if {"text", "label"} <= set(next(csv.reader(f), [])):
-                return "text"
-    fail(f"{folder}: not a single-label ImageFolder (train/<class>/) or text,label CSV dataset")
+            columns = set(next(csv.reader(f), []))
+        modality = "image" if "path" in columns else "text" if "text" in columns else None
+        task = next((TASKS[c] for c in TASKS if c in columns), None)
+        if modality and task and (task == "single-label" or (folder / "val.csv").is_file()):
+            return modality, task
+    fail(
+        f"{folder}: not an ImageFolder (train/<class>/) nor a train.csv with path or text and label, labels or target"
+    )
 
 
 def fail(message: str) -> NoReturn:
@@ -183,23 +211,127 @@ def ece_floor(probs: np.ndarray, draws: int = 200, seed: int = 0) -> float:
     return float(np.mean([ece(probs, drawn) for drawn in labels]))
 
 
-def anchor(data: Path, kind: str) -> dict[str, float]:
-    """Frozen features + LogisticRegression on data's own split; timed from model creation to val predictions."""
-    from sklearn.linear_model import LogisticRegression
+def table_split(path: Path, labels: list[str] | None = None) -> tuple[list, np.ndarray, list[str]]:
+    """A multi-label or regression CSV (path or text, then labels or target): (inputs, y, labels). Inputs are
+    image paths (relative to the CSV) or texts; y is an (N, L) 0/1 matrix over `labels` (default: the
+    dataset's labels.txt, else the sorted training labels) or (N,) float targets, with labels [] then."""
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    inputs = (
+        [path.parent / row["path"] for row in rows] if "path" in rows[0] else [row["text"] for row in rows]
+    )
+    if "target" in rows[0]:
+        return inputs, np.array([float(row["target"]) for row in rows]), []
+    cells = [row["labels"].split(";") for row in rows]
+    if labels is None:
+        listed = path.parent / "labels.txt"  # goemotions: pride has no validation sample, so not from val
+        labels = ([line.strip() for line in listed.read_text(encoding="utf-8").splitlines() if line.strip()]
+                  if listed.is_file() else sorted({name for cell in cells for name in cell}))  # fmt: skip
+    y = np.zeros((len(rows), len(labels)), dtype=int)
+    for row, cell in enumerate(cells):
+        y[row, [labels.index(name) for name in cell]] = 1
+    return inputs, y, labels
 
-    if kind == "image":
+
+def multi_label_scores(probs: np.ndarray, y: np.ndarray, thresholds=None) -> dict[str, float]:
+    """Macro average precision (mAP) and macro-F1 over the labels present in `y` (a label without a positive
+    has no AP), micro-F1 and subset accuracy over all, with a label predicted at its threshold (0.5 each
+    where `thresholds` is None)."""
+    from sklearn.metrics import accuracy_score, average_precision_score, f1_score
+
+    present = y.sum(0) > 0
+    predicted = (probs >= (0.5 if thresholds is None else np.asarray(thresholds))).astype(int)
+    return {
+        "map": float(average_precision_score(y[:, present], probs[:, present], average="macro")),
+        "micro_f1": float(f1_score(y, predicted, average="micro", zero_division=0)),
+        "macro_f1": float(f1_score(y[:, present], predicted[:, present], average="macro", zero_division=0)),
+        "subset_acc": float(accuracy_score(y, predicted)),
+        "labels_scored": int(present.sum()),
+    }
+
+
+def regression_scores(predicted: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE, R² and Spearman's rank correlation, in the target's units."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import r2_score
+
+    error = predicted - y
+    return {"mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error**2).mean())),
+            "r2": float(r2_score(y, predicted)), "spearman": float(spearmanr(predicted, y).statistic)}  # fmt: skip
+
+
+def tuned_thresholds(probs: np.ndarray, y: np.ndarray) -> list[float]:
+    """Per-label thresholds picked on these outputs by graft's own rule (tasks/multi.py tune_thresholds), so
+    the anchor's F1 at tuned thresholds is as in-sample as graft's."""
+    from graft.tasks.multi import tune_thresholds
+
+    logits = torch.logit(torch.from_numpy(probs).double().clamp(1e-12, 1 - 1e-12))
+    return tune_thresholds(logits, torch.from_numpy(y).float())
+
+
+def anchor(data: Path, modality: str, task: str) -> dict[str, float]:
+    """Frozen features + a scikit-learn linear model on data's own split; timed from model creation to val
+    predictions. Single-label: LogisticRegression; multi-label: one LogisticRegression per label
+    (OneVsRestClassifier), C=1 as for single-label; regression: RidgeCV over RIDGE_ALPHAS."""
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.multiclass import OneVsRestClassifier
+
+    if task != "single-label":
+        x_train, y_train, labels = table_split(data / "train.csv")
+        x_val, y_val, _ = table_split(data / "val.csv", labels or None)
+    elif modality == "image":
         x_train, y_train, classes = image_split(data / "train")
         x_val, y_val, _ = image_split(data / "val", classes)
     else:
         x_train, y_train, classes = text_split(data / "train.csv")
         x_val, y_val, _ = text_split(data / "val.csv", classes)
     started = time.perf_counter()
-    features = image_features() if kind == "image" else text_features()
+    features = image_features() if modality == "image" else text_features()
+    if task == "regression":
+        regressor = RidgeCV(alphas=RIDGE_ALPHAS).fit(features(x_train), y_train)
+        predicted = regressor.predict(features(x_val))
+        seconds = time.perf_counter() - started
+        return {**regression_scores(predicted, y_val), "alpha": float(regressor.alpha_), "seconds": seconds}
+    if task == "multi-label":
+        classifier = OneVsRestClassifier(LogisticRegression(max_iter=1000)).fit(features(x_train), y_train)
+        probs = classifier.predict_proba(features(x_val))  # (N_val, L): one sigmoid per label
+        seconds = time.perf_counter() - started
+        tuned = multi_label_scores(probs, y_val, tuned_thresholds(probs, y_val))
+        return {**multi_label_scores(probs, y_val), "micro_f1_tuned": tuned["micro_f1"],
+                "macro_f1_tuned": tuned["macro_f1"], "seconds": seconds}  # fmt: skip
     classifier = LogisticRegression(max_iter=1000).fit(features(x_train), y_train)
     probs = classifier.predict_proba(features(x_val))  # (N_val, C); columns are labels 0..C-1 in order
     seconds = time.perf_counter() - started
     assert list(classifier.classes_) == list(range(len(classes))), f"{data}: a class has no training sample"
     return {**scores(probs, y_val), "seconds": seconds, "ece_floor": ece_floor(probs)}
+
+
+def bundle_outputs(run_dir: Path, inputs: list, modality: str) -> tuple[np.ndarray, list[str], bool]:
+    """The run's bundle, loaded as a user loads it (`graft.load`), on `inputs`: its raw outputs (N, outputs)
+    (multi-label logits; regression: the number itself, the bundle folds the target scaling into its head),
+    its classes, and whether its predict_proba sums to 1 per row (a softmax, wrong for multi-label). The
+    outputs come from the bundle's model, not predict_proba, so they do not depend on that."""
+    from PIL import Image
+
+    import graft
+
+    predictor = graft.load(run_dir, device="cpu")
+    softmax = bool(np.allclose(predictor.predict_proba(inputs[:4]).sum(1), 1, atol=1e-4))
+    order = sorted(range(len(inputs)), key=lambda i: len(str(inputs[i])))  # texts: short padding per batch
+    outputs: list[np.ndarray | None] = [None] * len(inputs)
+    with torch.inference_mode():
+        for start in range(0, len(order), 32):
+            chunk = order[start : start + 32]
+            if modality == "text":
+                batch = predictor.logits([inputs[i] for i in chunk])  # (B, outputs)
+            else:
+                images = torch.stack(
+                    [predictor.transform(Image.open(inputs[i]).convert("RGB")) for i in chunk]
+                )
+                batch = predictor.model(images).float()  # (B, outputs)
+            for i, row in zip(chunk, batch.numpy(), strict=True):
+                outputs[i] = row
+    return np.stack(outputs), list(predictor.classes), softmax
 
 
 def graft_run(data: Path, out: Path, settings: dict) -> dict[str, float | None]:
@@ -216,18 +348,8 @@ def graft_run(data: Path, out: Path, settings: dict) -> dict[str, float | None]:
         )
     metrics = json.loads(report.read_text())
     meta = json.loads((run.bundle / "graft.json").read_text())
-    strategy = run.config.strategy
-    tuned = [h for h in run.history if h["epoch"] > 0]
     return {
-        # what auto chose on this machine, and the fine-tuning epochs' training throughput (samples/s)
-        "plan": f"{strategy.name}"
-        + (
-            f", top {strategy.train_groups} group{'s' * (strategy.train_groups > 1)}"
-            if strategy.train_groups
-            else ""
-        )
-        + f", {len(tuned)} epochs, best epoch {run.best_epoch}",
-        "train_samples_per_s": float(np.median([h["samples_per_s"] for h in tuned])) if tuned else None,
+        **plan(run),
         "accuracy": metrics["accuracy"],
         "macro_f1": metrics["macro_f1"],
         "ece": metrics["ece"],
@@ -235,6 +357,57 @@ def graft_run(data: Path, out: Path, settings: dict) -> dict[str, float | None]:
         "first_bundle_seconds": getattr(run, "first_bundle_seconds", None),  # None on a graft without it
         "seconds": seconds,
     }
+
+
+def plan(run) -> dict:
+    """What auto chose on this machine, and the fine-tuning epochs' training throughput (samples/s)."""
+    strategy = run.config.strategy
+    tuned = [h for h in run.history if h["epoch"] > 0]
+    groups = (
+        f", top {strategy.train_groups} group{'s' * (strategy.train_groups > 1)}"
+        if strategy.train_groups
+        else ""
+    )
+    return {
+        "plan": f"{strategy.name}{groups}, {len(tuned)} epochs, best epoch {run.best_epoch}",
+        "train_samples_per_s": float(np.median([h["samples_per_s"] for h in tuned])) if tuned else None,
+    }
+
+
+def graft_task_run(data: Path, out: Path, settings: dict, modality: str, task: str) -> dict:
+    """graft.train(DATA/train.csv, val=DATA/val.csv) with its defaults (plus `settings`) on a multi-label or
+    regression set, scored from its bundle's outputs on val exactly as the anchor is scored: multi-label
+    probabilities are the sigmoid of the bundle's logits, labels predicted at the per-label thresholds the
+    bundle stores (graft.json task_spec, tuned on this val split: in-sample, like the anchor's "tuned" F1)."""
+    import graft
+
+    started = time.perf_counter()
+    run = graft.train(data / "train.csv", val=data / "val.csv", out=out, quiet=True, **settings)
+    seconds = time.perf_counter() - started
+    meta = json.loads((run.bundle / "graft.json").read_text())
+    labels = table_split(data / "train.csv")[2]
+    x_val, y_val, _ = table_split(data / "val.csv", labels or None)
+    outputs, classes, softmax = bundle_outputs(run.path, x_val, modality)
+    monitor = "val_map" if task == "multi-label" else "val_mae"
+    result = {
+        **plan(run),
+        "first_bundle_seconds": getattr(run, "first_bundle_seconds", None),
+        "seconds": seconds,
+        # the monitored metric per epoch as graft logged it (epoch 0: the solved head on frozen features)
+        "history": {int(h["epoch"]): h.get(monitor) for h in run.history},
+        "best_epoch": run.best_epoch,
+        "bundle_metrics": meta.get("metrics"),
+        "predict_proba_is_softmax": softmax if task == "multi-label" else None,  # 1 output: always sums to 1
+    }
+    if task == "regression":
+        return result | regression_scores(outputs.reshape(-1), y_val)
+    missing = sorted(set(labels) - set(classes))
+    assert not missing, f"{data.name}: the bundle has no output for {missing} (no training sample?)"
+    order = [classes.index(name) for name in labels]  # the bundle's columns in the anchor's label order
+    probs = 1 / (1 + np.exp(-outputs[:, order].astype(np.float64)))
+    thresholds = np.asarray(meta["task_spec"]["thresholds"])[order]
+    at_half = multi_label_scores(probs, y_val)
+    return result | multi_label_scores(probs, y_val, thresholds) | {"micro_f1_at_half": at_half["micro_f1"]}
 
 
 def quick_subsets(root: Path, work: Path) -> dict[str, Path]:
@@ -258,7 +431,36 @@ def quick_subsets(root: Path, work: Path) -> dict[str, Path]:
                 if taken.setdefault(row["label"], 0) < 40:
                     taken[row["label"]] += 1
                     writer.writerow({"text": row["text"][:200], "label": row["label"]})
-    return {"flowers": flowers, "ag_news": news}
+    return {"flowers": flowers, "ag_news": news,
+            "miml_scenes": quick_table(root / "miml_scenes", work, 40, 24),
+            "imdb_rating": quick_table(root / "imdb_rating", work, 60, 30)}  # fmt: skip
+
+
+def quick_table(source: Path, work: Path, n_train: int, n_val: int) -> Path:
+    """n rows, evenly spaced, of a train.csv / val.csv set in work/quick/NAME (texts cut to 200 characters; the
+    images of the rows copied beside the CSVs, at the same relative paths; labels.txt kept)."""
+    out = work / "quick" / source.name
+    out.mkdir(parents=True)
+    for split, n in (("train", n_train), ("val", n_val)):
+        with (source / f"{split}.csv").open(encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            rows, columns = list(reader), reader.fieldnames
+        rows = rows[:: max(1, len(rows) // n)][
+            :n
+        ]  # spread over the file: miml_scenes' rows come sorted by label
+        for row in rows:
+            if "path" in row:
+                (out / row["path"]).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source / row["path"], out / row["path"])
+            else:
+                row["text"] = row["text"][:200]
+        with (out / f"{split}.csv").open("w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    if (source / "labels.txt").is_file():
+        shutil.copy2(source / "labels.txt", out / "labels.txt")
+    return out
 
 
 def fmt(value: float | None, spec: str, suffix: str = "") -> str:
@@ -296,6 +498,46 @@ def print_table(results: dict[str, dict]) -> None:
     )
 
 
+def print_rows(header: list[tuple[str, int]], rows: dict[str, list], specs: list[tuple[str, str]]) -> None:
+    print(f"{'dataset':<13} " + " ".join(title.rjust(width) for title, width in header))
+    for name, values in rows.items():
+        cells = [fmt(v, spec, suffix).rjust(w) for v, (spec, suffix), (_, w) in zip(values, specs, header)]
+        print(f"{name:<13} " + " ".join(cells))
+
+
+def print_multi_label_table(results: dict[str, dict]) -> None:
+    header = [("mAP anchor", 10), ("mAP graft", 9), ("delta", 7), ("uF1 anchor", 10), ("(tuned)", 8),
+              ("uF1 graft", 9), ("(at 0.5)", 8), ("anchor", 8), ("1st bundle", 10), ("graft", 8),
+              ("graft/anchor", 12)]  # fmt: skip
+    rows = {name: [r["anchor"]["map"], r["graft"]["map"], 100 * (r["graft"]["map"] - r["anchor"]["map"]),
+                   r["anchor"]["micro_f1"], r["anchor"]["micro_f1_tuned"], r["graft"]["micro_f1"],
+                   r["graft"]["micro_f1_at_half"], r["anchor"]["seconds"], r["graft"]["first_bundle_seconds"],
+                   r["graft"]["seconds"], r["graft"]["seconds"] / r["anchor"]["seconds"]]
+            for name, r in results.items()}  # fmt: skip
+    specs = [(".2%", ""), (".2%", ""), ("+.2f", ""), (".3f", ""), (".3f", ""), (".3f", ""), (".3f", ""),
+             (".1f", "s"), (".1f", "s"), (".1f", "s"), (".2f", "x")]  # fmt: skip
+    print_rows(header, rows, specs)
+    print("mAP: macro average precision over the labels present in val; delta in points; uF1: micro-F1, the "
+          "anchor at 0.5 (tuned: per-label thresholds picked on val by graft's rule), graft at its bundle's "
+          "thresholds (tuned on val) and at 0.5")  # fmt: skip
+
+
+def print_regression_table(results: dict[str, dict]) -> None:
+    header = [("MAE anchor", 10), ("MAE graft", 9), ("graft/anchor", 12), ("RMSE anchor", 11), ("RMSE graft", 10),
+              ("R2 anchor", 9), ("R2 graft", 8), ("anchor", 8), ("1st bundle", 10), ("graft", 8),
+              ("graft/anchor", 12)]  # fmt: skip
+    rows = {name: [r["anchor"]["mae"], r["graft"]["mae"], r["graft"]["mae"] / r["anchor"]["mae"],
+                   r["anchor"]["rmse"], r["graft"]["rmse"], r["anchor"]["r2"], r["graft"]["r2"],
+                   r["anchor"]["seconds"], r["graft"]["first_bundle_seconds"], r["graft"]["seconds"],
+                   r["graft"]["seconds"] / r["anchor"]["seconds"]]
+            for name, r in results.items()}  # fmt: skip
+    specs = [(".3f", ""), (".3f", ""), (".3f", "x"), (".3f", ""), (".3f", ""), (".3f", ""), (".3f", ""),
+             (".1f", "s"), (".1f", "s"), (".1f", "s"), (".2f", "x")]  # fmt: skip
+    print_rows(header, rows, specs)
+    print("MAE, RMSE: in the target's units (years, stars); the first graft/anchor is the MAE ratio (< 1: graft "
+          "better), the last the time ratio")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -307,12 +549,12 @@ def main() -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="tiny subsets of flowers and ag_news (ignores --datasets), graft 1 epoch: checks that it runs",
+        help="tiny subsets of flowers, ag_news, miml_scenes and imdb_rating (ignores --datasets), graft 1 epoch",
     )
     args = parser.parse_args()
     if not args.data_root.is_dir():
         fail(f"no benchmark data at {args.data_root}; pass --data-root DIR (the folder holding flowers/...)")
-    names = ["flowers", "ag_news"] if args.quick else [n for n in args.datasets.split(",") if n]
+    names = list(QUICK_DATASETS) if args.quick else [n for n in args.datasets.split(",") if n]
     missing = [n for n in names if not (args.data_root / n).is_dir()]
     if missing:
         fail(f"not in {args.data_root}: {', '.join(missing)}")
@@ -337,23 +579,38 @@ def main() -> None:
     results = {}
     try:
         for name, data in datasets.items():
-            results[name] = {"kind": kinds[name], "anchor": anchor(data, kinds[name])}
-            results[name]["graft"] = graft_run(data, work / "runs" / name, settings)
+            modality, task = kinds[name]
+            results[name] = {"kind": modality, "task": task, "anchor": anchor(data, modality, task)}
+            if task == "single-label":
+                results[name]["graft"] = graft_run(data, work / "runs" / name, settings)
+            else:
+                results[name]["graft"] = graft_task_run(data, work / "runs" / name, settings, modality, task)
             a, g = results[name]["anchor"], results[name]["graft"]
             speed = g["train_samples_per_s"]
-            print(f"{name}: anchor {a['accuracy']:.2%} in {a['seconds']:.1f}s, "
-                  f"graft {g['accuracy']:.2%} in {g['seconds']:.1f}s ({g['plan']}"
+            metric, spec = {"single-label": ("accuracy", ".2%"), "multi-label": ("map", ".2%"),
+                            "regression": ("mae", ".3f")}[task]  # fmt: skip
+            print(f"{name}: anchor {metric} {a[metric]:{spec}} in {a['seconds']:.1f}s, "
+                  f"graft {g[metric]:{spec}} in {g['seconds']:.1f}s ({g['plan']}"
                   f"{'' if speed is None else f'; fine-tuning {speed:.0f} samples/s'})", flush=True)  # fmt: skip
+            if "history" in g:
+                print(f"  graft {'val_map' if metric == 'map' else 'val_mae'} per epoch (0: the solved head): "
+                      + ", ".join(f"{e}: {fmt(v, '.4f')}" for e, v in g["history"].items()), flush=True)  # fmt: skip
     finally:
         if args.keep:
             print(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print_table(results)
+    by_task = {task: {n: r for n, r in results.items() if r["task"] == task} for task in TASKS.values()}
+    for task, printer in (("single-label", print_table), ("multi-label", print_multi_label_table),
+                          ("regression", print_regression_table)):  # fmt: skip
+        if by_task[task]:
+            print(f"\n{task}:")
+            printer(by_task[task])
     if args.json:
-        deltas = [r["graft"]["accuracy"] - r["anchor"]["accuracy"] for r in results.values()]
+        deltas = [r["graft"]["accuracy"] - r["anchor"]["accuracy"] for r in by_task["single-label"].values()]
         summary = {"machine": host, "command": command, "quick": args.quick, "graft_settings": settings,
-                   "datasets": results, "mean_accuracy_delta_points": 100 * sum(deltas) / len(deltas)}  # fmt: skip
+                   "datasets": results,
+                   "mean_accuracy_delta_points": 100 * sum(deltas) / len(deltas) if deltas else None}  # fmt: skip
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
         print(f"wrote {args.json}")
 

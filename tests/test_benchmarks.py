@@ -50,18 +50,34 @@ def test_text_padding_benchmark_quick():
 
 
 def test_real_data_benchmark_quick():
-    """graft's defaults vs frozen features + LogisticRegression, on tiny subsets of two shared datasets."""
+    """graft's defaults vs frozen features + a scikit-learn linear model, on tiny subsets of four shared
+    datasets: single-label (flowers, ag_news), multi-label (miml_scenes) and regression (imdb_rating)."""
     data = ROOT.parent / "shared" / "data"
     if not data.is_dir():
         pytest.skip(f"no shared benchmark data at {data} (the real-data benchmark reads it in place)")
     lines = quick("real_data.py").splitlines()
-    header = next(line for line in lines if line.startswith("dataset "))
+    tables = {}  # task -> (header, {dataset: cells})
+    for task in ("single-label", "multi-label", "regression"):
+        header = lines[lines.index(f"{task}:") + 1]
+        body = lines[lines.index(header) + 1 :]
+        rows = {
+            cells[0]: cells
+            for cells in map(str.split, body[: body.index("") if "" in body else None])
+            if cells
+        }
+        tables[task] = header, rows
+    header, rows = tables["single-label"]
     assert all(column in header for column in ("acc anchor", "acc graft", "1st/anchor", "graft/anchor"))
-    rows = {cells[0]: cells for cells in map(str.split, lines[lines.index(header) + 1 :]) if cells}
     assert {"flowers", "ag_news", "mean"} <= set(rows)
     for name in ("flowers", "ag_news"):
         assert rows[name][1].endswith("%") and rows[name][2].endswith("%"), rows[name]  # accuracies
         assert rows[name][-1].endswith("x") and float(rows[name][-1][:-1]) > 0, rows[name]  # graft/anchor
+    header, rows = tables["multi-label"]
+    assert "mAP anchor" in header and "uF1 graft" in header
+    assert rows["miml_scenes"][1].endswith("%") and rows["miml_scenes"][2].endswith("%"), rows["miml_scenes"]
+    header, rows = tables["regression"]
+    assert "MAE anchor" in header and "R2 graft" in header
+    assert float(rows["imdb_rating"][1]) > 0 and float(rows["imdb_rating"][2]) > 0, rows["imdb_rating"]
 
 
 def test_onnx_vs_eager_benchmark_quick():
