@@ -96,7 +96,7 @@ def discover(
     columns: TextColumns = TextColumns(),
     task: str = "auto",
     path_column: str = "path",
-    regression_loss: str = "mse",
+    regression_loss: str = "huber",
 ) -> DataSpec:
     """Resolve DATA (+ optional explicit validation data) into classes and a train/val split.
 

@@ -28,7 +28,7 @@ def create_task(name: str, classes: Sequence[str] = (), train_labels: Sequence =
     if name == "multi-label":
         return MultiLabel(num_labels=len(classes))
     if name == "regression":
-        return Regression.fit(train_labels, classes[0] if classes else "target", options.get("loss", "mse"))
+        return Regression.fit(train_labels, classes[0] if classes else "target", options.get("loss", "huber"))
     return SingleLabel()
 
 

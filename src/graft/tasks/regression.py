@@ -28,7 +28,7 @@ class Regression(Task):
     mean: float = 0.0  # of the training targets: outputs are (y - mean) / std while training
     std: float = 1.0
     target_name: str = "target"
-    loss_name: str = "mse"
+    loss_name: str = "huber"
 
     name = "regression"
     problem_type = "regression"
@@ -36,7 +36,7 @@ class Regression(Task):
     metrics_shown = ("val_mae", "val_rmse", "val_r2", "val_loss")
 
     @classmethod
-    def fit(cls, values: Sequence[float], target_name: str = "target", loss_name: str = "mse") -> Regression:
+    def fit(cls, values: Sequence[float], target_name: str = "target", loss_name: str = "huber") -> Regression:
         """Scaled by the training targets (a constant target keeps std 1: the data check refuses it)."""
         t = torch.tensor(list(values), dtype=torch.float64)
         std = float(t.std()) if len(t) > 1 else 1.0
