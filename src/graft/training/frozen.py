@@ -37,7 +37,7 @@ from graft.monitoring.monitor import EvalOutputs
 from graft.runtime import autocast, to_device
 from graft.strategies.advisor import SAMPLE_PER_CLASS, knn_accuracy, separability
 from graft.strategies.auto import MIN_EPOCHS, Option
-from graft.strategies.cuts import Cut, Suffix, find_cut
+from graft.strategies.cuts import TIMINGS, Cut, Suffix, find_cut
 from graft.strategies.groups import LayerGroup
 from graft.strategies.probe import Probe, solve_head, solve_ridge_head, solve_sigmoid_head
 from graft.strategies.stages import Stage, Staging
@@ -113,7 +113,7 @@ def candidate_cuts(
         md.model.eval()
         md.model(inputs)  # warm-up: the first call pays one-off costs
         forward = math.inf
-        for _ in range(2):
+        for _ in range(TIMINGS):
             started = time.perf_counter()
             md.model(inputs)
             forward = min(forward, time.perf_counter() - started)
