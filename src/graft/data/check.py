@@ -16,23 +16,22 @@ Run by `graft check` and at the start of every `graft train` (one summary block)
 
 from __future__ import annotations
 
-import hashlib
-import io
 import math
 import os
 import statistics
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageOps, UnidentifiedImageError
 from rich.progress import track
 
 from graft.config import Config
+from graft.data.balance import balance_weights, choose_balance, class_weights, resolve_balance, sample_weights  # noqa: F401  (re-exported)
 from graft.data.discover import DataSpec
-from graft.data.leaks import Leak, duplicates_within, image_leaks, text_leaks
+from graft.data.image_info import ImageInfo, inspect_image  # noqa: F401  (re-exported)
+from graft.data.leaks import duplicates_within, image_leaks, text_leaks
+from graft.data.report import DataReport, _short  # noqa: F401  (DataReport: re-exported)
 from graft.errors import GraftError
 
 if TYPE_CHECKING:
@@ -46,192 +45,7 @@ OUTLIER_IQR = 3.0
 OUTLIER_Z = 4.0
 FEW_VALUES = 10  # whole-number targets with this many distinct values or fewer may be classes
 UNTRUSTED_MARGIN = 0.10  # 95% interval half-width of validation accuracy above which it is flagged
-EXIF_ORIENTATION = 0x0112
-# Modes that decode but have no faithful 8-bit RGB: PIL would clip float pixels (0..1 turns black).
-UNSUPPORTED_MODES = {"F": "unsupported mode F (32-bit float pixels); save it as an 8- or 16-bit PNG"}
 
-
-@dataclass
-class ImageInfo:
-    path: Path
-    sha256: str = ""
-    size: tuple[int, int] | None = None
-    mode: str | None = None
-    phash: int | None = None  # None for flat images, whose perceptual hash says nothing
-    problem: str | None = None  # why the file cannot be used
-    conversion: str | None = None  # what decoding does to make it 8-bit RGB, upright
-
-
-def inspect_image(path: Path) -> ImageInfo:
-    """Decode one file fully, as training will (truncation only shows when the pixels are read)."""
-    import imagehash
-
-    from graft.data.decode import to_rgb
-
-    try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        return ImageInfo(path, problem=f"cannot read ({err.strerror})")
-    if not data:
-        return ImageInfo(path, problem="empty file (0 bytes)")
-    info = ImageInfo(path, sha256=hashlib.sha256(data).hexdigest())
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            info.mode, info.size = img.mode, img.size
-            img.load()
-            rotated = img.getexif().get(EXIF_ORIENTATION, 1) not in (1, None)
-            transparent = "transparency" in img.info
-            rgb = to_rgb(ImageOps.exif_transpose(img))
-    except UnidentifiedImageError:
-        info.problem = "not an image (no decoder recognises it)"
-        return info
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        info.problem = f"cannot decode ({str(err).strip() or type(err).__name__})"
-        return info
-    if info.mode in UNSUPPORTED_MODES:
-        info.problem = UNSUPPORTED_MODES[info.mode]
-        return info
-    info.conversion = _conversion(info.mode, transparent, rotated)
-    gray = rgb.convert("L").resize((32, 32))
-    if max(gray.getextrema()) - min(gray.getextrema()) > 8:
-        info.phash = int(str(imagehash.phash(rgb)), 16)
-    return info
-
-
-def _conversion(mode: str, transparent: bool, rotated: bool) -> str | None:
-    if mode in ("I;16", "I;16B", "I;16L", "I"):
-        what = "16-bit scaled to 8-bit"
-    elif mode in ("RGBA", "LA", "PA") or (mode == "P" and transparent):
-        what = "transparency composited on white"
-    elif mode in ("L", "1"):
-        what = "grayscale expanded to RGB"
-    elif mode != "RGB":
-        what = f"{mode} converted to RGB"
-    else:
-        what = None
-    if rotated:
-        what = f"{what}, EXIF orientation applied" if what else "EXIF orientation applied"
-    return what
-
-
-@dataclass
-class DataReport:
-    modality: str
-    classes: list[str]
-    counts: dict[str, dict[str, int]]  # split -> class -> samples
-    broken: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), unusable files
-    conversions: Counter[str] = field(default_factory=Counter)
-    sizes: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # width/height -> min, median, max
-    modes: Counter[str] = field(default_factory=Counter)
-    lengths: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # split -> words min/median/max
-    leaks: list[Leak] = field(default_factory=list)
-    train_duplicates: int = 0  # exact copies inside the training split
-    imbalance: float = 1.0  # largest / smallest training class
-    balance: str = "none"  # what data.balance=auto resolves to
-    balance_reason: str = ""
-    val_margin: float = 0.0  # half-width of the 95% interval of validation accuracy
-    warnings: list[str] = field(default_factory=list)
-    task: str = "single-label"
-    task_reason: str = ""  # why --task auto chose the task ("" when it was given)
-    samples: dict[str, int] = field(default_factory=dict)  # split -> samples (multi-label counts overlap)
-    # multi-label: split -> mean labels per sample
-    cardinality: dict[str, float] = field(default_factory=dict)
-    unlabelled: dict[str, int] = field(default_factory=dict)  # multi-label: split -> samples with no label
-    targets: dict[str, dict[str, float]] = field(default_factory=dict)  # regression: split -> n, mean, ...
-    outliers: list[tuple[str, float]] = field(default_factory=list)  # regression: (sample, target)
-    few_values: list[float] = field(default_factory=list)  # regression: the values, when few and whole
-    baseline_mae: float | None = None  # regression: val MAE of always predicting the training median
-    mae_margin: float | None = None  # ... and the half-width of its 95% interval
-
-    def lines(self) -> list[str]:
-        """The summary block: what `graft check` prints and `graft train` shows before training."""
-        if self.task == "multi-label":
-            return self._multi_label_lines()
-        if self.task == "regression":
-            return self._regression_lines()
-        return self._single_label_lines()
-
-    def _task_line(self) -> str:
-        return f"task {self.task} ({'auto: ' + self.task_reason if self.task_reason else 'as given'})"
-
-    def _single_label_lines(self) -> list[str]:
-        train, val = self.counts["train"], self.counts["val"]
-        per_class = ", ".join(f"{name} {train[name]}/{val[name]}" for name in self.classes)
-        out = [f"{sum(train.values())} train / {sum(val.values())} val; per class (train/val): {per_class}"]
-        out += self._input_lines()
-        out.append(
-            f"imbalance {self.imbalance:.1f}x -> balance {self.balance} ({self.balance_reason}); "
-            f"val accuracy known to +-{self.val_margin:.0%} (95%)"
-        )
-        return out
-
-    def _multi_label_lines(self) -> list[str]:
-        train, val = self.counts["train"], self.counts["val"]
-        per_label = ", ".join(f"{name} {train[name]}/{val[name]}" for name in self.classes)
-        out = [self._task_line(),
-               f"{self.samples['train']} train / {self.samples['val']} val samples; per label (train/val): {per_label}",
-               f"labels per sample {self.cardinality['train']:.2f} train / {self.cardinality['val']:.2f} val "
-               f"(mean); samples with no label {self.unlabelled['train']} train / {self.unlabelled['val']} val"]  # fmt: skip
-        out += self._input_lines()
-        out.append(f"label imbalance {self.imbalance:.1f}x -> balance {self.balance} ({self.balance_reason})")
-        return out
-
-    def _regression_lines(self) -> list[str]:
-        out = [self._task_line(), f"{self.samples['train']} train / {self.samples['val']} val samples; "
-               f"target '{self.classes[0]}'"]  # fmt: skip
-        for split, t in self.targets.items():
-            out.append(f"target {split} n {t['n']:g}, mean {t['mean']:.4g}, std {t['std']:.4g}, "
-                       f"min {t['min']:.4g}, median {t['median']:.4g}, max {t['max']:.4g}")  # fmt: skip
-        out += self._input_lines()
-        if self.baseline_mae is not None:
-            median = self.targets["train"]["median"]
-            margin = f" +- {self.mae_margin:.3g} (95%)" if self.mae_margin is not None else ""
-            out.append(f"baseline val MAE {self.baseline_mae:.4g}{margin}: always predicting the training median "
-                       f"{median:.4g}; a model must beat it")  # fmt: skip
-        return out
-
-    def _input_lines(self) -> list[str]:
-        out = []
-        if self.modality == "image" and self.sizes:
-            (w0, w1, w2), (h0, h1, h2) = self.sizes["width"], self.sizes["height"]
-            modes = ", ".join(f"{m} {n}" for m, n in self.modes.most_common())
-            out.append(f"images {w0}-{w2} x {h0}-{h2} px (median {w1}x{h1}); modes {modes}")
-        if self.conversions:
-            out.append(
-                "converted on load: " + "; ".join(f"{n} {what}" for what, n in self.conversions.most_common())
-            )
-        for split, (lo, mid, hi) in self.lengths.items():
-            out.append(f"{split} texts {lo}-{hi} words (median {mid})")
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "modality": self.modality,
-            "classes": self.classes,
-            "counts": self.counts,
-            "broken": [{"path": p, "reason": r} for p, r in self.broken],
-            "conversions": dict(self.conversions),
-            "sizes": self.sizes,
-            "modes": dict(self.modes),
-            "lengths": self.lengths,
-            "leaks": [vars(leak) for leak in self.leaks],
-            "train_duplicates": self.train_duplicates,
-            "imbalance": self.imbalance,
-            "balance": self.balance,
-            "balance_reason": self.balance_reason,
-            "val_margin": self.val_margin if self.task == "single-label" else None,
-            "warnings": self.warnings,
-            "task": self.task,
-            "task_reason": self.task_reason,
-            "samples": self.samples,
-            "cardinality": self.cardinality,
-            "unlabelled": self.unlabelled,
-            "targets": self.targets,
-            "outliers": [{"sample": _short(key), "target": value} for key, value in self.outliers],
-            "few_values": self.few_values,
-            "baseline_mae": self.baseline_mae,
-            "mae_margin": self.mae_margin,
-        }
 
 
 def check_data(spec: DataSpec, workers: int | None = None, console: Console | None = None) -> DataReport:
@@ -345,32 +159,6 @@ def _check_texts(spec: DataSpec, report: DataReport) -> None:
     report.train_duplicates = duplicates_within([s.key for s in spec.train])
 
 
-def choose_balance(train_counts: list[int]) -> tuple[str, str]:
-    """What data.balance=auto means for these class sizes, and why.
-
-    Up to 2x, plain cross-entropy: the bias is small and reweighting only adds gradient noise. Up to 10x,
-    class-weighted loss: every sample is seen once per epoch, the rare classes count as much in total.
-    Beyond 10x, a weighted sampler: a loss weight of 10x or more on a handful of samples makes steps
-    erratic, while oversampling shows the rare samples often, each time differently augmented."""
-    ratio = max(train_counts) / max(min(train_counts), 1)
-    if ratio < 2:
-        return "none", "classes within 2x of each other"
-    if ratio < 10:
-        return "loss", "class-weighted cross-entropy, for imbalance under 10x"
-    return "sampler", "weighted sampling, for imbalance of 10x or more"
-
-
-def class_weights(train_counts: list[int]) -> list[float]:
-    """Cross-entropy weights n / (classes * n_c) (sklearn's "balanced"): every class weighs the same in total."""
-    total, k = sum(train_counts), len(train_counts)
-    return [total / (k * max(n, 1)) for n in train_counts]
-
-
-def sample_weights(labels: list[int], train_counts: list[int]) -> list[float]:
-    """Per-sample draw weights 1 / n_class: each class is drawn equally often."""
-    return [1.0 / train_counts[label] for label in labels]
-
-
 def accuracy_margin(n_val: int) -> float:
     """Half-width of the 95% normal interval of an accuracy measured on n samples, at its widest (p=0.5)."""
     return 1.96 * math.sqrt(0.25 / max(n_val, 1))
@@ -475,11 +263,6 @@ def _shared_warnings(report: DataReport) -> list[str]:
     return warnings
 
 
-def _short(key: str) -> str:
-    text = key.split("\x00")[0]
-    return text if os.path.sep in text else repr(text[:50])
-
-
 def apply_checks(spec: DataSpec, report: DataReport, strict: bool = False, dedupe: bool = False) -> DataSpec:
     """The samples a run trains on: unreadable files removed (an error under `strict`), and with `dedupe`
     the validation samples that leak from training."""
@@ -513,37 +296,6 @@ def apply_checks(spec: DataSpec, report: DataReport, strict: bool = False, dedup
             "nothing to learn; check that --label-column names the column to predict"
         )
     return replace(spec, train=train, val=val)
-
-
-def resolve_balance(balance: str, spec: DataSpec) -> str:
-    """data.balance with auto replaced by the choice for this data's class sizes. Regression has no
-    classes to balance; multi-label balances only when asked (--balance loss: BCE's pos_weight), since its
-    thresholds are tuned per label on validation anyway."""
-    if spec.task.name != "single-label":
-        if balance == "sampler" or (balance == "loss" and spec.task.name == "regression"):
-            raise GraftError(f"--balance {balance} is not available for {spec.task.name}: "
-                             f"choose {'none or loss' if spec.task.name == 'multi-label' else 'none'}")  # fmt: skip
-        return "none" if balance == "auto" else balance
-    return choose_balance(list(spec.counts("train").values()))[0] if balance == "auto" else balance
-
-
-POS_WEIGHT_MAX = 10.0  # a label in 1% of the samples weighs its positives 10x, not 99x (steps stay steady)
-
-
-def balance_weights(balance: str, spec: DataSpec) -> tuple[list[float] | None, list[float] | None]:
-    """(per-sample draw weights for the training sampler, per-class loss weights) for a resolved balance;
-    multi-label's loss weights are BCE's pos_weight per label: negatives / positives, at most POS_WEIGHT_MAX."""
-    counts = list(spec.counts("train").values())
-    if spec.task.name == "multi-label":
-        n = len(spec.train)
-        return None, (
-            [min(POS_WEIGHT_MAX, (n - c) / max(c, 1)) for c in counts] if balance == "loss" else None
-        )
-    if balance == "sampler":
-        return sample_weights([s.label for s in spec.train], counts), None
-    if balance == "loss":
-        return None, class_weights(counts)
-    return None, None
 
 
 SHOWN_PAIRS = 20  # leak pairs printed (all of them with --json)
