@@ -20,7 +20,7 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 from rich.text import Text
 
-from graft.tasks import format_metrics
+from graft.config.task_names import format_metrics
 
 
 def make_console(stderr: bool = False) -> Console:

@@ -22,7 +22,14 @@ from typing import Any, ClassVar
 
 import torch
 
-from graft.config.task_names import TASK_NAMES, task_name  # noqa: F401  (re-exported)
+from graft.config.task_names import (  # noqa: F401  (re-exported)
+    PERCENT_METRICS,
+    SHOWN_METRICS,
+    TASK_NAMES,
+    format_metric,
+    format_metrics,
+    task_name,
+)
 
 
 @dataclass
@@ -86,26 +93,3 @@ class Task:
     def to_meta(self) -> dict[str, Any]:
         """What the bundle's graft.json stores of the task: enough for `from_meta` to decode."""
         return {"name": self.name, "problem_type": self.problem_type}
-
-
-PERCENT_METRICS = frozenset({"val_acc", "val_map", "val_f1", "val_macro_f1", "val_subset_acc"})
-
-
-# The metrics a console line shows, in this order, where the record has them (each task fills its own).
-SHOWN_METRICS = ("val_loss", "val_acc", "val_map", "val_f1", "val_mae", "val_rmse", "val_r2")
-
-
-def format_metric(metric: str, value: float) -> str:
-    """One metric's value as the console and the report write it: percentages for accuracy-like scores."""
-    return (
-        f"{value:.2%}"
-        if metric in PERCENT_METRICS
-        else f"{value:.4f}"
-        if metric == "val_loss"
-        else f"{value:.4g}"
-    )
-
-
-def format_metrics(record: dict[str, float], sep: str = "  ") -> str:
-    """'val_loss 0.2140  val_acc 93.50%' (single-label), '... val_map 81.20%  val_f1 70.10%', '... val_mae 6.21'."""
-    return sep.join(f"{m} {format_metric(m, record[m])}" for m in SHOWN_METRICS if m in record)

@@ -137,10 +137,15 @@ def _mean_tokens(md: ModelOnData) -> float:
     return sum(lengths) / max(1, len(lengths))
 
 
+TEXT_SAMPLES = 16
+
+
 def sample_inputs(md: ModelOnData, spec: DataSpec) -> torch.Tensor | dict[str, torch.Tensor]:
     """A few un-augmented training images (or a batch of texts) to find and verify cuts on."""
     if spec.modality == "text":
-        inputs, _ = next(iter(md.eval_loader(spec.train[:4])))
+        # 16 texts, not 4: on 4 short texts the suffix's fixed per-call cost decided whether a cut was
+        # "cheap" (goemotions' and imdb_rating's cut below the last layer came and went between runs).
+        inputs, _ = next(iter(md.eval_loader(spec.train[:TEXT_SAMPLES])))
         return to_device(inputs, md.device)
     sample = md.eval_loader(spec.train[:4]).dataset  # indexed directly: no DataLoader workers to start
     return torch.stack([sample[i][0] for i in range(len(sample))]).to(md.device)

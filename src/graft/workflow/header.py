@@ -12,13 +12,13 @@ import torch
 from rich.console import Console
 
 from graft.config import Config, lookup
+from graft.config.task_names import format_metrics
 from graft.data.discover import DataSpec
 from graft.monitoring.console import format_seconds, plural
 from graft.runs.folder import RunFolder
 from graft.runs.records import RecordedStages, add_to_advice, stage_line, write_advice, write_stages
 from graft.runs.store import Checkpoint
 from graft.strategies.stages import describe
-from graft.tasks import format_metrics
 from graft.tasks.base import SHOWN_METRICS
 from graft.training import distributed
 from graft.training.prepare import Prepared
