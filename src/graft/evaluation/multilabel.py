@@ -25,6 +25,7 @@ from torchmetrics.functional.classification import (
 )
 
 from graft.evaluation.gallery import Worst
+from graft.tasks.multi import quiet_missing_labels
 
 PER_LABEL_SHOWN = 4  # worst samples shown per label
 
@@ -57,7 +58,8 @@ def multilabel_metrics(
         per_label(multilabel_f1_score),
     )
     support, predicted = truth.sum(0).tolist(), preds.sum(0).tolist()
-    ap = multilabel_average_precision(probs, truth, num_labels=n, average=None).tolist()
+    with quiet_missing_labels():
+        ap = multilabel_average_precision(probs, truth, num_labels=n, average=None).tolist()
     ap = [a if s else None for a, s in zip(ap, support, strict=True)]  # no positive sample: AP is undefined
     scored = [a for a in ap if a is not None]
     return {
@@ -84,7 +86,8 @@ def multilabel_metrics(
 def pr_curves(logits: torch.Tensor, targets: torch.Tensor) -> list[tuple[list[float], list[float]]]:
     """Per label (precision, recall) points over every threshold, for the report's figure."""
     probs, truth = logits.float().cpu().sigmoid(), targets.round().long().cpu()
-    precision, recall, _ = multilabel_precision_recall_curve(probs, truth, num_labels=probs.shape[1])
+    with quiet_missing_labels():
+        precision, recall, _ = multilabel_precision_recall_curve(probs, truth, num_labels=probs.shape[1])
     return [(p.tolist(), r.tolist()) for p, r in zip(precision, recall, strict=True)]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -68,8 +69,7 @@ class MultiLabel(Task):
         # Macro AP over the labels present in validation: a label with no positive there has no AP (torchmetrics
         # would count it as 0 and pull the mean down by a label the data cannot measure; the check warns of it).
         present = truth.sum(0) > 0
-        with warnings.catch_warnings():  # "No positive samples found in target": the labels left out below
-            warnings.filterwarnings("ignore", message="No positive samples")
+        with quiet_missing_labels():  # the labels without positives are left out below
             per_label = multilabel_average_precision(probs, truth, num_labels=n, average=None)
         kinds = {"val_map": per_label[present].mean() if present.any() else torch.tensor(0.0)}
         at = self.cutoffs(logits.device)
@@ -97,6 +97,15 @@ class MultiLabel(Task):
     def to_meta(self):
         thresholds = self.thresholds or [DEFAULT_THRESHOLD] * self.num_labels
         return super().to_meta() | {"thresholds": [round(t, 4) for t in thresholds]}
+
+
+@contextmanager
+def quiet_missing_labels():
+    """torchmetrics warns "No positive samples found in target" for a label absent from the data; graft
+    leaves such labels out of mAP and says so once (the data check, the report)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No positive samples")
+        yield
 
 
 MIN_POSITIVES = 5  # fewer positives of a label in validation: its cut-off would be fit to one or two samples
