@@ -27,8 +27,8 @@ single-label, `labels` (';'-joined) multi-label, `target` regression.
   to its first usable bundle from `Run.first_bundle_seconds` and the ECE before calibration from
   RUN/model/graft.json (`calibration.val_ece_before`), each "n/a" where this graft does not record it.
   Multi-label and regression: `graft.train(DATA/train.csv, val=DATA/val.csv, ...)`, scored from the
-  bundle loaded with `graft.load(RUN)` on the val inputs: its model's raw outputs (not predict_proba,
-  which is a softmax over the labels on this graft), the sigmoid of the logits and the per-label thresholds
+  bundle loaded with `graft.load(RUN)` on the val inputs: its model's raw outputs (checked against
+  predict_proba for multi-label), the sigmoid of the logits and the per-label thresholds
   of graft.json's task_spec for multi-label, the number itself for regression (the bundle folds the target
   scaling into its head). Each line also prints graft's monitored metric per epoch (epoch 0: the head
   solved on the frozen features), to tell the probe from the fine-tuning.
@@ -111,14 +111,13 @@ def fail(message: str) -> NoReturn:
 def bundle_outputs(run_dir: Path, inputs: list, modality: str) -> tuple[np.ndarray, list[str], bool]:
     """The run's bundle, loaded as a user loads it (`graft.load`), on `inputs`: its raw outputs (N, outputs)
     (multi-label logits; regression: the number itself, the bundle folds the target scaling into its head),
-    its classes, and whether its predict_proba sums to 1 per row (a softmax, wrong for multi-label). The
-    outputs come from the bundle's model, not predict_proba, so they do not depend on that."""
+    its classes, and for multi-label whether its predict_proba is the sigmoid of those outputs (graft's
+    own decoding agreeing with what the script scores)."""
     from PIL import Image
 
     import graft
 
     predictor = graft.load(run_dir, device="cpu")
-    softmax = bool(np.allclose(predictor.predict_proba(inputs[:4]).sum(1), 1, atol=1e-4))
     order = sorted(range(len(inputs)), key=lambda i: len(str(inputs[i])))  # texts: short padding per batch
     outputs: list[np.ndarray | None] = [None] * len(inputs)
     with torch.inference_mode():
@@ -133,7 +132,12 @@ def bundle_outputs(run_dir: Path, inputs: list, modality: str) -> tuple[np.ndarr
                 batch = predictor.model(images).float()  # (B, outputs)
             for i, row in zip(chunk, batch.numpy(), strict=True):
                 outputs[i] = row
-    return np.stack(outputs), list(predictor.classes), softmax
+    stacked = np.stack(outputs)
+    agrees = None
+    if predictor.task == "multi-label":
+        sigmoid = 1 / (1 + np.exp(-stacked[:4]))
+        agrees = bool(np.allclose(np.asarray(predictor.predict_proba(inputs[:4])), sigmoid, atol=1e-4))
+    return stacked, list(predictor.classes), agrees
 
 
 def graft_run(data: Path, out: Path, settings: dict) -> dict[str, float | None]:
@@ -189,7 +193,7 @@ def graft_task_run(data: Path, out: Path, settings: dict, modality: str, task: s
     meta = json.loads((run.bundle / "graft.json").read_text())
     labels = table_split(data / "train.csv")[2]
     x_val, y_val, _ = table_split(data / "val.csv", labels or None)
-    outputs, classes, softmax = bundle_outputs(run.path, x_val, modality)
+    outputs, classes, proba_agrees = bundle_outputs(run.path, x_val, modality)
     monitor = "val_map" if task == "multi-label" else "val_mae"
     result = {
         **plan(run),
@@ -199,7 +203,7 @@ def graft_task_run(data: Path, out: Path, settings: dict, modality: str, task: s
         "history": {int(h["epoch"]): h.get(monitor) for h in run.history},
         "best_epoch": run.best_epoch,
         "bundle_metrics": meta.get("metrics"),
-        "predict_proba_is_softmax": softmax if task == "multi-label" else None,  # 1 output: always sums to 1
+        "predict_proba_is_sigmoid_of_outputs": proba_agrees,  # multi-label only
     }
     if task == "regression":
         return result | regression_scores(outputs.reshape(-1), y_val)
