@@ -76,9 +76,11 @@ def into_another_class(root: Path, outside: Path) -> list[str]:
 
 def image_file_links(root: Path, outside: Path) -> list[str]:
     (root / ".store").mkdir()  # hidden: read only through the links
-    shutil.copy(outside / "red" / "000.png", root / ".store" / "shared.png")
-    (root / "red" / "shared.png").symlink_to("../.store/shared.png")
-    (root / "blue" / "shared.png").symlink_to(root / ".store" / "shared.png")
+    shutil.copy(outside / "red" / "000.png", root / ".store" / "red.png")
+    shutil.copy(outside / "blue" / "000.png", root / ".store" / "blue.png")
+    (root / "red" / "linked.png").symlink_to("../.store/red.png")
+    (root / "blue" / "linked.png").symlink_to(root / ".store" / "blue.png")
+    # (one file linked under two classes is one multi-label sample: tests/test_tasks_training.py)
     return []
 
 
