@@ -210,7 +210,9 @@ def test_text_layouts_and_columns(tmp_path):
         (tmp_path / "pair" / name).write_text("\n".join(json.dumps({"review": t, "y": y}) for t, y in part))
     spec = discover(tmp_path / "pair", columns=TextColumns("review", "y"))
     assert (
-        spec.modality == "text" and spec.classes == ["neg", "pos"] and (len(spec.train), len(spec.val)) == (8, 2)
+        spec.modality == "text"
+        and spec.classes == ["neg", "pos"]
+        and (len(spec.train), len(spec.val)) == (8, 2)
     )
     (tmp_path / "nli.tsv").write_text("premise\thypothesis\tlabel\n" + "a\tb\tyes\nc\td\tno\n" * 4)
     cfg = resolve_config(overrides={"data": tmp_path / "nli.tsv", "text_column": "premise",

@@ -47,7 +47,6 @@ FEW_VALUES = 10  # whole-number targets with this many distinct values or fewer 
 UNTRUSTED_MARGIN = 0.10  # 95% interval half-width of validation accuracy above which it is flagged
 
 
-
 def check_data(spec: DataSpec, workers: int | None = None, console: Console | None = None) -> DataReport:
     """Read every sample of `spec` once and report; changes nothing (see `apply_checks`). `console`: a
     terminal gets a progress bar over the files (it reads them all, which takes a while on many)."""

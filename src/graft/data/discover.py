@@ -39,7 +39,8 @@ from graft.data.text_tables import TextColumns, TextSample, find_text_files, is_
 from graft.errors import GraftError
 from graft.tasks import SingleLabel, Task, create_task
 
-Label = int | tuple[int, ...] | float  # single-label: a class index; multi-label: indices; regression: a number
+# single-label: a class index; multi-label: a tuple of indices; regression: a number
+Label = int | tuple[int, ...] | float
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,9 @@ class DataSpec:
         samples = getattr(self, split)
         if self.task.name == "regression":
             return {self.classes[0]: len(samples)}
-        per_label = Counter(i for s in samples for i in (s.label if isinstance(s.label, tuple) else (s.label,)))
+        per_label = Counter(
+            i for s in samples for i in (s.label if isinstance(s.label, tuple) else (s.label,))
+        )
         return {name: per_label.get(i, 0) for i, name in enumerate(self.classes)}
 
     def targets(self, split: str) -> torch.Tensor:
@@ -186,7 +189,9 @@ def _build_spec(
 ) -> DataSpec:  # fmt: skip
     """The spec from (item, label cell) rows: the task read from the labels, the items made samples, the
     split made when no validation rows were given."""
-    kind = interpret([r[-1] for r in train_rows], [r[-1] for r in val_rows], task, where, label_name, separator)
+    kind = interpret(
+        [r[-1] for r in train_rows], [r[-1] for r in val_rows], task, where, label_name, separator
+    )
     warnings += kind.warnings
     make = (lambda item, cell: Sample(item, kind.encode(cell))) if modality == "image" else (
         lambda item, cell: TextSample(item[0], kind.encode(cell), item[1]))  # fmt: skip
@@ -219,7 +224,9 @@ def _build_spec(
         description += f", {val_split:.0%} held out for validation (seed {seed})"
     if not val_samples:
         what = "a class needs 2 images before one can be held out" if modality == "image" else "add rows"
-        raise GraftError(f"{where}: nothing to validate on ({what}); add a val/ folder or file, or --val DIR_OR_CSV")
+        raise GraftError(
+            f"{where}: nothing to validate on ({what}); add a val/ folder or file, or --val DIR_OR_CSV"
+        )
     spec_task = create_task(kind.task, classes, [s.label for s in train], loss=regression_loss)
     return DataSpec(classes, train, val_samples, description, warnings, modality, spec_task, reason or kind.reason,
                     separator)  # fmt: skip

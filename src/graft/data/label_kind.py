@@ -61,8 +61,11 @@ def interpret(train: Sequence[str], val: Sequence[str], choice: str, where: str,
         if auto:  # auto kept classes: a numeric scale that may want regression?
             result.warnings += _scale_warning([*train, *val])
     result.reason = reason
-    if not auto and detected != choice and detected != "single-label":  # asked for, but the labels say otherwise
-        result.warnings.append(f"{why} in {where}, which reads as {detected}; trained as {choice}, as --task asks")
+    # Asked for, but the labels say otherwise.
+    if not auto and detected != choice and detected != "single-label":
+        result.warnings.append(
+            f"{why} in {where}, which reads as {detected}; trained as {choice}, as --task asks"
+        )
     elif not auto and choice == "multi-label" and detected == "single-label":
         result.warnings.append(f"no sample in {where} has more than one label: single-label data, trained as "
                                "multi-label (one sigmoid per label), as --task asks")  # fmt: skip

@@ -106,7 +106,9 @@ def read_table(path: Path, columns: TextColumns) -> tuple[list[tuple[str, str, s
     indicators = indicator_columns(found, columns.label_columns, str(path)) if columns.label_columns else None
     label_key = label_column(found, columns.label) if indicators is None else None
     wanted = [columns.text] + ([columns.pair] if columns.pair else [])
-    missing = [c for c in wanted if c.lower() not in by_lower] + ([columns.label] if indicators is None and label_key is None else [])
+    missing = [c for c in wanted if c.lower() not in by_lower] + (
+        [columns.label] if indicators is None and label_key is None else []
+    )
     if missing:
         raise GraftError(
             f"{path} has no column {', '.join(repr(m) for m in missing)} (found: {', '.join(found) or 'none'}"

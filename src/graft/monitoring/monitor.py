@@ -76,7 +76,9 @@ class Monitor:
             items = []
             for i in _spread(len(self.train_images), n):
                 x, label = self.train_images[(0, i)]
-                items.append(Captioned(to_image(x, self.mean, self.std), self.task.target_words(label, self.classes)))
+                items.append(
+                    Captioned(to_image(x, self.mean, self.std), self.task.target_words(label, self.classes))
+                )
             self.logger.images("Images/train_augmented", items, 0)
         if self.cfg.images and self.train_texts:
             shown = [
@@ -140,7 +142,10 @@ class Monitor:
             if worst:
                 self.logger.images("Images/val_worst_misclassified", worst, step)
         if self.cfg.images and outputs is not None and self.val_texts is not None:
-            rows = [(*self._caption(outputs, i), _show(self.val_texts[i])) for i in self._worst(outputs, self.cfg.images)]
+            rows = [
+                (*self._caption(outputs, i), _show(self.val_texts[i]))
+                for i in self._worst(outputs, self.cfg.images)
+            ]
             if rows:
                 table = _text_table(["predicted", "p", "true", "text"], rows)
                 self.logger.text("Text/val_worst_misclassified", table, step)

@@ -16,7 +16,9 @@ LOWER_IS_BETTER = ("val_mae", "val_rmse")  # errors, like losses, go down
 
 
 def resolve_mode(metric: str, mode: str = "auto") -> str:
-    return mode if mode != "auto" else ("min" if metric.endswith("loss") or metric in LOWER_IS_BETTER else "max")
+    return (
+        mode if mode != "auto" else ("min" if metric.endswith("loss") or metric in LOWER_IS_BETTER else "max")
+    )
 
 
 def is_better(value: float, reference: float, mode: str) -> bool:

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-TIMINGS = 5  # repeats of a timing, the fastest kept (the cut's replay here, the forward in training/frozen.py)
+# Repeats of a timing, the fastest kept (the cut's replay here, the forward in training/frozen.py).
+TIMINGS = 5
 
 
 @dataclass(frozen=True)

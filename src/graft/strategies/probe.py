@@ -63,7 +63,9 @@ class Probe:
         if self.kind == "ridge":
             return f"ridge alpha={self.l2_c:g} chosen by leave-one-out on the training features"
         per_label = ", one logistic regression per label" if self.kind == "sigmoid" else ""
-        return f"L2 C={self.l2_c:g} chosen by {FOLDS}-fold cross-validation on the training features{per_label}"
+        return (
+            f"L2 C={self.l2_c:g} chosen by {FOLDS}-fold cross-validation on the training features{per_label}"
+        )
 
 
 def fit_logistic(

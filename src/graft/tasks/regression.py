@@ -36,7 +36,9 @@ class Regression(Task):
     metrics_shown = ("val_mae", "val_rmse", "val_r2", "val_loss")
 
     @classmethod
-    def fit(cls, values: Sequence[float], target_name: str = "target", loss_name: str = "huber") -> Regression:
+    def fit(
+        cls, values: Sequence[float], target_name: str = "target", loss_name: str = "huber"
+    ) -> Regression:
         """Scaled by the training targets (a constant target keeps std 1: the data check refuses it)."""
         t = torch.tensor(list(values), dtype=torch.float64)
         std = float(t.std()) if len(t) > 1 else 1.0

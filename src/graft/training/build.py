@@ -65,7 +65,9 @@ def build_on_data(cfg: Config, spec: DataSpec) -> ModelOnData:
         # the solved head, 5 epochs of the top group on the four photo sets: +1.6 points over the probe
         # without it, +0.8 with timm's default 0.2). Set --set model.drop_rate=... to keep one.
         m.drop_rate = 0.0
-    built = create_model(m.name, spec.task.outputs(spec.classes), m.pretrained, m.weights, m.drop_rate, cfg.data.img_size)
+    built = create_model(
+        m.name, spec.task.outputs(spec.classes), m.pretrained, m.weights, m.drop_rate, cfg.data.img_size
+    )
     model = built.model.to(device)
     check_model_accepts(model, built, cfg, device)
     num_workers = default_num_workers() if cfg.data.num_workers is None else cfg.data.num_workers

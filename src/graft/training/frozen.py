@@ -167,7 +167,12 @@ class ProbeResult:
 
 
 def solve_probe(
-    frozen: FrozenPass, task: Task, num_classes: int, class_weights: torch.Tensor | None, seed: int, started: float
+    frozen: FrozenPass,
+    task: Task,
+    num_classes: int,
+    class_weights: torch.Tensor | None,
+    seed: int,
+    started: float,
 ) -> ProbeResult:
     """The head solved on the training features as the task's convex problem (softmax, a logistic per
     label, or ridge: strategies/probe.py), scored on the validation features with the same metrics the
@@ -199,7 +204,9 @@ def solve_probe(
     if task.name == "single-label" and len(y) > 2:  # the advisor's sample size, from the cached features
         rows = _balanced_rows(y, SAMPLE_PER_CLASS, seed)
         knn = separability(knn_accuracy(x[rows], y[rows]), num_classes)
-    return ProbeResult(probe, record, EvalOutputs(task.sample_losses(logits, vy), preds, vy, confidence, logits), knn)
+    return ProbeResult(
+        probe, record, EvalOutputs(task.sample_losses(logits, vy), preds, vy, confidence, logits), knn
+    )
 
 
 def _balanced_rows(y: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:

@@ -143,7 +143,9 @@ def probe_on_data(
     frozen = record_frozen(cfg, spec, md, head if wants_head else None, cuts, val_only)
     probe = None
     if head_solved and not resuming:
-        probe = solve_probe(frozen, spec.task, len(spec.classes), _loss_weights(cfg, spec), cfg.train.seed, started)
+        probe = solve_probe(
+            frozen, spec.task, len(spec.classes), _loss_weights(cfg, spec), cfg.train.seed, started
+        )
         set_head(head, probe.probe)
     return Probed(cfg, spec, md, groups, head, head_solved, frozen, candidates, by_stage, probe, started)
 

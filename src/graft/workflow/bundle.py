@@ -60,7 +60,11 @@ def write_run_bundle(
 @torch.no_grad()
 def _fold_scaling(head: torch.nn.Module, mean: float, std: float) -> None:
     """Regression trains on standardised targets: y = out * std + mean, folded into the head's last Linear."""
-    linear = head if isinstance(head, torch.nn.Linear) else [m for m in head.modules() if isinstance(m, torch.nn.Linear)][-1]
+    linear = (
+        head
+        if isinstance(head, torch.nn.Linear)
+        else [m for m in head.modules() if isinstance(m, torch.nn.Linear)][-1]
+    )
     linear.weight.mul_(std)
     if linear.bias is not None:
         linear.bias.mul_(std).add_(mean)

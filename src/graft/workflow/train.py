@@ -105,7 +105,11 @@ class Run:
         if self.best_metric is None or self.best_epoch is None:
             outcome = "no finished epoch"
         else:
-            value = f"{self.best_metric:.1%}" if monitor in PERCENT_METRICS else format_metric(monitor, self.best_metric)
+            value = (
+                f"{self.best_metric:.1%}"
+                if monitor in PERCENT_METRICS
+                else format_metric(monitor, self.best_metric)
+            )
             outcome = f"best {monitor} {value} at epoch {self.best_epoch}/{self.config.train.epochs}"
         stopped = f", stopped: {self.stopped}" if self.stopped else ""
         what = {"multi-label": plural(len(self.classes), "label"), "regression": "regression"}.get(
