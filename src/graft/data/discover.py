@@ -20,8 +20,7 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from graft.config import Config, apply_task_defaults
 from graft.data.folder_labels import merge_copies
@@ -37,7 +36,11 @@ from graft.data.image_tables import CSV_SUFFIXES, read_image_csv  # noqa: F401  
 from graft.data.label_kind import interpret, join_labels
 from graft.data.text_tables import TextColumns, TextSample, find_text_files, is_text_data, read_table
 from graft.errors import GraftError
-from graft.tasks import SingleLabel, Task, create_task
+
+if TYPE_CHECKING:  # graft/tasks/ imports torch; discovery stays stdlib-only (graft runs, the CLI's start-up)
+    import torch
+
+    from graft.tasks import Task
 
 # single-label: a class index; multi-label: a tuple of indices; regression: a number
 Label = int | tuple[int, ...] | float
@@ -63,7 +66,9 @@ class DataSpec:
     description: str  # how the split was found, for the user: "train/ and val/ folders", ...
     warnings: list[str] = field(default_factory=list)
     modality: str = "image"  # "image" (samples are Sample: files) or "text" (TextSample: strings)
-    task: Task = field(default_factory=SingleLabel)  # what is predicted (graft/tasks/)
+    task: Task = field(
+        default_factory=lambda: _create_task("single-label")
+    )  # what is predicted (graft/tasks/)
     task_reason: str = ""  # why --task auto chose it, for the run header
     separator: str = ";"  # multi-label cells join labels with it
 
@@ -227,7 +232,7 @@ def _build_spec(
         raise GraftError(
             f"{where}: nothing to validate on ({what}); add a val/ folder or file, or --val DIR_OR_CSV"
         )
-    spec_task = create_task(kind.task, classes, [s.label for s in train], loss=regression_loss)
+    spec_task = _create_task(kind.task, classes, [s.label for s in train], loss=regression_loss)
     return DataSpec(classes, train, val_samples, description, warnings, modality, spec_task, reason or kind.reason,
                     separator)  # fmt: skip
 
@@ -356,3 +361,9 @@ def scan_class_folders(
             f"{len(loose)} image(s) directly in {root} are not in a class folder and were ignored"
         )
     return rows
+
+
+def _create_task(*args, **kwargs) -> Task:
+    from graft.tasks import create_task  # imported when a spec is made: torch loads with the first task
+
+    return create_task(*args, **kwargs)
