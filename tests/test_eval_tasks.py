@@ -223,3 +223,19 @@ def test_eval_data_reads_labels_with_the_bundles_task(tmp_path):
         )
     with pytest.raises(GraftError, match="pass a CSV"):
         data_at(tmp_path, ["target"], labels=Labels("regression"))
+
+
+def test_eval_data_reads_a_multi_label_folder_tree(tmp_path):
+    """A multi-label model evaluates on class folders where a file sits under each of its labels."""
+    root = tmp_path / "scenes"
+    for name in ("red", "blue"):
+        (root / name).mkdir(parents=True)
+    both, only = root / "red" / "both.png", root / "blue" / "only.png"
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(both)
+    Image.new("RGB", (8, 8), (0, 0, 200)).save(only)
+    (root / "blue" / "both.png").symlink_to(both)
+    data = data_at(root, ["blue", "red"], labels=Labels("multi-label"))
+    assert sorted(zip([p.name for p in data.items], data.targets, strict=True)) == [
+        ("both.png", (0, 1)),
+        ("only.png", (0,)),
+    ]

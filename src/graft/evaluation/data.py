@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from graft.data.discover import Label, read_image_csv, scan_class_folders, split_of, subfolders
+from graft.data.folder_labels import merge_copies
 from graft.data.label_kind import SEPARATOR, interpret, split_labels
 from graft.data.text_tables import TextColumns, TextSample, read_table, table_in
 from graft.errors import GraftError
@@ -101,15 +102,17 @@ def data_at(
         chosen = [(p, label) for p, label, s in rows if split == "all" or s == split]
         where = f"{path.name}" + (f" (split={split} rows)" if split != "all" else "")
     else:
-        if labels.task != "single-label":
+        if labels.task == "regression":
             raise GraftError(
-                f"{path} is a folder, which holds class folders (single-label data); this model is "
-                f"{labels.task}: pass a CSV with path and label columns instead"
+                f"{path} is a folder of class folders; this model is regression: pass a CSV with path and "
+                "target columns instead"
             )
         folders = {split_of(d.name): d for d in subfolders(path) if split_of(d.name)}
         split = "test" if "test" in folders else "val" if "val" in folders else "all"
         folder = folders.get(split, path)
         chosen = scan_class_folders(folder, warnings, allow_empty_classes=True)
+        if labels.task == "multi-label":  # a file under several class folders has all their labels
+            chosen = merge_copies(chosen, True, labels.separator)[0]
         where = f"{folder}"
     if not chosen:
         raise GraftError(f"{path} has no images to evaluate")
