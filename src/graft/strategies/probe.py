@@ -84,12 +84,7 @@ def fit_logistic(
     # Divided by n: the same optimum, on a scale where L-BFGS's tolerances mean the same for any n.
     w = (w / n)[:, None]
     onehot = F.one_hot(y, num_classes).float()
-    weight = init[0].clone() if init else torch.zeros(num_classes, d, device=x.device)
-    bias = init[1].clone() if init else torch.zeros(num_classes, device=x.device)
-    optimizer = torch.optim.LBFGS(
-        [weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
-        tolerance_grad=1e-6, tolerance_change=1e-10, line_search_fn="strong_wolfe",
-    )  # fmt: skip
+    weight, bias, optimizer = _lbfgs_head(num_classes, d, init, max_iter, x.device)
 
     def closure() -> torch.Tensor:  # the loss and its gradient in closed form: no autograd graph per call
         logits = x @ weight.T + bias  # (N, C)
@@ -102,6 +97,20 @@ def fit_logistic(
     with torch.no_grad(), _threads_for(n * d):
         optimizer.step(closure)
     return weight, bias
+
+
+def _lbfgs_head(
+    outputs: int, d: int, init: tuple[torch.Tensor, torch.Tensor] | None, max_iter: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.optim.LBFGS]:
+    """A linear head's (W, b), from `init` or zeros, and the full-batch L-BFGS that solves it (the closure
+    sets the gradients in closed form)."""
+    weight = init[0].clone() if init else torch.zeros(outputs, d, device=device)
+    bias = init[1].clone() if init else torch.zeros(outputs, device=device)
+    optimizer = torch.optim.LBFGS(
+        [weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
+        tolerance_grad=1e-6, tolerance_change=1e-10, line_search_fn="strong_wolfe",
+    )  # fmt: skip
+    return weight, bias, optimizer
 
 
 @contextmanager
@@ -194,12 +203,7 @@ def fit_sigmoid(
     n, d = x.shape
     labels = y.shape[1]
     p = torch.ones(labels, device=x.device) if pos_weight is None else pos_weight.float().to(x.device)
-    weight = init[0].clone() if init else torch.zeros(labels, d, device=x.device)
-    bias = init[1].clone() if init else torch.zeros(labels, device=x.device)
-    optimizer = torch.optim.LBFGS(
-        [weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
-        tolerance_grad=1e-6, tolerance_change=1e-10, line_search_fn="strong_wolfe",
-    )  # fmt: skip
+    weight, bias, optimizer = _lbfgs_head(labels, d, init, max_iter, x.device)
 
     def closure() -> torch.Tensor:
         logits = x @ weight.T + bias

@@ -28,7 +28,9 @@ def create_task(name: str, classes: Sequence[str] = (), train_labels: Sequence =
     if name == "multi-label":
         return MultiLabel(num_labels=len(classes))
     if name == "regression":
-        return Regression.fit(train_labels, classes[0] if classes else "target", options.get("loss", "huber"))
+        return Regression.fit(
+            train_labels, classes[0] if classes else "target", options.get("loss", Regression.loss_name)
+        )
     return SingleLabel()
 
 
