@@ -38,8 +38,6 @@ from graft.data.text_tables import TextColumns, TextSample, find_text_files, is_
 from graft.errors import GraftError
 
 if TYPE_CHECKING:  # graft/tasks/ imports torch; discovery stays stdlib-only (graft runs, the CLI's start-up)
-    import torch
-
     from graft.tasks import Task
 
 # single-label: a class index; multi-label: a tuple of indices; regression: a number
@@ -81,10 +79,6 @@ class DataSpec:
             i for s in samples for i in (s.label if isinstance(s.label, tuple) else (s.label,))
         )
         return {name: per_label.get(i, 0) for i, name in enumerate(self.classes)}
-
-    def targets(self, split: str) -> torch.Tensor:
-        """The training targets of a split's samples, in order (graft/tasks/ `Task.targets`)."""
-        return self.task.targets([s.label for s in getattr(self, split)])
 
     def label_text(self, label: Label) -> str:
         """A sample's label as a table cell (split.csv): the class, the joined labels, the number."""
