@@ -314,3 +314,5 @@ def test_a_hugging_face_dataset_without_the_columns_is_one_line(cache):
         GraftError, match=r"no label column 'target' \(its columns: text, y\); name it with label_"
     ):
         graft.check(datasets.Dataset.from_dict({"text": ["a"], "y": [0]}), label_column="target")
+    with pytest.raises(GraftError, match="label_columns: names 0/1 columns of a table"):
+        graft.check(datasets.Dataset.from_dict({"text": ["a"], "y": [0]}), label_columns=["y", "z"])

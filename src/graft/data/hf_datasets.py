@@ -103,7 +103,7 @@ def _splits(data: Any) -> list[tuple[str, Any]]:
     left_out = [f"{name} ({len(data[name])} rows)" for name, split in named.items() if split not in KEPT]
     if left_out:
         warnings.warn(f"{WHAT}: split(s) {', '.join(left_out)} of the DatasetDict are not used for training or "
-                      "validation", stacklevel=5)  # fmt: skip
+                      "validation", stacklevel=6)  # fmt: skip
     return [(split, data[name]) for want in KEPT for name, split in named.items() if split == want]
 
 

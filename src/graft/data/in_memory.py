@@ -62,12 +62,10 @@ def options_of(cfg: Config) -> DataOptions:
     """How a run's config reads a dataset object: the columns it names (None where it keeps discovery's
     default, so an HF dataset's own column is found by name), the separator, the cache, quiet."""
     d = cfg.data
-    if d.label_columns:
-        raise GraftError("label_columns: reads 0/1 columns of a table; a dataset object's multi-label labels are "
-                         "a multi-hot vector or a list of names per sample: drop label_columns")  # fmt: skip
     given = lambda value, default: None if value == default else value  # noqa: E731
     return DataOptions(given(d.path_column, "path"), given(d.text_column, "text"), given(d.label_column, "label"),
-                       d.text_pair_column, d.label_separator, d.modality, d.cache_dir, cfg.log.quiet)  # fmt: skip
+                       d.text_pair_column, d.label_separator, d.modality, d.cache_dir, cfg.log.quiet,
+                       bool(d.label_columns))  # fmt: skip
 
 
 def as_data_path(data: Any, options: DataOptions = DataOptions()) -> DataArgument:
@@ -77,7 +75,7 @@ def as_data_path(data: Any, options: DataOptions = DataOptions()) -> DataArgumen
     if hasattr(data, "to_csv") and hasattr(data, "columns"):  # a pandas DataFrame (duck-typed: no import)
         return DataArgument(_from_frame(data, options.path_column or "path"))
     if is_hf_dataset(data):
-        table = hf_table(data, options)
+        table = hf_table(data, _without_label_columns(options))
         return DataArgument(table.path, table.task)
     if isinstance(data, Sequence) and data and all(_is_pair(item) for item in data):
         return DataArgument(_from_pairs(data, options))
@@ -85,9 +83,16 @@ def as_data_path(data: Any, options: DataOptions = DataOptions()) -> DataArgumen
         raise GraftError(f"data: got a {_kind(data)}, an IterableDataset: it has no length or index to read "
                          "once and split; give graft a map-style Dataset (__len__ and __getitem__)")  # fmt: skip
     if is_map_dataset(data):
-        table = torch_table(data, options)
+        table = torch_table(data, _without_label_columns(options))
         return DataArgument(table.path, table.task)
     raise GraftError(f"data: got a {_kind(data)}; graft.train takes {ACCEPTED}")
+
+
+def _without_label_columns(options: DataOptions) -> DataOptions:
+    if options.label_columns:
+        raise GraftError("label_columns: names 0/1 columns of a table; a dataset object's multi-label labels are "
+                         "a multi-hot vector or a list of names per sample: drop label_columns")  # fmt: skip
+    return options
 
 
 def _from_frame(frame: Any, path_column: str) -> Path:

@@ -63,6 +63,7 @@ class DataOptions:
     modality: str = "auto"  # which column an HF dataset with both an image and a text column is read by
     cache_dir: Path | None = None  # None: data/cache_dir.py's root
     quiet: bool = False
+    label_columns: bool = False  # the run names 0/1 label columns (a table's; a dataset object has none)
 
     def columns(self, text: bool, pair: str | None = None) -> tuple[str, str | None, str | None]:
         """The CSV's (item, label, pair) columns, named as the run's config will read them."""
