@@ -31,7 +31,7 @@ from rich.console import Console
 from graft.config import resolve_config
 from graft.data.check import DataReport, apply_checks, check_data, print_report
 from graft.data.discover import discover_config
-from graft.data.in_memory import as_data_path
+from graft.data.in_memory import as_data_path, is_path, options_of
 from graft.errors import GraftError
 from graft.monitoring.console import make_console
 from graft.predict.images import Predictor
@@ -48,11 +48,18 @@ def train(
     **overrides: Any,
 ) -> Run:
     """Fine-tune `model` on `data` and return the finished `Run` (checkpoints, metrics, bundle on disk).
-    `data`: a folder or CSV path, a pandas DataFrame (a path or text column and a label column), or a list
-    of (path or text, label) pairs (data/in_memory.py); `model`: a name or a model/bundle folder."""
+    `model`: a name or a model/bundle folder. `data` (and `val`): a folder or CSV path, a pandas DataFrame
+    (a path or text column and a label column), a list of (path or text, label) pairs, a map-style torch
+    Dataset of (image or text, label), or a Hugging Face `datasets.Dataset`/`DatasetDict` (data/in_memory.py).
+
+    A Dataset object is read once, in index order, now; images held only in memory are written as files
+    into the cache (`$GRAFT_CACHE_DIR`, else `$XDG_CACHE_HOME/graft`, else ~/.cache/graft: datasets/),
+    once per content. Its items must be un-normalized and un-augmented: graft applies the model's own
+    normalization and augmentations. Resume, eval and the report read those files (split.csv), so the
+    object is not needed again."""
     if overrides.pop("single_label", False):  # as --single-label: task="single-label"
         overrides["task"] = "single-label"
-    data, model = _data_argument(data, overrides), _model_argument(model)
+    data, model = _data_argument(data, overrides, config), _model_argument(model)
     named = {key: value for key, value in (("data", data), ("model", model)) if value is not None}
     cfg = resolve_config(config, {**named, **overrides})
     return run_training(cfg, console)
@@ -109,7 +116,8 @@ def export(run_or_bundle: str | Path | Run, format: str = "onnx", out: str | Pat
 
 def check(data: Any, *, verbose: bool = False, **overrides: Any) -> DataReport:
     """`graft check`: read every sample of `data` once and report (counts, sizes, unreadable files,
-    imbalance, train/val leaks, warnings), changing nothing. Keyword arguments are the command's flags:
+    imbalance, train/val leaks, warnings), changing nothing (a Dataset object's in-memory images are
+    written to the cache first, as `train` writes them). `data` is what `train` takes. Keyword arguments are the command's flags:
     `val`, `val_split`, `seed`, `task` (auto, single-label, multi-label, regression), `single_label`,
     `modality`, `label_columns`, `label_separator`, `text_column`, `label_column`, `text_pair_column`,
     `strict`, `dedupe` (or dotted config keys). Raises GraftError where `graft check` exits 2: data that
@@ -138,9 +146,22 @@ def resume(run_dir: str | Path | Run, *, console: Console | None = None, **chang
     return resume_run(_path(run_dir), changes, console)
 
 
-def _data_argument(data: Any, overrides: dict[str, Any]) -> Any:
-    columns = {k: overrides.get(k, overrides.get(f"data.{k}")) for k in ("path_column", "text_column")}
-    return as_data_path(data, columns["path_column"] or "path", columns["text_column"] or "text")
+def _data_argument(data: Any, overrides: dict[str, Any], config: str | Path | None = None) -> Any:
+    """`data` as the path the config holds: a path as it is, an object written to a CSV (data/in_memory.py)
+    with the settings that the config file and `overrides` give (its columns, the cache, quiet); so is a
+    `val` object. The task an object's labels say goes into `overrides` unless the run names one."""
+    val_key = next((key for key in ("val", "data.val") if key in overrides), None)
+    if is_path(data) and (val_key is None or is_path(overrides[val_key])):
+        return data
+    val = overrides.pop(val_key) if val_key is not None and not is_path(overrides[val_key]) else None
+    cfg = resolve_config(config, overrides)
+    options = options_of(cfg)
+    found = as_data_path(data, options)
+    if val is not None:
+        overrides[val_key] = as_data_path(val, options).path
+    if found.task is not None and cfg.data.task == "auto":
+        overrides["data.task" if "data.task" in overrides else "task"] = found.task
+    return found.path
 
 
 def _model_argument(model: Any) -> Any:

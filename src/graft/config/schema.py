@@ -38,7 +38,7 @@ class DataConfig(_Section):
     val_split: float = Field(0.2, gt=0, lt=1)
     img_size: int | None = Field(None, ge=16)  # None: the model's pretrained input size
     num_workers: int | None = Field(None, ge=0)  # None: chosen from the CPU count
-    cache_dir: Path | None = None  # frozen-feature cache; None: $GRAFT_CACHE_DIR or ~/.cache/graft
+    cache_dir: Path | None = None  # frozen features, tokens, in-memory datasets; None: data/cache_dir.py
     augment: AugmentConfig = AugmentConfig()
     # What the samples are. auto: text when DATA is a text table (data/text_tables.py), else images.
     modality: Literal["auto", "image", "text"] = "auto"

@@ -1,5 +1,6 @@
-"""Image files -> 8-bit RGB PIL images, the one decoder graft uses everywhere: training, `graft check`,
-prediction, and the torch-free ONNX path (so this module imports only PIL and NumPy).
+"""Image files (and pixel arrays) -> 8-bit RGB PIL images, the one decoder graft uses everywhere: training,
+`graft check`, prediction, the in-memory datasets graft writes to files, and the torch-free ONNX path (so
+this module imports only PIL and NumPy).
 """
 
 from __future__ import annotations
@@ -38,3 +39,46 @@ def to_rgb(img: Image.Image) -> Image.Image:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return img.convert("RGB")
+
+
+CHANNELS = (1, 3, 4)  # gray, RGB, RGBA
+NORMALIZED_HINT = "already normalized? pass the image before normalization, or uint8 0-255"
+
+
+def array_to_image(
+    a: np.ndarray, channels_first: bool, what: str, hint: str = NORMALIZED_HINT
+) -> Image.Image:
+    """HxW, HxWxC (numpy's layout) or CxHxW (torch's; `channels_first` picks it when both fit, as for a
+    3x3x3 tensor) -> an RGB PIL image, decoded as files are (gray expanded, transparency composited on
+    white: `to_rgb`). Float pixels are in [0, 1] and rounded to 8 bits, as an image file holds them, so an
+    array predicts exactly as the file graft writes from it trains. `what` starts each error ("cannot
+    predict on a tensor of shape ..."); `hint` follows float pixels out of [0, 1]."""
+    if a.ndim == 3:
+        first, last = a.shape[0] in CHANNELS, a.shape[-1] in CHANNELS
+        if first and (channels_first or not last):
+            a = a.transpose(1, 2, 0)
+        elif not last:
+            raise GraftError(f"{what}: an image has 1, 3 or 4 channels, first (CxHxW) or last (HxWxC)")
+        if a.shape[-1] == 1:
+            a = a[..., 0]
+    elif a.ndim != 2:
+        raise GraftError(
+            f"{what}: an image is HxW, HxWxC or CxHxW, a batch of them NxHxWxC (NxCxHxW for tensors)"
+        )
+    if a.size == 0:
+        raise GraftError(f"{what}: it has no pixels")
+    if a.dtype.kind == "f":
+        lo, hi = float(np.min(a)), float(np.max(a))
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1e-3 or hi > 1 + 1e-3:
+            raise GraftError(
+                f"{what}: float pixels must be in [0, 1], these run from {lo:.3g} to {hi:.3g} ({hint})"
+            )
+        a = np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
+    elif a.dtype.kind in "iu" and a.dtype != np.uint8:
+        lo, hi = int(np.min(a)), int(np.max(a))
+        if lo < 0 or hi > 255:
+            raise GraftError(f"{what}: integer pixels must be 0-255, these run from {lo} to {hi}")
+        a = a.astype(np.uint8)
+    elif a.dtype != np.uint8:
+        raise GraftError(f"{what}: pixels are uint8 (0-255) or float (0-1)")
+    return to_rgb(Image.fromarray(np.ascontiguousarray(a)))

@@ -9,14 +9,13 @@ only the top blocks starts from there instead of from the images.
 The cache key covers everything the features depend on, so a stale entry is never used: the frozen
 weights (a hash of every tensor but the head's), the architecture, the preprocessing, which activations
 are recorded, and each file's path, size and modification time, in split order. Entries are safetensors
-files under the cache folder (`data.cache_dir`, default ~/.cache/graft/features), written atomically.
+files under the cache folder (`data.cache_dir`, default data/cache_dir.py's root/features), written atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,16 +25,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from graft.data.cache_dir import default_cache_dir  # noqa: F401  (re-exported)
 from graft.data.discover import Sample
 from graft.data.sampler import in_dataset_order
 from graft.files import write_atomic
 from graft.runtime import autocast, to_device
 
 CACHE_FORMAT = 4  # 2: several taps per entry; 3: how long computing them took; 4: texts per token
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("GRAFT_CACHE_DIR") or Path.home() / ".cache" / "graft")
 
 
 def feature_key(

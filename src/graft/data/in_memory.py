@@ -1,10 +1,28 @@
-"""`graft.train(data=...)` beyond a path: a pandas DataFrame, or a sequence of (path or text, label) pairs,
-written to a CSV that the usual discovery reads, so checks, split.csv, resume and the bundle are the same as
-for a file. Image paths are made absolute first (a DataFrame's relative paths mean "from here", a CSV's
-"from the CSV"); split.csv then holds them, so the temporary table is never needed again.
+"""`graft.train(data=...)` beyond a path: each in-memory form becomes a CSV that the usual discovery reads,
+so checks, split.csv, resume, eval, the report and the bundle are the same as for a file.
 
-Anything else (a torch Dataset, a Hugging Face datasets.Dataset) is refused in one line that names what
-is accepted, instead of a validation error that prints the whole object.
+  a pandas DataFrame                     a path or text column and a label column, as a CSV's
+  a list of (path or text, label) pairs  image paths, or texts
+  a map-style torch Dataset              (sample, label) items: images (PIL, numpy, tensors) or texts, and
+  (or a list of (image, label) pairs)    class indices, names, numbers or multi-hot vectors
+                                         (data/torch_datasets.py; ImageFolder's files are used as they are)
+  a Hugging Face datasets.Dataset        an Image or text column and a label column; a DatasetDict's
+  or DatasetDict                         train/validation splits are kept (data/hf_datasets.py)
+
+Image paths are made absolute first (a DataFrame's relative paths mean "from here", a CSV's "from the
+CSV"); split.csv then holds them, so the temporary table is never needed again. Images that exist only in
+memory are written once, as files, into the cache (data/materialize.py, data/cache_dir.py).
+
+What a Dataset object must guarantee: graft reads it once, in index order, when `graft.train` (or
+`graft.check`) is called, and trains on what it returned. Items must be the plain samples, un-normalized
+and un-augmented: graft applies the model's own normalization and its own augmentations per epoch (a float
+image outside [0, 1], or an item that changes between two reads, is refused). Resume, eval and the report
+read the written files and split.csv, so the object is not needed again.
+
+A dataset object's labels say the task (a float is regression, a vector or a list of names multi-label),
+so it is handed to the config unless the run names one. Anything else is refused in one line that names
+what is accepted, instead of a validation error that prints the whole object. torch and datasets are never
+imported to recognise their objects (`sys.modules`): `graft.check` on a path stays cheap.
 """
 
 from __future__ import annotations
@@ -13,23 +31,68 @@ import csv
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from graft.config import Config
+from graft.data.hf_datasets import hf_table, is_hf_dataset
+from graft.data.materialize import DataOptions
+from graft.data.torch_datasets import is_iterable_only, is_map_dataset, torch_table
 from graft.errors import GraftError
 
-ACCEPTED = "a folder or CSV path, a pandas DataFrame, or a list of (path or text, label) pairs"
+ACCEPTED = (
+    "a folder or CSV path, a pandas DataFrame, (path or text, label) pairs, a map-style torch Dataset of "
+    "(sample, label), or a Hugging Face Dataset"
+)
 
 
-def as_data_path(data: Any, path_column: str = "path", text_column: str = "text") -> Any:
+@dataclass(frozen=True)
+class DataArgument:
+    path: Any  # what `data.path` is set to: the path given (or None), or the CSV written
+    task: str | None = None  # the task a dataset object's labels say; None: discovery reads the labels
+
+
+def is_path(data: Any) -> bool:
+    """A path (or nothing), which discovery reads as it is: no object to write first."""
+    return data is None or isinstance(data, (str, os.PathLike))
+
+
+def options_of(cfg: Config) -> DataOptions:
+    """How a run's config reads a dataset object: the columns it names (None where it keeps discovery's
+    default, so an HF dataset's own column is found by name), the separator, the cache, quiet."""
+    d = cfg.data
+    given = lambda value, default: None if value == default else value  # noqa: E731
+    return DataOptions(given(d.path_column, "path"), given(d.text_column, "text"), given(d.label_column, "label"),
+                       d.text_pair_column, d.label_separator, d.modality, d.cache_dir, cfg.log.quiet,
+                       bool(d.label_columns))  # fmt: skip
+
+
+def as_data_path(data: Any, options: DataOptions = DataOptions()) -> DataArgument:
     """`data` unchanged when it is a path (or None); else the path of a CSV holding it."""
-    if data is None or isinstance(data, (str, os.PathLike)):
-        return data
+    if is_path(data):
+        return DataArgument(data)
     if hasattr(data, "to_csv") and hasattr(data, "columns"):  # a pandas DataFrame (duck-typed: no import)
-        return _from_frame(data, path_column)
+        return DataArgument(_from_frame(data, options.path_column or "path"))
+    if is_hf_dataset(data):
+        table = hf_table(data, _without_label_columns(options))
+        return DataArgument(table.path, table.task)
     if isinstance(data, Sequence) and data and all(_is_pair(item) for item in data):
-        return _from_pairs(data)
+        return DataArgument(_from_pairs(data, options))
+    if is_iterable_only(data):
+        raise GraftError(f"data: got a {_kind(data)}, an IterableDataset: it has no length or index to read "
+                         "once and split; give graft a map-style Dataset (__len__ and __getitem__)")  # fmt: skip
+    if is_map_dataset(data):
+        table = torch_table(data, _without_label_columns(options))
+        return DataArgument(table.path, table.task)
     raise GraftError(f"data: got a {_kind(data)}; graft.train takes {ACCEPTED}")
+
+
+def _without_label_columns(options: DataOptions) -> DataOptions:
+    if options.label_columns:
+        raise GraftError("label_columns: names 0/1 columns of a table; a dataset object's multi-label labels are "
+                         "a multi-hot vector or a list of names per sample: drop label_columns")  # fmt: skip
+    return options
 
 
 def _from_frame(frame: Any, path_column: str) -> Path:
@@ -41,13 +104,13 @@ def _from_frame(frame: Any, path_column: str) -> Path:
     return out
 
 
-def _from_pairs(pairs: Sequence[Any]) -> Path:
+def _from_pairs(pairs: Sequence[Any], options: DataOptions) -> Path:
     first = pairs[0][0]
     images = isinstance(first, os.PathLike) or Path(str(first)).is_file()
     out = _staging_csv()
     with out.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["path" if images else "text", "label"])
+        writer.writerow([options.columns(text=not images)[0], options.label_column or "label"])
         writer.writerows([str(Path(a).resolve()) if images else str(a), str(b)] for a, b in pairs)
     return out
 

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from graft.config.task_names import TASK_NAMES
-from graft.data.decode import load_image, to_rgb
+from graft.data.decode import array_to_image, load_image
 from graft.data.folders import IMAGE_EXTENSIONS
 from graft.errors import GraftError
 
@@ -218,7 +218,6 @@ IMAGE_INPUTS = (
     "image paths, folders, PIL images, numpy arrays (HxWxC uint8, or HxW grayscale) and torch tensors "
     "(CxHxW or HxWxC, uint8 or float in [0, 1]), one or a list of them"
 )
-CHANNELS = (1, 3, 4)  # gray, RGB, RGBA
 
 
 def image_inputs(inputs: Any) -> list[str | Path | Image.Image]:
@@ -292,44 +291,8 @@ def _array_images(x: Any) -> list[Image.Image]:
         t = x.detach().cpu()
         x = (t.float() if t.is_floating_point() else t).numpy()  # bfloat16 has no numpy dtype
     if x.ndim == 4:
-        return [_to_image(a, tensor) for a in x]
-    return [_to_image(x, tensor)]
-
-
-def _to_image(a: np.ndarray, tensor: bool) -> Image.Image:
-    """HxW, HxWxC (numpy's layout) or CxHxW (torch's) -> an RGB PIL image, decoded as files are (gray
-    expanded, transparency composited on white: graft.data.decode.to_rgb)."""
-    bad = f"cannot predict on {_what_array(a, tensor)}"
-    if a.ndim == 3:
-        first, last = a.shape[0] in CHANNELS, a.shape[-1] in CHANNELS
-        if first and (tensor or not last):
-            a = a.transpose(1, 2, 0)
-        elif not last:
-            raise GraftError(f"{bad}: an image has 1, 3 or 4 channels, first (CxHxW) or last (HxWxC)")
-        if a.shape[-1] == 1:
-            a = a[..., 0]
-    elif a.ndim != 2:
-        raise GraftError(
-            f"{bad}: an image is HxW, HxWxC or CxHxW, a batch of them NxHxWxC (NxCxHxW for tensors)"
-        )
-    if a.size == 0:
-        raise GraftError(f"{bad}: it has no pixels")
-    if a.dtype.kind == "f":
-        lo, hi = float(np.min(a)), float(np.max(a))
-        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1e-3 or hi > 1 + 1e-3:
-            raise GraftError(
-                f"{bad}: float pixels must be in [0, 1], these run from {lo:.3g} to {hi:.3g} (already "
-                "normalized? pass the image before normalization, or uint8 0-255)"
-            )
-        a = np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
-    elif a.dtype.kind in "iu" and a.dtype != np.uint8:
-        lo, hi = int(np.min(a)), int(np.max(a))
-        if lo < 0 or hi > 255:
-            raise GraftError(f"{bad}: integer pixels must be 0-255, these run from {lo} to {hi}")
-        a = a.astype(np.uint8)
-    elif a.dtype != np.uint8:
-        raise GraftError(f"{bad}: pixels are uint8 (0-255) or float (0-1)")
-    return to_rgb(Image.fromarray(np.ascontiguousarray(a)))
+        return [array_to_image(a, tensor, f"cannot predict on {_what_array(a, tensor)}") for a in x]
+    return [array_to_image(x, tensor, f"cannot predict on {_what_array(x, tensor)}")]
 
 
 def _what_array(a: np.ndarray, tensor: bool) -> str:
