@@ -83,8 +83,8 @@ def model_object(obj: Any, resolve: bool = True) -> ModelObject:
     """Resolve `obj` (see the module docstring); `resolve=False`: take it as a custom module whatever it
     is (resuming or loading a custom run: only its tensor names and shapes matter)."""
     if not isinstance(obj, nn.Module):
-        hint = "; for a state_dict, save it and pass weights=FILE with its architecture's name" if isinstance(
-            obj, dict) else ""  # fmt: skip
+        hint = "; for a state_dict, save it and pass weights=FILE with its architecture's name"
+        hint = hint if isinstance(obj, dict) else ""
         raise GraftError(
             f"model: got a {type(obj).__module__}.{type(obj).__qualname__}; graft.train takes a model name "
             f"(timm, tv:NAME, a Hugging Face encoder), a model or bundle folder, or an nn.Module object{hint}"
@@ -92,8 +92,14 @@ def model_object(obj: Any, resolve: bool = True) -> ModelObject:
     path = class_path(obj)
     if resolve and _is_transformers(obj):
         return ModelObject(obj, "transformers", _text_source(obj), path)
-    # graft trains float32 weights (autocast does the rest); .float() is a no-op on a float32 copy.
-    module = copy.deepcopy(obj).float()
+    try:
+        module = copy.deepcopy(obj)
+    except (TypeError, RuntimeError, copy.Error) as err:  # an attribute that cannot be copied: a lock, a file
+        raise GraftError(
+            f"model: the {path} object cannot be copied ({str(err).splitlines()[0][:150]}); graft trains a "
+            "copy.deepcopy of it so that the object stays as it is"
+        ) from None
+    module = module.float()  # graft trains float32 weights (autocast does the rest); a no-op if they are
     if resolve:
         name = _timm_name(module)
         if name is not None:
@@ -176,9 +182,16 @@ def build_text_from_object(
         refuse_remote_code(Path(given.name))
     with tempfile.TemporaryDirectory(prefix="graft-model-") as folder:
         given.module.save_pretrained(folder, safe_serialization=True)
-        built, tokenizer = build_text(
-            folder, num_classes, classes, problem_type=problem_type, tokenizer_from=given.name
-        )
+        try:
+            built, tokenizer = build_text(
+                folder, num_classes, classes, problem_type=problem_type, tokenizer_from=given.name
+            )
+        # A PreTrainedModel subclass of an architecture transformers does not ship (no Auto class for it).
+        except (ValueError, KeyError) as err:
+            raise GraftError(
+                f"model: transformers cannot build a sequence classifier from the saved {given.class_path} "
+                f"({str(err).strip().splitlines()[0][:150]})"
+            ) from None
     built.weights = given.weights
     return built, tokenizer
 
@@ -197,9 +210,8 @@ def resumed_object(
     if given.kind == "transformers":
         return given  # its tensors are named inside graft's TextClassifier: the checkpoint's load checks them
     if not custom and given.name != name:
-        raise GraftError(
-            f"model: {where} trained {name}; the given {given.class_path} object is {given.name}"
-        )
+        found = "a module no name rebuilds (its settings differ)" if given.kind == "module" else given.name
+        raise GraftError(f"model: {where} trained {name}; the given {given.class_path} object is {found}")
     check_fits(given.module, state, where, head_may_differ=True)
     return given
 
