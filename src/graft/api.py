@@ -7,6 +7,7 @@
     >>> graft.export(run, format="onnx")                                                 # doctest: +SKIP
     >>> graft.check("my_images/").warnings                                               # doctest: +SKIP
     >>> graft.resume(run.path, epochs=10)                                                # doctest: +SKIP
+    >>> graft.train("my_images/", model=my_net)   # an nn.Module object: see train()     # doctest: +SKIP
 
 Keyword arguments are the `graft train` flag names with underscores (`epochs`, `batch_size`, `lr`,
 `img_size`, `val`, `val_split`, `out`, `seed`, `device`, `pretrained`, `num_workers`, `accum_steps`, `amp`,
@@ -32,7 +33,6 @@ from graft.config import resolve_config
 from graft.data.check import DataReport, apply_checks, check_data, print_report
 from graft.data.discover import discover_config
 from graft.data.in_memory import as_data_path, is_path, options_of
-from graft.errors import GraftError
 from graft.monitoring.console import make_console
 from graft.predict.images import Predictor
 from graft.predict.load import load_predictor
@@ -41,39 +41,69 @@ from graft.workflow.train import Run, run_training
 
 def train(
     data: Any = None,
-    model: str | Path | None = None,
+    model: Any = None,
     *,
     config: str | Path | None = None,
     console: Console | None = None,
     **overrides: Any,
 ) -> Run:
     """Fine-tune `model` on `data` and return the finished `Run` (checkpoints, metrics, bundle on disk).
-    `model`: a name or a model/bundle folder. `data` (and `val`): a folder or CSV path, a pandas DataFrame
-    (a path or text column and a label column), a list of (path or text, label) pairs, a map-style torch
-    Dataset of (image or text, label), or a Hugging Face `datasets.Dataset`/`DatasetDict` (data/in_memory.py).
+    `data` (and `val`): a folder or CSV path, a pandas DataFrame (a path or text column and a label column),
+    a list of (path or text, label) pairs, a map-style torch Dataset of (image or text, label), or a Hugging
+    Face `datasets.Dataset`/`DatasetDict` (data/in_memory.py).
 
     A Dataset object is read once, in index order, now; images held only in memory are written as files
     into the cache (`$GRAFT_CACHE_DIR`, else `$XDG_CACHE_HOME/graft`, else ~/.cache/graft: datasets/),
     once per content. Its items must be un-normalized and un-augmented: graft applies the model's own
     normalization and augmentations. Resume, eval and the report read those files (split.csv), so the
-    object is not needed again."""
+    object is not needed again.
+
+    `model`: a name, a model/bundle folder, or an `nn.Module` object, whose current weights are the starting
+    weights:
+
+    - a timm model (`timm.create_model(...)`): trained as its architecture name (config.yaml's model.name,
+      with model.module naming the class), head from `reset_classifier`, its own preprocessing; the bundle
+      is timm's, and `graft.resume(run)` needs no object;
+    - a torchvision classification model: `tv:NAME` when exactly one builder makes the same model;
+    - a transformers `PreTrainedModel` (encoder or sequence classifier): built from it as from its folder,
+      with the tokenizer of the folder or hub name it was loaded from; the bundle is transformers';
+    - any other module: `module:pkg.mod:ClassName`. The head is its `reset_classifier(N)` if it has one,
+      else its last `nn.Linear`, replaced for the data's classes; ImageNet mean/std at `img_size` (224)
+      unless it carries a timm `pretrained_cfg`; layer groups from its module tree. Resume, load, evaluate
+      and export it with an object of that architecture again: `graft.resume(run, model=Net())`,
+      `graft.load(run, model=Net())`, `graft.evaluate(run, model=Net())`, `graft.export(run, model=Net())`
+      (checked tensor by tensor; the CLI says how in one line). The bundle is its state_dict (safetensors)
+      and graft.json's `module`; graft never imports or pickles the class.
+
+    The object is never changed: graft trains one `copy.deepcopy` of it (a transformers object is only
+    read, by `save_pretrained` into a temporary folder, and loaded once from there), so peak memory is the
+    object plus one copy. With an object, `weights`, `drop_rate` and `pretrained=False` do not apply.
+
+        >>> net = timm.create_model("resnet18", pretrained=True)                    # doctest: +SKIP
+        >>> run = graft.train("my_images/", model=net, epochs=5)                     # doctest: +SKIP
+    """
     if overrides.pop("single_label", False):  # as --single-label: task="single-label"
         overrides["task"] = "single-label"
-    data, model = _data_argument(data, overrides, config), _model_argument(model)
+    data, (model, given) = _data_argument(data, overrides, config), _model_argument(model)
+    if given is not None:  # what config.yaml records: the resolved name, and that it came from an object
+        model, overrides = given.name, {**overrides, "model.module": given.class_path}
     named = {key: value for key, value in (("data", data), ("model", model)) if value is not None}
     cfg = resolve_config(config, {**named, **overrides})
-    return run_training(cfg, console)
+    return run_training(cfg, console, given=given)
 
 
-def load(path: str | Path | Run, device: str = "auto", backend: str = "torch") -> Predictor:
+def load(
+    path: str | Path | Run, device: str = "auto", backend: str = "torch", model: Any = None
+) -> Predictor:
     """A predictor for a run directory or a bundle folder (`backend="onnx"`: its ONNX export on
     onnxruntime, or a .onnx file); every one has `.modality` ("image", "text"), `.task` ("single-label",
     "multi-label", "regression"), `predict(inputs, top_k=1, batch_size=32)` (per input: the top classes; the
     labels above their thresholds with each label's sigmoid probability; or the number) and
     `predict_proba(inputs, batch_size=32)` (an (N, C) array, columns in `.classes` order: softmax, or a
     sigmoid per label; a regression model raises GraftError). Images are paths, folders, PIL images, numpy
-    arrays or torch tensors; texts are strings."""
-    return load_predictor(_path(path), backend=backend, device=device)
+    arrays or torch tensors; texts are strings. `model`: for a bundle trained from a custom nn.Module, an
+    object of that architecture (its weights are loaded into a copy of it; see `train`)."""
+    return load_predictor(_path(path), backend=backend, device=device, model=model)
 
 
 def evaluate(
@@ -83,6 +113,7 @@ def evaluate(
     device: str = "auto",
     batch_size: int = 64,
     num_workers: int | None = None,
+    model: Any = None,
 ) -> dict[str, Any]:
     """`graft eval`: the bundle's model on labelled data; writes the report folder and returns its metrics
     (metrics.json as `graft eval --json` prints it: accuracy, top_k_accuracy, macro_f1, weighted_f1, ece,
@@ -91,27 +122,36 @@ def evaluate(
     `data`: a folder or CSV as `graft train` takes it (its test split if it has one, else its val split,
     else all of it); default the run's validation split. `out`: the report folder (default RUN/report, or
     RUN/report-DATA with `data`). Problems with the data (skipped files, ...) are Python warnings.
+    `model`: for a bundle trained from a custom nn.Module, an object of that architecture (see `train`).
     """
     from graft.data.images import default_num_workers
     from graft.evaluation.evaluate import evaluate as run_evaluation
 
     workers = default_num_workers() if num_workers is None else num_workers
     result = run_evaluation(
-        _path(run_or_bundle), data, out, device=device, batch_size=batch_size, num_workers=workers
+        _path(run_or_bundle),
+        data,
+        out,
+        device=device,
+        batch_size=batch_size,
+        num_workers=workers,
+        model=model,
     )
     for warning in result.data.warnings:
         warnings.warn(warning, stacklevel=2)
     return json.loads((result.out / "metrics.json").read_text())
 
 
-def export(run_or_bundle: str | Path | Run, format: str = "onnx", out: str | Path | None = None) -> Path:
+def export(
+    run_or_bundle: str | Path | Run, format: str = "onnx", out: str | Path | None = None, model: Any = None
+) -> Path:
     """`graft export`: the bundle's model as onnx, pt2, torchscript or safetensors, verified against
     PyTorch before it is kept. Returns the file (default inside the bundle: model.onnx, ...); the sidecar
     FILE.json beside it holds the input, preprocessing and classes. `graft.load(run, backend="onnx")` serves
-    the ONNX export without torch."""
+    the ONNX export without torch (and without the object a custom nn.Module's bundle needs: `model`)."""
     from graft.exporting.formats import export as export_model
 
-    return export_model(_path(run_or_bundle), format.lower(), out).path
+    return export_model(_path(run_or_bundle), format.lower(), out, model=model).path
 
 
 def check(data: Any, *, verbose: bool = False, **overrides: Any) -> DataReport:
@@ -136,14 +176,19 @@ def check(data: Any, *, verbose: bool = False, **overrides: Any) -> DataReport:
     return report
 
 
-def resume(run_dir: str | Path | Run, *, console: Console | None = None, **changes: Any) -> Run:
+def resume(
+    run_dir: str | Path | Run, *, model: Any = None, console: Console | None = None, **changes: Any
+) -> Run:
     """`graft resume`: continue a run from its newest intact checkpoint (mid-epoch too) and return the
     finished `Run`, the run that never stopped. Only `epochs`, `patience`, `min_delta`, `device`, `amp`,
     `num_workers`, `quiet`, logging and checkpoint keeping may change, e.g. `resume(run, epochs=20)`;
-    anything else is a GraftError naming the field."""
+    anything else is a GraftError naming the field. `model`: for a run trained from a custom nn.Module, an
+    object of that architecture (checked against the checkpoint's tensors; see `train`)."""
     from graft.workflow.resume import resume_run
 
-    return resume_run(_path(run_dir), changes, console)
+    if model is None or isinstance(model, (str, os.PathLike)):  # a name is a change, refused as one
+        changes, model = ({**changes, "model": model} if model is not None else changes), None
+    return resume_run(_path(run_dir), changes, console, model=model)
 
 
 def _data_argument(data: Any, overrides: dict[str, Any], config: str | Path | None = None) -> Any:
@@ -164,15 +209,13 @@ def _data_argument(data: Any, overrides: dict[str, Any], config: str | Path | No
     return found.path
 
 
-def _model_argument(model: Any) -> Any:
+def _model_argument(model: Any) -> tuple[Any, Any]:
+    """(name or folder, None) or (None, the resolved nn.Module object: models/module_input.py)."""
     if model is None or isinstance(model, (str, os.PathLike)):
-        return model
-    kind = f"{type(model).__module__}.{type(model).__qualname__}"
-    raise GraftError(
-        f"model: got a {kind}; graft.train takes a model name (timm, tv:NAME, a Hugging Face encoder) or a "
-        "model or bundle folder (an nn.Module object is not supported yet: save its weights and pass "
-        "weights=FILE with its timm or tv: architecture name)"
-    )
+        return model, None
+    from graft.models.module_input import model_object  # torch: only for an object, which needs it anyway
+
+    return None, model_object(model)
 
 
 def _path(target: str | Path | Run) -> str | Path:

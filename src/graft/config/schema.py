@@ -131,6 +131,34 @@ class ModelConfig(_Section):
     pretrained: bool = True
     weights: Path | None = None  # a local .safetensors/.pt/.pth state_dict for `name`'s architecture
     drop_rate: float | None = Field(None, ge=0, lt=1)  # None keeps the model's default
+    # "pkg.mod:ClassName" of the nn.Module object graft.train was given (models/module_input.py): its weights
+    # were the starting weights, and `name` is what it resolved to (timm architecture, tv:NAME, a transformers
+    # folder, or module:pkg.mod:ClassName for a custom module). Set by graft.train, never by hand.
+    module: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.<>]*$")
+
+    @model_validator(mode="after")
+    def _object_alone(self) -> ModelConfig:
+        """A model object brings its own weights and dropout; a module: name only comes with its object."""
+        custom = (self.name or "").startswith("module:")
+        if self.module is None and custom:
+            raise ValueError(f"{self.name!r} is written by graft.train for an nn.Module object; "
+                             "pass the object as model=")  # fmt: skip
+        if self.module is None:
+            return self
+        if custom and self.name != f"module:{self.module}":
+            raise ValueError(f"name {self.name!r} and module {self.module!r} disagree")
+        if self.weights is not None:
+            raise ValueError(
+                "a model object brings its own weights: give model=OBJECT or weights=FILE, not both"
+            )
+        if not self.pretrained:
+            raise ValueError(
+                "a model object starts from its own weights (pretrained=False does not apply); "
+                "set strategy.probe=false to train the head with the rest instead of solving it"
+            )
+        if self.drop_rate is not None:
+            raise ValueError("a model object keeps its own dropout: set it on the module, not drop_rate")
+        return self
 
 
 class OptimConfig(_Section):

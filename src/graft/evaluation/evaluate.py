@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from rich.console import Console
+from torch import nn
 from torch.utils.data import DataLoader
 
 from graft.data.discover import Sample
@@ -54,19 +55,21 @@ def evaluate(
     batch_size: int = 64,
     num_workers: int = 0,
     logits: torch.Tensor | None = None,
+    model: nn.Module | None = None,
 ) -> Evaluation:
-    return run_plan(plan_evaluation(target, data, out), device, batch_size, num_workers, logits)
+    return run_plan(plan_evaluation(target, data, out), device, batch_size, num_workers, logits, model)
 
 
 def run_plan(
     plan: EvalPlan, device: str = "auto", batch_size: int = 64, num_workers: int = 0,
-    logits: torch.Tensor | None = None,
+    logits: torch.Tensor | None = None, model: nn.Module | None = None,
 ) -> Evaluation:  # fmt: skip
     """The bundle's logits on the planned samples -> metrics -> the report folder. `logits`: the bundle's
-    logits on exactly these samples, already computed (the end of training), else computed here."""
+    logits on exactly these samples, already computed (the end of training), else computed here. `model`:
+    for a custom module's bundle, an object of its architecture (graft.load's `model=`)."""
     located, eval_data, classes = plan.located, plan.data, plan.located.classes
     meta, task = located.meta, from_meta(located.meta)
-    predictor = Predictor.from_path(located.bundle, device=device)
+    predictor = Predictor.from_path(located.bundle, device=device, model=model)
     targets = task.targets(eval_data.targets)  # class indices, multi-hot rows, or the numbers
     if logits is None or logits.shape != (len(targets), task.outputs(classes)):
         workers = 0 if len(eval_data.items) < IN_PROCESS_BELOW else num_workers
@@ -188,7 +191,7 @@ assert set(LOGITS) == set(EVALUATED_TASKS), f"{set(LOGITS)} vs {set(EVALUATED_TA
 
 def report_after_training(
     run_dir: Path, console: Console, device: str = "auto", num_workers: int = 0,
-    logits: torch.Tensor | None = None,
+    logits: torch.Tensor | None = None, model: nn.Module | None = None,
 ) -> None:  # fmt: skip
     """The end of `graft train`: evaluate the bundled best model on the validation split. A failure here
     never fails the run (its model is already saved): it is a warning with the command to retry. Tasks
@@ -198,7 +201,7 @@ def report_after_training(
     try:
         if locate(run_dir).meta.get("task", "image-classification") not in EVALUATED_TASKS:
             return
-        result = evaluate(run_dir, device=device, num_workers=num_workers, logits=logits)
+        result = evaluate(run_dir, device=device, num_workers=num_workers, logits=logits, model=model)
     except Exception as err:  # noqa: BLE001  any failure: the run itself succeeded
         reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
         console.print(f"[yellow]warning[/yellow] no evaluation report ({type(err).__name__}: {reason[:200]}); "

@@ -10,6 +10,13 @@ torchvision models keep torchvision's parameter names in `model.safetensors`:
     model = torchvision.models.get_model(ARCH, num_classes=N)
     model.load_state_dict(safetensors.torch.load_file("runs/NAME/model/model.safetensors"))
 
+A custom nn.Module given to `graft.train(model=obj)` (models/module_input.py) is saved the same way, its
+state_dict with the head replaced for the classes; graft.json's `module` names its class, which graft
+never imports. Build one of that architecture, put the same head on it, and load:
+
+    graft.load("runs/NAME", model=Net())               # graft does the head and checks every tensor
+    net.fc = nn.Linear(net.fc.in_features, N); net.load_state_dict(load_file(".../model.safetensors"))
+
 Text models (Hugging Face encoders) are saved with `save_pretrained` (model and tokenizer):
 
     AutoModelForSequenceClassification.from_pretrained("runs/NAME/model")
@@ -99,6 +106,8 @@ def write_bundle(
         "task": task,
         "family": built.family,
         "arch": built.arch,
+        # A custom nn.Module's class, recorded not imported: loading takes an object of it (model=).
+        **({"module": built.arch} if built.family == "module" else {}),
         "num_classes": len(classes),
         "classes": list(classes),
         "preprocessing": preprocessing,

@@ -165,8 +165,11 @@ class Exported:
     seconds: float
 
 
-def export(target: str | Path, fmt: str, out: str | Path | None = None, atol: float = ATOL) -> Exported:
-    """Export, verify, then write `out` (default: inside the bundle) and its sidecar `out.json`.
+def export(
+    target: str | Path, fmt: str, out: str | Path | None = None, atol: float = ATOL, model: Any = None
+) -> Exported:
+    """Export, verify, then write `out` (default: inside the bundle) and its sidecar `out.json`. `model`:
+    for a custom module's bundle, an object of its architecture (graft.load's `model=`).
 
     >>> export("runs/NAME", "onnx").path              # doctest: +SKIP
     PosixPath('runs/NAME/model/model.onnx')
@@ -184,7 +187,7 @@ def export(target: str | Path, fmt: str, out: str | Path | None = None, atol: fl
     from graft.predict.images import Predictor
 
     started = time.perf_counter()
-    predictor = Predictor.from_path(located.bundle, device="cpu")
+    predictor = Predictor.from_path(located.bundle, device="cpu", model=model)
     if text:
         from graft.exporting.text_export import (
             TextLogits,

@@ -5,7 +5,9 @@ A `--model` value is resolved in this order:
   2. `tv:NAME`: a torchvision classification model
   3. a name with offline weights (below) when pretrained weights are asked for and the package is installed
   4. any timm name (`arch`, `arch.tag`, `hf-hub:org/repo`), weights from the Hugging Face hub
-`--weights FILE` replaces the pretrained weights of 2-4 with a local state_dict.
+`--weights FILE` replaces the pretrained weights of 2-4 with a local state_dict. An nn.Module object
+(`graft.train(model=obj)`) is resolved to one of these names where it can be (models/module_input.py);
+a custom one is `module:pkg.mod:ClassName`, which only Python builds, from the object.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import timm
 import torch
 
 from graft.errors import GraftError, did_you_mean
+from graft.models.module_input import CUSTOM_PREFIX, object_needed
 from graft.models.vision import BuiltModel, build_timm, build_torchvision, load_weights_file
 from graft.runs.folder import BUNDLE_META, find_bundle, read_bundle_meta
 
@@ -75,6 +78,8 @@ def create_model(
     >>> built.model(torch.zeros(1, *built.data_config["input_size"])).shape
     torch.Size([1, 3])
     """
+    if name.startswith(CUSTOM_PREFIX):
+        raise _custom_name(name)
     if _looks_like_path(name):
         if weights is not None:
             raise GraftError(f"--weights applies to an architecture name, not to the model folder {name}")
@@ -111,6 +116,8 @@ def create_model(
 def check_model_name(name: str) -> None:
     """The cheap part of `create_model`'s checks, for an image model name, before the data check decodes
     every file: an unknown timm or torchvision name fails in a second, not after minutes."""
+    if name.startswith(CUSTOM_PREFIX):
+        raise _custom_name(name)
     if _looks_like_path(name) or name.startswith("hf-hub:"):
         return
     if name.startswith("tv:"):
@@ -138,6 +145,13 @@ def pretrained_input_size(name: str) -> int | None:
     return int(size[-1]) if size else None
 
 
+def _custom_name(name: str) -> GraftError:
+    return GraftError(
+        f"{name} names a custom Python module (graft.train was given the object): only Python can build it; "
+        "pass an object of that class as model="
+    )
+
+
 def _looks_like_path(name: str) -> bool:
     # A bare word is a model name even if a folder of that name happens to exist in the working directory;
     # timm's own source prefixes (hf-hub:org/repo, local-dir:/path) contain slashes but are names.
@@ -157,6 +171,9 @@ def _from_directory(
         raise GraftError(f"model folder not found: {path}")
     path = find_bundle(path) or path  # a run directory: use its bundle
     meta = read_bundle_meta(path) if (path / BUNDLE_META).is_file() else {}
+    if meta.get("family") == "module":  # a custom nn.Module's weights: only Python can build the module
+        raise object_needed(f"{path} holds the weights of", meta.get("module", meta.get("arch", "?")),
+                            f"graft.load({str(path)!r}, model=...)")  # fmt: skip
     if meta.get("family") == "torchvision":
         from safetensors.torch import load_file
 

@@ -113,10 +113,11 @@ def quiet_transformers() -> None:
 
 def build_text(name: str, num_classes: int, classes: list[str], pretrained: bool = True,
                drop_rate: float | None = None, problem_type: str = "single_label_classification",
-               ) -> tuple[BuiltModel, Any]:  # fmt: skip
+               tokenizer_from: str | None = None) -> tuple[BuiltModel, Any]:  # fmt: skip
     """(model, tokenizer) for a hub name, a local folder, a graft text bundle, or an offline name.
     `problem_type` is Hugging Face's (graft/tasks/ `Task.problem_type`): saved in the bundle's config.json,
-    so the plain transformers model computes the same loss and its pipeline the same activation."""
+    so the plain transformers model computes the same loss and its pipeline the same activation.
+    `tokenizer_from`: where the tokenizer is, when not beside the model (a model object's, module_input.py)."""
     quiet_transformers()
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -143,7 +144,7 @@ def build_text(name: str, num_classes: int, classes: list[str], pretrained: bool
         refuse_remote_code(Path(source))
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=False, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_from or source, trust_remote_code=False)
         if pretrained:
             hf = AutoModelForSequenceClassification.from_pretrained(
                 source,

@@ -17,7 +17,8 @@ from torch import nn
 
 from graft.errors import GraftError, did_you_mean
 
-Family = Literal["timm", "torchvision"]
+# module: a custom nn.Module object given to graft.train (models/module_input.py)
+Family = Literal["timm", "torchvision", "transformers", "module"]
 PREPROCESSING_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 
 
@@ -112,13 +113,13 @@ def build_torchvision(
             f"could not download torchvision weights for {name!r}: {err} "
             "(offline? put the .pth in torch's hub cache, or --set model.pretrained=false)"
         ) from None
-    _replace_last_linear(model, num_classes)
+    replace_last_linear(model, num_classes)
     if tv_weights is not None:
         zero_head(model)
     if state_dict is not None:
         model.load_state_dict(adapt_state_dict(state_dict, model, where=weights or name))
     # The preset's preprocessing is what the architecture is meant to see, with or without its weights.
-    data_config = _torchvision_data_config(preset, img_size)
+    data_config = torchvision_data_config(preset, img_size)
     description = weights or (f"torchvision {tv_weights}" if tv_weights else "random init")
     return BuiltModel(model, "torchvision", name, data_config, description)
 
@@ -205,27 +206,27 @@ def zero_head(model: nn.Module) -> None:
 
 def head_keys(model: nn.Module) -> set[str]:
     """State-dict keys of the classification head (weight and bias of each head Linear)."""
-    names = getattr(model, "pretrained_cfg", {}).get("classifier") or _last_linear_name(model)
+    names = getattr(model, "pretrained_cfg", {}).get("classifier") or last_linear_name(model)
     names = (names,) if isinstance(names, str) else names  # distilled models: ("head", "head_dist")
     return {f"{name}.{suffix}" for name in names for suffix in ("weight", "bias")}
 
 
-def _last_linear_name(model: nn.Module) -> str:
+def last_linear_name(model: nn.Module) -> str:
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not names:
         raise GraftError(f"{type(model).__name__} has no Linear layer to use as the classification head")
     return names[-1]
 
 
-def _replace_last_linear(model: nn.Module, num_classes: int) -> None:
-    name = _last_linear_name(model)
+def replace_last_linear(model: nn.Module, num_classes: int) -> None:
+    name = last_linear_name(model)
     parent_name, _, attr = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     old = getattr(parent, attr)
     setattr(parent, attr, nn.Linear(old.in_features, num_classes))
 
 
-def _torchvision_data_config(preset_weights: Any, img_size: int | None) -> dict[str, Any]:
+def torchvision_data_config(preset_weights: Any, img_size: int | None) -> dict[str, Any]:
     """torchvision's ImageClassification preset, translated to timm's data-config vocabulary."""
     preset = preset_weights.transforms() if preset_weights is not None else None
     crop = img_size or (preset.crop_size[0] if preset else 224)

@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from timm.data import create_transform
 
 from graft.errors import GraftError
+from graft.models.module_input import load_object_bundle
 from graft.models.registry import create_model
 from graft.predict.common import (  # noqa: F401  (expand_inputs re-exported)
     AnyPrediction,
@@ -57,7 +58,9 @@ class Predictor:
         return self.decoder.task
 
     @classmethod
-    def from_path(cls, path: str | Path, device: str = "auto") -> Predictor:
+    def from_path(cls, path: str | Path, device: str = "auto", model: Any = None) -> Predictor:
+        """`model`: a bundle trained from a custom nn.Module holds only its weights; they are loaded into a
+        copy of this object of that architecture (models/module_input.py), which is left unchanged."""
         bundle = find_bundle(Path(path))
         if bundle is None:
             raise GraftError(f"{path} is not a graft bundle or run directory (no {BUNDLE_META})")
@@ -65,12 +68,14 @@ class Predictor:
         verify_bundle(path)  # a bit flip or a truncated copy is named, never loaded
         meta = read_bundle_meta(path)
         try:
-            if meta.get("task") == "text-classification":
+            if model is not None or meta.get("family") == "module":  # the object's weights, in the object
+                built = load_object_bundle(path, meta, model)
+            elif meta.get("task") == "text-classification":
                 from graft.predict.texts import TextPredictor
 
                 return TextPredictor.from_bundle(path, meta, resolve_device(device))
-            # The same loader users call without graft (timm local-dir / torchvision + safetensors).
-            built = create_model(str(path.resolve()), num_classes=meta["num_classes"])
+            else:  # the same loader users call without graft (timm local-dir / torchvision + safetensors)
+                built = create_model(str(path.resolve()), num_classes=meta["num_classes"])
         except GraftError:
             raise
         except (OSError, ValueError, RuntimeError, KeyError, pickle.UnpicklingError, SafetensorError) as err:

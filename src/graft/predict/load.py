@@ -23,15 +23,22 @@ BACKENDS = ("torch", "onnx")
 
 
 def load_predictor(
-    path: str | Path, backend: str = "torch", device: str = "auto", threads: int | None = None
-) -> Any:
-    """`device` is for the PyTorch backend (auto, cpu, cuda[:N]); `threads` for onnxruntime's intra-op pool."""
+    path: str | Path, backend: str = "torch", device: str = "auto", threads: int | None = None,
+    model: Any = None,
+) -> Any:  # fmt: skip
+    """`device` is for the PyTorch backend (auto, cpu, cuda[:N]); `threads` for onnxruntime's intra-op pool;
+    `model`: for a bundle trained from a custom nn.Module, an object of that architecture (PyTorch backend;
+    its ONNX export needs none)."""
     if backend == "onnx":  # imported lazily: the ONNX path answers without importing torch
+        if model is not None:
+            raise GraftError(
+                "model=: the ONNX backend runs the exported graph, which needs no module; drop model="
+            )
         from graft.predict.onnx import OnnxPredictor
 
         return OnnxPredictor.from_path(path, threads)
     if backend == "torch":
         from graft.predict.images import Predictor
 
-        return Predictor.from_path(path, device=device)
+        return Predictor.from_path(path, device=device, model=model)
     raise GraftError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")

@@ -29,6 +29,7 @@ from graft.data.check import balance_weights
 from graft.data.discover import DataSpec
 from graft.data.feature_cache import pad_hidden
 from graft.data.images import create_loader
+from graft.models.module_input import ModelObject
 from graft.models.vision import BuiltModel
 from graft.strategies.advisor import Advice, advise
 from graft.strategies.auto import BUDGET_FACTOR, Plan, plan_fine_tuning
@@ -110,12 +111,14 @@ class Prepared:
 
 
 def probe_on_data(
-    cfg: Config, spec: DataSpec, resuming: bool = False, started: float | None = None
-) -> Probed:
+    cfg: Config, spec: DataSpec, resuming: bool = False, started: float | None = None,
+    given: ModelObject | None = None,
+) -> Probed:  # fmt: skip
     """Build, record the frozen pass, solve the head. `resuming`: the checkpoint holds the weights, so
-    the head is not solved again (the pass still feeds the stages that start from stored activations)."""
+    the head is not solved again (the pass still feeds the stages that start from stored activations).
+    `given`: the nn.Module object the model is (build_on_data)."""
     started = time.perf_counter() if started is None else started
-    md = build_on_data(cfg, spec)
+    md = build_on_data(cfg, spec, given, resuming)
     cfg = md.cfg
     groups = layer_groups(md.model)
     head = head_module(md.model, groups)

@@ -19,6 +19,7 @@ from graft.config import Config, lookup, resolve_config, valid_keys
 from graft.data.discover import DataSpec, discover
 from graft.data.text_tables import TextColumns
 from graft.errors import GraftError
+from graft.models.module_input import ModelObject, resumed_object
 from graft.monitoring.console import make_console
 from graft.runs.folder import RunFolder
 from graft.runs.lock import RunLock
@@ -42,8 +43,11 @@ CHANGEABLE = (
 
 
 def resume_run(
-    run_dir: str | Path, overrides: dict[str, Any] | None = None, console: Console | None = None
-) -> Run:
+    run_dir: str | Path, overrides: dict[str, Any] | None = None, console: Console | None = None,
+    model: Any = None,
+) -> Run:  # fmt: skip
+    """`model`: for a run trained from an nn.Module object, an object of that architecture (a custom
+    module's run needs one; timm/torchvision/transformers runs are rebuilt from their resolved name)."""
     console = console or make_console()
     run_dir = Path(run_dir)
     if not RunFolder(run_dir).config.is_file():
@@ -71,11 +75,23 @@ def resume_run(
                 )
             )
         cfg, spec = _resumable(run_dir, checkpoint, overrides)
+        given = _given_object(model, cfg, checkpoint, run_dir)
     except BaseException:
         if lock is not None:
             lock.release()
         raise
-    return run_training(cfg, console, spec, resume=checkpoint, lock=lock)
+    return run_training(cfg, console, spec, resume=checkpoint, lock=lock, given=given)
+
+
+def _given_object(model: Any, cfg: Config, checkpoint: Checkpoint, run_dir: Path) -> ModelObject | None:
+    """The object to rebuild the model from, checked against the checkpoint before anything heavy runs."""
+    if cfg.model.module is None:
+        if model is not None:
+            raise GraftError(
+                f"model=: {run_dir} trained {cfg.model.name}, not an object; resume it without model="
+            )
+        return None
+    return resumed_object(model, cfg.model.name, cfg.model.module, checkpoint.model, str(run_dir))
 
 
 def _resumable(

@@ -15,6 +15,7 @@ from graft.config import Config, config_to_dict, save_config
 from graft.data.discover import DataSpec
 from graft.errors import GraftError
 from graft.evaluation.calibration import Calibration
+from graft.models.module_input import ModelObject
 from graft.monitoring.csv_sink import rewrite_csv
 from graft.monitoring.logger import MetricLogger, create_logger
 from graft.monitoring.monitor import Monitor
@@ -54,7 +55,7 @@ class Session:
 
 def claim_run_dir_and_probe(
     cfg: Config, spec: DataSpec, resume: Checkpoint | None, started: float, main: bool, console: Console,
-    lock: RunLock | None = None,
+    lock: RunLock | None = None, given: ModelObject | None = None,
 ) -> tuple[Path, Probed, RunLock | None]:  # fmt: skip
     """The run folder, checked, and the model probed on the data. A new run's folder is created (and
     locked) only after the probe, so a model that cannot be built or fed leaves nothing behind. Rank 0
@@ -62,7 +63,7 @@ def claim_run_dir_and_probe(
     checkpoint, a new run takes it as it creates the folder."""
     run_dir = Path(cfg.out) if resume else distributed.on_main(
         lambda: claim_run_dir(default_run_dir(cfg) if cfg.out is None else Path(cfg.out)))  # fmt: skip
-    probed = probe_on_data(cfg, spec, resuming=resume is not None, started=started)
+    probed = probe_on_data(cfg, spec, resuming=resume is not None, started=started, given=given)
     if main and resume is None:
         lock = _create_run_dir(run_dir, spec, probed.md.model, cfg.checkpoint.keep_top_k, console)
     elif main and lock is None:

@@ -21,6 +21,7 @@ from graft.data.discover import DataSpec, discover_config
 from graft.errors import GraftError, WriteFailed
 from graft.evaluation.calibration import Calibration
 from graft.evaluation.evaluate import report_after_training
+from graft.models.module_input import ModelObject
 from graft.models.registry import check_model_name, pretrained_input_size
 from graft.monitoring.console import Progress, format_seconds, make_console, plural
 from graft.monitoring.monitor import Monitor
@@ -116,10 +117,11 @@ class Run:
             self.task, plural(len(self.classes), "class"))  # fmt: skip
         return f"Run({str(self.path)!r}, {outcome}, {what}{stopped})"
 
-    def load(self, device: str = "auto"):  # -> Predictor (imported lazily: predict needs no training code)
+    def load(self, device: str = "auto", model=None):  # -> Predictor (lazily: predict needs no training code)
+        """`model`: for a run trained from a custom nn.Module, an object of that architecture."""
         from graft.predict.images import Predictor
 
-        return Predictor.from_path(self.bundle, device=device)
+        return Predictor.from_path(self.bundle, device=device, model=model)
 
 
 def run_training(
@@ -128,10 +130,12 @@ def run_training(
     spec: DataSpec | None = None,
     resume: Checkpoint | None = None,
     lock: RunLock | None = None,
+    given: ModelObject | None = None,
 ) -> Run:
     """Train per `cfg`, or continue the run that `resume` (a verified checkpoint of `cfg.out`) belongs to.
     `spec` is the already-discovered data, when the caller checked it first; `lock`, the run folder's lock
-    when the caller took it before reading the checkpoint (resume_run). Released when the run ends."""
+    when the caller took it before reading the checkpoint (resume_run). Released when the run ends.
+    `given`: the nn.Module object `cfg.model` was resolved from (models/module_input.py)."""
     started = time.perf_counter()
     distributed.init(cfg.train.device)  # under torchrun: join the other ranks (a no-op otherwise)
     main = distributed.is_main()  # only rank 0 writes files and prints
@@ -142,7 +146,9 @@ def run_training(
         spec = check_for_training(cfg, spec, console if main else Console(quiet=True))
     run_dir = Path(cfg.out) if cfg.out is not None else None
     try:  # the lock is released however the run ends (the OS releases it if the process dies)
-        run_dir, probed, lock = claim_run_dir_and_probe(cfg, spec, resume, started, main, console, lock)
+        run_dir, probed, lock = claim_run_dir_and_probe(
+            cfg, spec, resume, started, main, console, lock, given
+        )
         first_bundle_s, probe_calibration = _write_first_bundle(run_dir, probed, started, main)
         s = plan_and_restore(probed, run_dir, resume, console, main, started, first_bundle_s, probe_calibration,
                              lock)  # fmt: skip
@@ -183,8 +189,8 @@ def _check_cheap_things_first(cfg: Config, spec: DataSpec, console: Console) -> 
     file; an input far smaller than the pretrained weights saw is said before the frozen pass, not after."""
     resolve_device(cfg.train.device)
     check_optimizer_name(cfg.optim.name)
-    if spec.modality == "text" or cfg.model.name is None:
-        return
+    if spec.modality == "text" or cfg.model.name is None or cfg.model.module is not None:
+        return  # an object was resolved to its name, or is a custom module that has none
     check_model_name(cfg.model.name)
     seen = pretrained_input_size(cfg.model.name) if cfg.model.pretrained else None
     if (
@@ -318,7 +324,10 @@ def _report(
         highlight=False,
     )
     if not requested:  # a stop request wants the process gone soon; `graft eval RUN` writes it later
-        report_after_training(s.run_dir, s.console, str(s.p.device), s.p.cfg.data.num_workers, bundled)
+        # A custom module's bundle loads into a module of its architecture: the trained one is at hand.
+        template = distributed.unwrap(s.p.model) if s.p.built.family == "module" else None
+        report_after_training(s.run_dir, s.console, str(s.p.device), s.p.cfg.data.num_workers, bundled,
+                              model=template)  # fmt: skip
 
 
 PROBE_CHECKPOINT = "step-000000"  # the probe is checkpointed at step 0, right after its bundle is written
