@@ -16,6 +16,8 @@ Keyword arguments are the `graft train` flag names with underscores (`epochs`, `
 `**{"optim.weight_decay": 0.05}`; a dict value for a section sets several keys, e.g.
 `**{"data.augment": {"hflip": 0.0}}`. Each function prints nothing the command would not (`check` nothing
 at all unless `verbose=True`) and raises `graft.errors.GraftError` where the command prints `error: ...`.
+Steps that take seconds draw the command's progress bars, in a terminal and in a Jupyter notebook
+(graft/progress.py); `quiet=True` draws none (`train`'s `quiet`: the per-epoch lines only).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from graft.errors import GraftError
 from graft.monitoring.console import make_console
 from graft.predict.images import Predictor
 from graft.predict.load import load_predictor
+from graft.progress import progress_to
 from graft.workflow.train import Run, run_training
 
 
@@ -76,6 +79,7 @@ def evaluate(
     device: str = "auto",
     batch_size: int = 64,
     num_workers: int | None = None,
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """`graft eval`: the bundle's model on labelled data; writes the report folder and returns its metrics
     (metrics.json as `graft eval --json` prints it: accuracy, top_k_accuracy, macro_f1, weighted_f1, ece,
@@ -90,24 +94,32 @@ def evaluate(
 
     workers = default_num_workers() if num_workers is None else num_workers
     result = run_evaluation(
-        _path(run_or_bundle), data, out, device=device, batch_size=batch_size, num_workers=workers
+        _path(run_or_bundle),
+        data,
+        out,
+        device=device,
+        batch_size=batch_size,
+        num_workers=workers,
+        quiet=quiet,
     )
     for warning in result.data.warnings:
         warnings.warn(warning, stacklevel=2)
     return json.loads((result.out / "metrics.json").read_text())
 
 
-def export(run_or_bundle: str | Path | Run, format: str = "onnx", out: str | Path | None = None) -> Path:
+def export(
+    run_or_bundle: str | Path | Run, format: str = "onnx", out: str | Path | None = None, quiet: bool = False
+) -> Path:
     """`graft export`: the bundle's model as onnx, pt2, torchscript or safetensors, verified against
     PyTorch before it is kept. Returns the file (default inside the bundle: model.onnx, ...); the sidecar
     FILE.json beside it holds the input, preprocessing and classes. `graft.load(run, backend="onnx")` serves
     the ONNX export without torch."""
     from graft.exporting.formats import export as export_model
 
-    return export_model(_path(run_or_bundle), format.lower(), out).path
+    return export_model(_path(run_or_bundle), format.lower(), out, quiet=quiet).path
 
 
-def check(data: Any, *, verbose: bool = False, **overrides: Any) -> DataReport:
+def check(data: Any, *, verbose: bool = False, quiet: bool = False, **overrides: Any) -> DataReport:
     """`graft check`: read every sample of `data` once and report (counts, sizes, unreadable files,
     imbalance, train/val leaks, warnings), changing nothing. Keyword arguments are the command's flags:
     `val`, `val_split`, `seed`, `task` (auto, single-label, multi-label, regression), `single_label`,
@@ -120,7 +132,8 @@ def check(data: Any, *, verbose: bool = False, **overrides: Any) -> DataReport:
         overrides["task"] = "single-label"
     cfg = resolve_config(None, {"data": _data_argument(data, overrides), **overrides})
     spec = discover_config(cfg)
-    report = check_data(spec)
+    with progress_to(None, quiet):
+        report = check_data(spec)
     apply_checks(spec, report, cfg.data.strict, cfg.data.dedupe)  # the errors graft train would raise
     report.warnings = [*spec.warnings, *report.warnings]
     if verbose:
