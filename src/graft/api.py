@@ -88,6 +88,7 @@ def evaluate(
     `data`: a folder or CSV as `graft train` takes it (its test split if it has one, else its val split,
     else all of it); default the run's validation split. `out`: the report folder (default RUN/report, or
     RUN/report-DATA with `data`). Problems with the data (skipped files, ...) are Python warnings.
+    `quiet`: no progress bars.
     """
     from graft.data.images import default_num_workers
     from graft.evaluation.evaluate import evaluate as run_evaluation
@@ -113,7 +114,7 @@ def export(
     """`graft export`: the bundle's model as onnx, pt2, torchscript or safetensors, verified against
     PyTorch before it is kept. Returns the file (default inside the bundle: model.onnx, ...); the sidecar
     FILE.json beside it holds the input, preprocessing and classes. `graft.load(run, backend="onnx")` serves
-    the ONNX export without torch."""
+    the ONNX export without torch. `quiet`: no spinners while it traces and verifies."""
     from graft.exporting.formats import export as export_model
 
     return export_model(_path(run_or_bundle), format.lower(), out, quiet=quiet).path
@@ -126,7 +127,8 @@ def check(data: Any, *, verbose: bool = False, quiet: bool = False, **overrides:
     `modality`, `label_columns`, `label_separator`, `text_column`, `label_column`, `text_pair_column`,
     `strict`, `dedupe` (or dotted config keys). Raises GraftError where `graft check` exits 2: data that
     training cannot use (with `strict=True`: unreadable files). `report.warnings` also holds the warnings
-    of finding the data; `report.lines()` is the summary `graft check` prints, `verbose=True` prints it.
+    of finding the data; `report.lines()` is the summary `graft check` prints, `verbose=True` prints it;
+    `quiet=True`: no bar while the files are read.
     """
     if overrides.pop("single_label", False):
         overrides["task"] = "single-label"

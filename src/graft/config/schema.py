@@ -245,7 +245,7 @@ class LogConfig(_Section):
     graph: bool = False
     wandb_project: str = "graft"
     wandb_name: str | None = None  # default: the run folder's name
-    quiet: bool = False  # plain lines instead of a live progress bar (also when stdout is not a TTY)
+    quiet: bool = False  # no progress bars or step lines, the per-epoch lines only (graft/progress.py)
 
     @field_validator("sinks", mode="before")
     @classmethod
