@@ -190,3 +190,18 @@ def test_the_graph_write_says_what_it_does_and_is_off_by_default(trained_run, tm
     logger.close()
     assert "tracing the model graph for TensorBoard" in out.getvalue()
     assert len(EventAccumulator(str(tmp_path / "tb")).Reload().Graph().node) > 20
+
+
+def test_the_data_check_of_many_texts_shows_a_spinner(tmp_path, monkeypatch):
+    from graft.data import check
+    from graft.data.discover import discover
+
+    table = tmp_path / "texts.csv"
+    table.write_text("text,label\n" + "".join(f"review number {i},{'ab'[i % 2]}\n" for i in range(40)))
+    spec = discover(table)
+    console, out = terminal()
+    check.check_data(spec, console=console)
+    assert out.getvalue() == ""  # 40 texts take a millisecond: no spinner
+    monkeypatch.setattr(check, "SPINNER_TEXTS", 40)
+    check.check_data(spec, console=console)
+    assert "check  reading 40 texts" in out.getvalue()

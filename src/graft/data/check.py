@@ -31,7 +31,7 @@ from graft.data.image_info import ImageInfo, inspect_image  # noqa: F401  (re-ex
 from graft.data.leaks import duplicates_within, image_leaks, text_leaks
 from graft.data.report import DataReport, _short  # noqa: F401  (DataReport: re-exported)
 from graft.errors import GraftError
-from graft.progress import track
+from graft.progress import status, track
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -44,6 +44,7 @@ OUTLIER_IQR = 3.0
 OUTLIER_Z = 4.0
 FEW_VALUES = 10  # whole-number targets with this many distinct values or fewer may be classes
 UNTRUSTED_MARGIN = 0.10  # 95% interval half-width of validation accuracy above which it is flagged
+SPINNER_TEXTS = 20_000  # texts from which their check shows a spinner (~50 us each: about a second)
 
 
 def check_data(spec: DataSpec, workers: int | None = None, console: Console | None = None) -> DataReport:
@@ -58,7 +59,9 @@ def check_data(spec: DataSpec, workers: int | None = None, console: Console | No
         usable = replace(spec, train=[s for s in spec.train if str(s.path) not in broken],
                          val=[s for s in spec.val if str(s.path) not in broken])  # fmt: skip
     else:
-        _check_texts(spec, report)
+        many = len(spec.train) + len(spec.val) >= SPINNER_TEXTS
+        with status(f"check  reading {len(spec.train) + len(spec.val)} texts", console, quiet=not many):
+            _check_texts(spec, report)
     report.counts = {split: usable.counts(split) for split in ("train", "val")}
     report.samples = {split: len(getattr(usable, split)) for split in ("train", "val")}
     train_counts = [report.counts["train"][c] for c in spec.classes]
