@@ -1,6 +1,6 @@
 """Progress for every step that can take more than a second, drawn where the output goes.
 
-    with step_bar("cache  frozen features", total=len(samples), unit="images") as bar:
+    with step_bar("cache  frozen pass", total=len(loader.dataset), unit="images") as bar:
         for x, y in loader:
             ...
             bar.advance(len(y))
