@@ -22,8 +22,10 @@ from graft.monitoring.sink import Captioned
 from graft.monitoring.visuals import CAPTION, TILE, captioned_grid, group_histograms
 from graft.strategies.groups import LayerGroup
 
-# A learning rate too small to learn anything in 2 epochs: validation keeps mistakes to show.
-CONFUSED = {**TINY, "epochs": 2, "lr": 1e-5, "log.every_n_steps": 1, "log.histogram_every_n_steps": 2}
+# A learning rate too small to learn anything in 2 epochs: validation keeps mistakes to show; and every
+# record kind on, the model graph too (off by default).
+CONFUSED = {**TINY, "epochs": 2, "lr": 1e-5, "log.every_n_steps": 1, "log.histogram_every_n_steps": 2,
+            "log.graph": True}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

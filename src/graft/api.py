@@ -17,6 +17,8 @@ Keyword arguments are the `graft train` flag names with underscores (`epochs`, `
 `**{"optim.weight_decay": 0.05}`; a dict value for a section sets several keys, e.g.
 `**{"data.augment": {"hflip": 0.0}}`. Each function prints nothing the command would not (`check` nothing
 at all unless `verbose=True`) and raises `graft.errors.GraftError` where the command prints `error: ...`.
+Steps that take seconds draw the command's progress bars, in a terminal and in a Jupyter notebook
+(graft/progress.py); `quiet=True` draws none (`train`'s `quiet`: the per-epoch lines only).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from graft.data.in_memory import as_data_path, is_path, options_of
 from graft.monitoring.console import make_console
 from graft.predict.images import Predictor
 from graft.predict.load import load_predictor
+from graft.progress import progress_to
 from graft.workflow.train import Run, run_training
 
 
@@ -114,6 +117,7 @@ def evaluate(
     batch_size: int = 64,
     num_workers: int | None = None,
     model: Any = None,
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """`graft eval`: the bundle's model on labelled data; writes the report folder and returns its metrics
     (metrics.json as `graft eval --json` prints it: accuracy, top_k_accuracy, macro_f1, weighted_f1, ece,
@@ -123,6 +127,7 @@ def evaluate(
     else all of it); default the run's validation split. `out`: the report folder (default RUN/report, or
     RUN/report-DATA with `data`). Problems with the data (skipped files, ...) are Python warnings.
     `model`: for a bundle trained from a custom nn.Module, an object of that architecture (see `train`).
+    `quiet`: no progress bars.
     """
     from graft.data.images import default_num_workers
     from graft.evaluation.evaluate import evaluate as run_evaluation
@@ -136,6 +141,7 @@ def evaluate(
         batch_size=batch_size,
         num_workers=workers,
         model=model,
+        quiet=quiet,
     )
     for warning in result.data.warnings:
         warnings.warn(warning, stacklevel=2)
@@ -143,32 +149,40 @@ def evaluate(
 
 
 def export(
-    run_or_bundle: str | Path | Run, format: str = "onnx", out: str | Path | None = None, model: Any = None
+    run_or_bundle: str | Path | Run,
+    format: str = "onnx",
+    out: str | Path | None = None,
+    model: Any = None,
+    quiet: bool = False,
 ) -> Path:
     """`graft export`: the bundle's model as onnx, pt2, torchscript or safetensors, verified against
     PyTorch before it is kept. Returns the file (default inside the bundle: model.onnx, ...); the sidecar
     FILE.json beside it holds the input, preprocessing and classes. `graft.load(run, backend="onnx")` serves
-    the ONNX export without torch (and without the object a custom nn.Module's bundle needs: `model`)."""
+    the ONNX export without torch (and without the object a custom nn.Module's bundle needs: `model`).
+    `quiet`: no spinners while it traces and verifies."""
     from graft.exporting.formats import export as export_model
 
-    return export_model(_path(run_or_bundle), format.lower(), out, model=model).path
+    return export_model(_path(run_or_bundle), format.lower(), out, model=model, quiet=quiet).path
 
 
-def check(data: Any, *, verbose: bool = False, **overrides: Any) -> DataReport:
+def check(data: Any, *, verbose: bool = False, quiet: bool = False, **overrides: Any) -> DataReport:
     """`graft check`: read every sample of `data` once and report (counts, sizes, unreadable files,
     imbalance, train/val leaks, warnings), changing nothing (a Dataset object's in-memory images are
-    written to the cache first, as `train` writes them). `data` is what `train` takes. Keyword arguments are the command's flags:
+    written to the cache first, as `train` writes them). `data` is what `train` takes. Keyword arguments
+    are the command's flags:
     `val`, `val_split`, `seed`, `task` (auto, single-label, multi-label, regression), `single_label`,
     `modality`, `label_columns`, `label_separator`, `text_column`, `label_column`, `text_pair_column`,
     `strict`, `dedupe` (or dotted config keys). Raises GraftError where `graft check` exits 2: data that
     training cannot use (with `strict=True`: unreadable files). `report.warnings` also holds the warnings
-    of finding the data; `report.lines()` is the summary `graft check` prints, `verbose=True` prints it.
+    of finding the data; `report.lines()` is the summary `graft check` prints, `verbose=True` prints it;
+    `quiet=True`: no bar while the files are read.
     """
     if overrides.pop("single_label", False):
         overrides["task"] = "single-label"
     cfg = resolve_config(None, {"data": _data_argument(data, overrides), **overrides})
     spec = discover_config(cfg)
-    report = check_data(spec)
+    with progress_to(None, quiet):
+        report = check_data(spec)
     apply_checks(spec, report, cfg.data.strict, cfg.data.dedupe)  # the errors graft train would raise
     report.warnings = [*spec.warnings, *report.warnings]
     if verbose:

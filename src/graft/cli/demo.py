@@ -14,7 +14,7 @@ def demo_command(
         None, "--out", "-o", help="Run directory (default runs/demo-TIME).", show_default=False
     ),
     epochs: int | None = typer.Option(None, "--epochs", "-e", help="Epochs (default 5).", show_default=False),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain per-epoch lines, no live progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain per-epoch lines, no progress bars."),
     modality: str | None = typer.Option(
         None,
         "--modality",

@@ -168,7 +168,7 @@ def train_command(
         "--log",
         help="Where metrics go: a comma list of tensorboard, csv, wandb; or none (default tensorboard,csv).",
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain per-epoch lines, no live progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain per-epoch lines, no progress bars."),
     devices: int | None = flag(
         "--devices",
         help="Train data-parallel on N processes of this machine (GPUs, else CPU): launches torchrun for you.",
@@ -220,7 +220,7 @@ def resume_command(
     device: str | None = DEVICE,
     num_workers: int | None = flag("--num-workers", help="DataLoader worker processes (default: the run's)."),
     set_: list[str] = SET,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain per-epoch lines, no live progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain per-epoch lines, no progress bars."),
     devices: int | None = flag(
         "--devices", help="Continue data-parallel on N processes of this machine (launches torchrun)."
     ),

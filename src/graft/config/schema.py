@@ -268,10 +268,12 @@ class LogConfig(_Section):
     images: int = Field(
         16, ge=0
     )  # augmented samples at start, worst-misclassified val images per epoch; 0: off
-    graph: bool = True  # the model graph in TensorBoard (traced once at the start)
+    # The model graph in TensorBoard, traced once at the start: off by default (as Lightning's
+    # TensorBoardLogger), since torch.jit's trace takes seconds on large models and few runs need it.
+    graph: bool = False
     wandb_project: str = "graft"
     wandb_name: str | None = None  # default: the run folder's name
-    quiet: bool = False  # plain lines instead of a live progress bar (also when stdout is not a TTY)
+    quiet: bool = False  # no progress bars or step lines, the per-epoch lines only (graft/progress.py)
 
     @field_validator("sinks", mode="before")
     @classmethod

@@ -24,8 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from rich.progress import track
-
 from graft.config import Config
 from graft.data.balance import balance_weights, choose_balance, class_weights, resolve_balance, sample_weights  # noqa: F401  (re-exported)
 from graft.data.discover import DataSpec
@@ -33,6 +31,7 @@ from graft.data.image_info import ImageInfo, inspect_image  # noqa: F401  (re-ex
 from graft.data.leaks import duplicates_within, image_leaks, text_leaks
 from graft.data.report import DataReport, _short  # noqa: F401  (DataReport: re-exported)
 from graft.errors import GraftError
+from graft.progress import status, track
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -45,11 +44,12 @@ OUTLIER_IQR = 3.0
 OUTLIER_Z = 4.0
 FEW_VALUES = 10  # whole-number targets with this many distinct values or fewer may be classes
 UNTRUSTED_MARGIN = 0.10  # 95% interval half-width of validation accuracy above which it is flagged
+SPINNER_TEXTS = 20_000  # texts from which their check shows a spinner (~50 us each: about a second)
 
 
 def check_data(spec: DataSpec, workers: int | None = None, console: Console | None = None) -> DataReport:
-    """Read every sample of `spec` once and report; changes nothing (see `apply_checks`). `console`: a
-    terminal gets a progress bar over the files (it reads them all, which takes a while on many)."""
+    """Read every sample of `spec` once and report; changes nothing (see `apply_checks`). `console`: where
+    the bar over the files is drawn (it reads them all, which takes a while on many; graft/progress.py)."""
     report = DataReport(spec.modality, spec.classes, {"train": spec.counts("train"), "val": spec.counts("val")},
                         task=spec.task.name, task_reason=spec.task_reason)  # fmt: skip
     usable = spec
@@ -59,7 +59,9 @@ def check_data(spec: DataSpec, workers: int | None = None, console: Console | No
         usable = replace(spec, train=[s for s in spec.train if str(s.path) not in broken],
                          val=[s for s in spec.val if str(s.path) not in broken])  # fmt: skip
     else:
-        _check_texts(spec, report)
+        many = len(spec.train) + len(spec.val) >= SPINNER_TEXTS
+        with status(f"check  reading {len(spec.train) + len(spec.val)} texts", console, quiet=not many):
+            _check_texts(spec, report)
     report.counts = {split: usable.counts(split) for split in ("train", "val")}
     report.samples = {split: len(getattr(usable, split)) for split in ("train", "val")}
     train_counts = [report.counts["train"][c] for c in spec.classes]
@@ -127,11 +129,10 @@ def _check_images(spec: DataSpec, report: DataReport, workers: int | None, conso
     paths = sorted({s.path for s in spec.train} | {s.path for s in spec.val})
     # Decoding releases the GIL: threads overlap it without the start-up cost of processes.
     with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
-        inspected = pool.map(inspect_image, paths)
-        if console is not None and console.is_terminal:
-            inspected = track(inspected, total=len(paths), description="check  reading images", console=console,
-                              transient=True)  # fmt: skip
-        infos = dict(zip(paths, inspected))
+        inspected = list(
+            track(pool.map(inspect_image, paths), "check  reading images", len(paths), "images", console)
+        )
+    infos = dict(zip(paths, inspected, strict=True))
     good = [i for i in infos.values() if i.problem is None]
     report.broken = [(str(i.path), i.problem) for i in infos.values() if i.problem is not None]
     report.conversions = Counter(i.conversion for i in good if i.conversion)

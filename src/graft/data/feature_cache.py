@@ -29,6 +29,7 @@ from graft.data.cache_dir import default_cache_dir  # noqa: F401  (re-exported)
 from graft.data.discover import Sample
 from graft.data.sampler import in_dataset_order
 from graft.files import write_atomic
+from graft.progress import step_bar
 from graft.runtime import autocast, to_device
 
 CACHE_FORMAT = 4  # 2: several taps per entry; 3: how long computing them took; 4: texts per token
@@ -77,9 +78,12 @@ def extract(
     loader: DataLoader,
     device: torch.device,
     amp_dtype: torch.dtype | None,
+    description: str = "cache  frozen pass",
+    unit: str = "images",
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Per tap, its (N, ...) float32 activations on every sample of `loader`, and the (N,) labels; one
-    pass with the model in eval mode, results in dataset order.
+    pass with the model in eval mode, results in dataset order, under a progress bar (`description`,
+    counting `unit`).
 
     Texts: a tap whose output has a token axis (a transformer layer's hidden states) is stored without
     its padding: "TAP" is every text's (length, hidden) rows one after another, "TAP.len" the lengths."""
@@ -99,11 +103,13 @@ def extract(
     model.eval()
     labels, masks = [], []
     try:
-        for inputs, targets in loader:
-            with autocast(device, amp_dtype):
-                model(to_device(inputs, device))
-            labels.append(targets)
-            masks.append(inputs["attention_mask"] if isinstance(inputs, dict) else None)
+        with step_bar(description, len(loader.dataset), unit) as bar:
+            for inputs, targets in loader:
+                with autocast(device, amp_dtype):
+                    model(to_device(inputs, device))
+                labels.append(targets)
+                masks.append(inputs["attention_mask"] if isinstance(inputs, dict) else None)
+                bar.advance(len(targets))
     finally:
         for hook in hooks:
             hook.remove()
@@ -126,10 +132,11 @@ def extract(
 
 
 def extract_features(
-    model: nn.Module, head: nn.Module, loader: DataLoader, device: torch.device, amp_dtype: torch.dtype | None
-) -> tuple[torch.Tensor, torch.Tensor]:
+    model: nn.Module, head: nn.Module, loader: DataLoader, device: torch.device, amp_dtype: torch.dtype | None,
+    description: str = "cache  frozen pass", unit: str = "images",
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """(N, D) inputs of `head` and (N,) labels for every sample of `loader`, model in eval mode."""
-    features, labels = extract(model, {"head": (head, True)}, loader, device, amp_dtype)
+    features, labels = extract(model, {"head": (head, True)}, loader, device, amp_dtype, description, unit)
     return features["head"], labels
 
 
@@ -185,10 +192,13 @@ def cached_tensors(
     tensors = {}
     # Images: one pass over both splits (one DataLoader to start, not two); texts, or taps recorded on
     # validation only: a pass per split (texts are tokenized per split already).
-    together = not val_only and train and isinstance(train[0], Sample)
+    images = any(isinstance(s, Sample) for s in (train or val)[:1])
+    together = not val_only and train and images
     for split, samples in {"all": train + val}.items() if together else splits.items():
         wanted = {k: v for k, v in taps.items() if split != "train" or k not in val_only}
-        recorded, labels = extract(model, wanted, eval_loader(samples), device, amp_dtype)
+        what = "train and val" if split == "all" else split
+        recorded, labels = extract(model, wanted, eval_loader(samples), device, amp_dtype,
+                                   f"cache  frozen pass, {what}", "images" if images else "texts")  # fmt: skip
         parts = (
             {"train": slice(0, len(train)), "val": slice(len(train), None)}
             if together

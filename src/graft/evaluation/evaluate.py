@@ -34,6 +34,7 @@ from graft.evaluation.plan import EVALUATED_TASKS, EvalPlan, label_reading, plan
 from graft.evaluation.report import Report
 from graft.files import json_ready
 from graft.predict.images import Predictor
+from graft.progress import progress_to, status, step_bar
 from graft.runs.locate import locate
 from graft.tasks import from_meta
 
@@ -56,8 +57,12 @@ def evaluate(
     num_workers: int = 0,
     logits: torch.Tensor | None = None,
     model: nn.Module | None = None,
+    quiet: bool = False,
 ) -> Evaluation:
-    return run_plan(plan_evaluation(target, data, out), device, batch_size, num_workers, logits, model)
+    """`quiet`: no progress bars (graft/progress.py draws them on stderr, or on the console of the run
+    this is called in)."""
+    with progress_to(None, quiet):
+        return run_plan(plan_evaluation(target, data, out), device, batch_size, num_workers, logits, model)
 
 
 def run_plan(
@@ -139,7 +144,8 @@ def run_plan(
         task=task.name,
         **extra,
     )
-    write_report(plan.out, report)
+    with status(f"eval   writing the report to {plan.out}"):
+        write_report(plan.out, report)
     return Evaluation(plan.out, metrics, eval_data)
 
 
@@ -166,10 +172,12 @@ def _text_logits(predictor, items: list, batch_size: int, num_workers: int) -> t
     """(N, C) logits in `items` order; batches of similar length, so padding stays short."""
     order = sorted(range(len(items)), key=lambda i: len(items[i].text) + len(items[i].pair or ""))
     logits = torch.empty(len(items), len(predictor.classes))
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        pairs = [items[i].pair for i in chunk] if items[chunk[0]].pair is not None else None
-        logits[chunk] = predictor.logits([items[i].text for i in chunk], pairs)
+    with step_bar("eval   predicting", len(items), "texts") as bar:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            pairs = [items[i].pair for i in chunk] if items[chunk[0]].pair is not None else None
+            logits[chunk] = predictor.logits([items[i].text for i in chunk], pairs)
+            bar.advance(len(chunk))
     return logits
 
 
@@ -178,7 +186,12 @@ def _image_logits(predictor, items: list[Path], batch_size: int, num_workers: in
     """(N, C) float32 logits in `items` order, through the bundle's eval transform."""
     dataset = ImageDataset([Sample(path, 0) for path in items], predictor.transform)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
-    return torch.cat([predictor.model(x.to(predictor.device)).float().cpu() for x, _ in loader])
+    logits = []
+    with step_bar("eval   predicting", len(items), "images") as bar:
+        for x, _ in loader:
+            logits.append(predictor.model(x.to(predictor.device)).float().cpu())
+            bar.advance(len(x))
+    return torch.cat(logits)
 
 
 # bundle task -> (predictor, items, batch_size, num_workers) -> logits; one entry per plan.EVALUATED_TASKS.

@@ -31,6 +31,7 @@ from graft.errors import GraftError, did_you_mean
 from graft.exporting.verify import ATOL, Check, Inputs, compare, verification_inputs
 from graft.predict import preprocess
 from graft.predict.onnx import onnx_session
+from graft.progress import progress_to, status
 from graft.runs.locate import Located, locate
 
 # 17: first opset with a native LayerNormalization (ViTs, ConvNeXts), and old enough that every
@@ -166,14 +167,25 @@ class Exported:
 
 
 def export(
-    target: str | Path, fmt: str, out: str | Path | None = None, atol: float = ATOL, model: Any = None
+    target: str | Path,
+    fmt: str,
+    out: str | Path | None = None,
+    atol: float = ATOL,
+    model: Any = None,
+    quiet: bool = False,
 ) -> Exported:
-    """Export, verify, then write `out` (default: inside the bundle) and its sidecar `out.json`. `model`:
-    for a custom module's bundle, an object of its architecture (graft.load's `model=`).
+    """Export, verify, then write `out` (default: inside the bundle) and its sidecar `out.json`; a spinner
+    on stderr while each runs, unless `quiet`. `model`: for a custom module's bundle, an object of its
+    architecture (graft.load's `model=`).
 
     >>> export("runs/NAME", "onnx").path              # doctest: +SKIP
     PosixPath('runs/NAME/model/model.onnx')
     """
+    with progress_to(None, quiet):
+        return _export(target, fmt, out, atol, model)
+
+
+def _export(target: str | Path, fmt: str, out: str | Path | None, atol: float, model: Any) -> Exported:
     if fmt not in FORMATS:
         raise GraftError(
             f"unknown export format {fmt!r}{did_you_mean(fmt, FORMATS)}; choose one of {', '.join(FORMATS)}"
@@ -211,14 +223,15 @@ def export(
         rows = cases[0]
         example = tuple(t[:2] if len(t) >= 2 else torch.cat([t, t]) for t in rows)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), status(f"export tracing and writing {located.meta['arch']} as {fmt}"):
                 spec.write(model, example, tmp, header, io)
         except (RuntimeError, ValueError, TypeError, AssertionError) as err:  # what torch's exporters raise
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise GraftError(f"cannot export {located.meta['arch']} to {fmt}: {first[:300]}") from None
-        check = compare(
-            model, spec.load(tmp, model, io), cases, what, fmt, atol, located.meta.get("task_spec")
-        )
+        with status(f"export verifying the {fmt} file against PyTorch on {what}"):
+            check = compare(
+                model, spec.load(tmp, model, io), cases, what, fmt, atol, located.meta.get("task_spec")
+            )
         sidecar = {
             **header,
             "format": fmt,

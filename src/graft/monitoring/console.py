@@ -1,7 +1,9 @@
-"""What a person watching the terminal sees: a live bar per epoch, then one summary line per epoch.
+"""What a person watching the terminal (or a notebook) sees: a live bar per epoch, then one summary line
+per epoch.
 
-The bar (samples done, samples/s, elapsed, ETA, last logged loss and head LR) is drawn only on a terminal; with
-`--quiet` or when stdout is a pipe or CI log, only the summary lines are printed.
+The bar (samples done, samples/s, elapsed, ETA, last logged loss and head LR) is drawn on a terminal and in a
+Jupyter notebook (graft/progress.py decides where and draws it); with `--quiet` or when stdout is a pipe or
+CI log, only the summary lines are printed.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.progress import Progress as RichProgress
 from rich.text import Text
 
 from graft.config.task_names import format_metrics
+from graft.progress import Bars
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -39,23 +41,19 @@ class _SpeedColumn(ProgressColumn):
 class Progress:
     def __init__(self, console: Console, quiet: bool = False):
         self.console = console
-        self.live = not quiet and console.is_terminal
-        self._bar = (
-            RichProgress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                _SpeedColumn(),
-                TimeElapsedColumn(),
-                TextColumn("eta"),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[loss]}"),
-                console=console,
-                transient=True,  # the summary line replaces the bar when the epoch ends
-            )
-            if self.live
-            else None
+        self._bar = Bars(
+            console,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _SpeedColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[loss]}"),
+            quiet=quiet,  # the summary line replaces the bar when the epoch ends (terminal and notebook)
         )
+        self.live = self._bar.live
         self._task = None
         self._val_task = None
         self._epochs = 0
@@ -64,40 +62,34 @@ class Progress:
     def start_epoch(self, epoch: int, epochs: int, total_samples: int, done: int = 0) -> None:
         """`done`: samples of this epoch trained before a restart."""
         self._epochs = epochs
-        if self._bar is not None:
-            self._bar.start()
-            self._task = self._bar.add_task(
-                f"epoch {epoch}/{epochs}", total=total_samples, completed=done, loss=""
-            )
+        self._bar.start()
+        self._task = self._bar.add_task(
+            f"epoch {epoch}/{epochs}", total=total_samples, completed=done, loss=""
+        )
 
     def start_validation(self, total_samples: int) -> None:
         """A second line under the epoch's bar while the validation set is evaluated (it used to freeze)."""
-        if self._bar is not None:
-            self._val_task = self._bar.add_task("  validating", total=total_samples, loss="")
+        self._val_task = self._bar.add_task("  validating", total=total_samples, loss="")
 
     def advance_validation(self, samples: int) -> None:
-        if self._bar is not None and self._val_task is not None:
-            self._bar.advance(self._val_task, samples)
+        self._bar.advance(self._val_task, samples)
 
     def note(self, text: str) -> None:
         """A line between epochs (an unfreeze, a cache hit)."""
         self.console.print(text, highlight=False)
 
     def advance(self, samples: int) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task, samples)
+        self._bar.advance(self._task, samples)
 
     def show_loss(self, loss: float, lr: float) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, loss=f"loss {loss:.4f}  lr {lr:.2e}")
+        self._bar.update(self._task, loss=f"loss {loss:.4f}  lr {lr:.2e}")
 
     def end_epoch(self, record: dict[str, float], improved: bool, state: Any) -> None:
-        if self._bar is not None:
-            self._bar.remove_task(self._task)
-            if self._val_task is not None:
-                self._bar.remove_task(self._val_task)
-                self._val_task = None
-            self._bar.stop()
+        self._bar.remove_task(self._task)
+        if self._val_task is not None:
+            self._bar.remove_task(self._val_task)
+            self._val_task = None
+        self._bar.stop()
         self._epoch_times.append(record["epoch_time"])
         left = (self._epochs - record["epoch"]) * sum(self._epoch_times) / len(self._epoch_times)
         self.console.print(

@@ -22,6 +22,7 @@ from graft.config import LogConfig
 from graft.monitoring.logger import MetricLogger
 from graft.monitoring.sink import Captioned
 from graft.monitoring.visuals import group_histograms, to_image
+from graft.progress import status
 from graft.tasks import SingleLabel, Task
 
 
@@ -92,7 +93,9 @@ class Monitor:
             # BatchNorm layers of a partly frozen model back to training: put every module back as it was.
             modes = {m: m.training for m in self.model.modules()}
             try:
-                with torch.no_grad():
+                # torch.jit traces every op (and traces again to check): seconds on a large model, so
+                # it says what it is doing (and is off unless --set log.graph=true).
+                with torch.no_grad(), status("log    tracing the model graph for TensorBoard"):
                     self.logger.graph(self.model, example)
             except Exception as err:  # noqa: BLE001  tracing is best effort: some models do not trace
                 self.notes.append(f"model graph not logged ({type(err).__name__}: {str(err)[:120]})")

@@ -19,6 +19,7 @@ from graft.config.task_names import TASK_NAMES
 from graft.data.decode import array_to_image, load_image
 from graft.data.folders import IMAGE_EXTENSIONS
 from graft.errors import GraftError
+from graft.progress import Step, step_bar
 
 
 @dataclass
@@ -192,26 +193,39 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 
 def predict_in_batches(
     items: Sequence, top_k: int, batch_size: int, decoder: Decoder, logits: Callable[[list], np.ndarray],
-    name: Callable[[object], str] = str,
+    name: Callable[[object], str] = str, unit: str = "images", quiet: bool = False,
 ) -> list[AnyPrediction]:  # fmt: skip
     """Every predictor's loop: `logits(chunk)` -> (B, C) outputs for each chunk of `batch_size` items."""
     predictions = []
-    for start in range(0, len(items), batch_size):
-        chunk = list(items[start : start + batch_size])
-        predictions += decoder.decode([name(x) for x in chunk], logits(chunk), top_k)
+    with _bar(items, batch_size, unit, quiet) as bar:
+        for start in range(0, len(items), batch_size):
+            chunk = list(items[start : start + batch_size])
+            predictions += decoder.decode([name(x) for x in chunk], logits(chunk), top_k)
+            bar.advance(len(chunk))
     return predictions
 
 
 def probabilities_in_batches(
-    items: Sequence, batch_size: int, decoder: Decoder, logits: Callable[[list], np.ndarray]
-) -> np.ndarray:
+    items: Sequence, batch_size: int, decoder: Decoder, logits: Callable[[list], np.ndarray],
+    unit: str = "images", quiet: bool = False,
+) -> np.ndarray:  # fmt: skip
     """`predict_proba`'s loop: (N, C) float32 probabilities, columns in the decoder's class order."""
     decoder.probabilities(
         np.zeros((0, len(decoder.classes)), dtype=np.float32)
     )  # regression: refused at once
-    chunks = [decoder.probabilities(logits(list(items[start : start + batch_size])))
-              for start in range(0, len(items), batch_size)]  # fmt: skip
+    chunks = []
+    with _bar(items, batch_size, unit, quiet) as bar:
+        for start in range(0, len(items), batch_size):
+            chunks.append(decoder.probabilities(logits(list(items[start : start + batch_size]))))
+            bar.advance(len(chunks[-1]))
     return np.concatenate(chunks) if chunks else np.zeros((0, len(decoder.classes)), dtype=np.float32)
+
+
+def _bar(items: Sequence, batch_size: int, unit: str, quiet: bool) -> Step:
+    """A bar over the batches when there are several (one batch answers before a bar would show), on
+    stderr unless the caller's code set another console (graft/progress.py): stdout may carry the
+    predictions (`graft predict --json`)."""
+    return step_bar("predict", len(items), unit, quiet=quiet or len(items) <= batch_size)
 
 
 IMAGE_INPUTS = (

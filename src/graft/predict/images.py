@@ -91,22 +91,26 @@ class Predictor:
         inputs: Any,
         top_k: int = 1,
         batch_size: int = 32,
+        quiet: bool = False,
     ) -> list[AnyPrediction]:
         """A prediction per image: a path, a folder (its images, recursively, in sorted order), a PIL image,
         a numpy array (HxWxC uint8, or HxW grayscale) or a torch tensor (CxHxW or HxWxC, uint8 or float in
         [0, 1]); one or a list of them. In-memory images are named '<image>' in `.input`. Single-label: the
         top `top_k` classes (Prediction); multi-label: the labels above their thresholds with every label's
-        probability (MultiLabelPrediction); regression: the number (RegressionPrediction)."""
+        probability (MultiLabelPrediction); regression: the number (RegressionPrediction). More than one batch
+        of inputs draws a progress bar on stderr (graft/progress.py); `quiet=True`: none."""
         return predict_in_batches(
-            image_inputs(inputs), top_k, batch_size, self.decoder, self._logits, image_name
+            image_inputs(inputs), top_k, batch_size, self.decoder, self._logits, image_name, quiet=quiet
         )
 
     @torch.inference_mode()
-    def predict_proba(self, inputs: Any, batch_size: int = 32) -> np.ndarray:
+    def predict_proba(self, inputs: Any, batch_size: int = 32, quiet: bool = False) -> np.ndarray:
         """(N, C) float32 probabilities, one row per image (the inputs `predict` takes), columns in `.classes`
         order: a softmax over the classes (single-label), or each label's own sigmoid (multi-label; a row
         need not sum to 1). A regression model has no probabilities: GraftError (use `predict`)."""
-        return probabilities_in_batches(image_inputs(inputs), batch_size, self.decoder, self._logits)
+        return probabilities_in_batches(
+            image_inputs(inputs), batch_size, self.decoder, self._logits, quiet=quiet
+        )
 
     def _logits(self, chunk: list) -> np.ndarray:
         batch = torch.stack([self.transform(img.convert("RGB")) for img in decoded(chunk)]).to(self.device)

@@ -98,17 +98,20 @@ class OnnxPredictor:
         inputs: Any,
         top_k: int = 1,
         batch_size: int = 32,
+        quiet: bool = False,
     ) -> list[AnyPrediction]:
         """Like graft.predict.images.Predictor.predict (paths, folders, PIL images, numpy arrays, torch
         tensors), on onnxruntime."""
         return predict_in_batches(
-            image_inputs(inputs), top_k, batch_size, self.decoder, self._logits, image_name
+            image_inputs(inputs), top_k, batch_size, self.decoder, self._logits, image_name, quiet=quiet
         )
 
-    def predict_proba(self, inputs: Any, batch_size: int = 32) -> np.ndarray:
+    def predict_proba(self, inputs: Any, batch_size: int = 32, quiet: bool = False) -> np.ndarray:
         """(N, C) float32 probabilities, columns in `.classes` order (the inputs `predict` takes): softmax, or
         a sigmoid per label for multi-label; GraftError for regression (use `predict`)."""
-        return probabilities_in_batches(image_inputs(inputs), batch_size, self.decoder, self._logits)
+        return probabilities_in_batches(
+            image_inputs(inputs), batch_size, self.decoder, self._logits, quiet=quiet
+        )
 
     def _logits(self, chunk: list) -> np.ndarray:
         return self.logits(decoded(chunk))
@@ -152,14 +155,19 @@ class OnnxTextPredictor:
     task = OnnxPredictor.task
 
     def predict(
-        self, texts: Sequence[str] | str, top_k: int = 1, batch_size: int = 32
+        self, texts: Sequence[str] | str, top_k: int = 1, batch_size: int = 32, quiet: bool = False
     ) -> list[AnyPrediction]:
-        return predict_in_batches(text_inputs(texts), top_k, batch_size, self.decoder, self._logits)
+        return predict_in_batches(text_inputs(texts), top_k, batch_size, self.decoder, self._logits,
+                                  unit="texts", quiet=quiet)  # fmt: skip
 
-    def predict_proba(self, texts: Sequence[str] | str, batch_size: int = 32) -> np.ndarray:
+    def predict_proba(
+        self, texts: Sequence[str] | str, batch_size: int = 32, quiet: bool = False
+    ) -> np.ndarray:
         """(N, C) float32 probabilities, one row per text, columns in `.classes` order: softmax, or a sigmoid
         per label for multi-label; GraftError for regression (use `predict`)."""
-        return probabilities_in_batches(text_inputs(texts), batch_size, self.decoder, self._logits)
+        return probabilities_in_batches(
+            text_inputs(texts), batch_size, self.decoder, self._logits, "texts", quiet
+        )
 
     def _logits(self, chunk: list[str]) -> np.ndarray:
         return self.logits(chunk)

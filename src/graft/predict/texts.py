@@ -61,16 +61,22 @@ class TextPredictor:
         return self.model(self.tokenize(texts, pairs).to(self.device)).float().cpu()
 
     def predict(
-        self, texts: Sequence[str] | str, top_k: int = 1, batch_size: int = 32
+        self, texts: Sequence[str] | str, top_k: int = 1, batch_size: int = 32, quiet: bool = False
     ) -> list[AnyPrediction]:
         """A prediction per text (one string or a list of them), as images.Predictor.predict: the top
-        `top_k` classes, the labels above their thresholds, or the number, by the bundle's task."""
-        return predict_in_batches(text_inputs(texts), top_k, batch_size, self.decoder, self._logits)
+        `top_k` classes, the labels above their thresholds, or the number, by the bundle's task; a bar
+        on stderr over more than one batch, unless `quiet`."""
+        return predict_in_batches(text_inputs(texts), top_k, batch_size, self.decoder, self._logits,
+                                  unit="texts", quiet=quiet)  # fmt: skip
 
-    def predict_proba(self, texts: Sequence[str] | str, batch_size: int = 32) -> np.ndarray:
+    def predict_proba(
+        self, texts: Sequence[str] | str, batch_size: int = 32, quiet: bool = False
+    ) -> np.ndarray:
         """(N, C) float32 probabilities, one row per text, columns in `.classes` order: softmax, or a sigmoid
         per label for multi-label. A regression model has none: GraftError (use `predict`)."""
-        return probabilities_in_batches(text_inputs(texts), batch_size, self.decoder, self._logits)
+        return probabilities_in_batches(
+            text_inputs(texts), batch_size, self.decoder, self._logits, "texts", quiet
+        )
 
     def _logits(self, chunk: list[str]) -> np.ndarray:
         return self.logits(chunk).numpy()

@@ -117,7 +117,8 @@ def advise(
     if pretrained and head is not None and spec.task.name == "single-label":
         sample = _balanced_sample(spec.train, SAMPLE_PER_CLASS, seed)
         shift = _InputShift(model)
-        features, labels = extract_features(model, head, make_loader(sample), device, None)
+        features, labels = extract_features(model, head, make_loader(sample), device, None,
+                                            "advise frozen features of a class-balanced sample", UNITS[spec.modality])  # fmt: skip
         shift.remove()
         accuracy = knn_accuracy(features, labels, K)
         advice.sample_size = len(sample)

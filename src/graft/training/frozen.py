@@ -34,6 +34,7 @@ from graft.data.feature_cache import (
     tap_loaders,
 )
 from graft.monitoring.monitor import EvalOutputs
+from graft.progress import status
 from graft.runtime import autocast, to_device
 from graft.strategies.advisor import SAMPLE_PER_CLASS, knn_accuracy, separability
 from graft.strategies.auto import MIN_EPOCHS, Option
@@ -180,12 +181,13 @@ def solve_probe(
     x, y = frozen.tensors["head/train_x"], frozen.tensors["train_y"]
     vx, vy = frozen.tensors["head/val_x"], frozen.tensors["val_y"]
     # One solution for every rank: LBFGS is deterministic, but a GPU's reductions need not be.
-    if task.name == "multi-label":
-        solved = solve_sigmoid_head(x, y, class_weights, seed=seed)
-    elif task.name == "regression":
-        solved = solve_ridge_head(x, y)
-    else:
-        solved = solve_head(x, y, num_classes, class_weights, seed=seed)
+    with status(f"probe  solving the head on {len(y)} frozen feature rows (cross-validated)"):
+        if task.name == "multi-label":
+            solved = solve_sigmoid_head(x, y, class_weights, seed=seed)
+        elif task.name == "regression":
+            solved = solve_ridge_head(x, y)
+        else:
+            solved = solve_head(x, y, num_classes, class_weights, seed=seed)
     probe = distributed.broadcast(solved)
     logits = probe.logits(vx)
     preds, confidence = task.predictions(logits)
@@ -246,37 +248,43 @@ def measure_options(
     val_batches = math.ceil(len(spec.val) / batch)
     deepest_cut = max(cuts, default=0)
     options = []
-    try:
-        for k in range(1, backbone + 1):
-            cut = cuts.get(k)
-            if cut is None and k < deepest_cut:  # a deeper option starts from a cut: cheaper, and adapts more
-                continue
-            trainable = tuple(range(backbone - k, backbone + 1))
-            if cut is not None:
-                x = _typical_batch(frozen, cut_tap(cut), batch, md.device)
-                net, start = Suffix(model, cut), f"after {cut.output}"
-            else:
-                # From the inputs an epoch costs at least the frozen pass's forward over the training set plus
-                # what the deepest option from a cut runs above it (the same layers, forward and backward):
-                # when even that cannot fit, neither this option nor any deeper one can. Timing it anyway
-                # costs full training steps (on the flowers set, 2 cores: a 24 s run took 30 s with it).
-                at_least = frozen.compute_seconds * len(spec.train) / max(1, len(spec.train) + len(spec.val))
-                at_least += options[-1].seconds_per_epoch if options else 0.0
-                if at_least * min(MIN_EPOCHS, max(1, max_epochs)) > budget_s:
+    with status("auto   timing fine-tuning options") as timing:
+        try:
+            for k in range(1, backbone + 1):
+                cut = cuts.get(k)
+                if (
+                    cut is None and k < deepest_cut
+                ):  # a deeper option starts from a cut: cheaper, and adapts more
+                    continue
+                trainable = tuple(range(backbone - k, backbone + 1))
+                timing.describe(f"auto   timing fine-tuning options: the top {k} of {backbone} groups")
+                if cut is not None:
+                    x = _typical_batch(frozen, cut_tap(cut), batch, md.device)
+                    net, start = Suffix(model, cut), f"after {cut.output}"
+                else:
+                    # From the inputs an epoch costs at least the frozen pass's forward over the training set plus
+                    # what the deepest option from a cut runs above it (the same layers, forward and backward):
+                    # when even that cannot fit, neither this option nor any deeper one can. Timing it anyway
+                    # costs full training steps (on the flowers set, 2 cores: a 24 s run took 30 s with it).
+                    at_least = (
+                        frozen.compute_seconds * len(spec.train) / max(1, len(spec.train) + len(spec.val))
+                    )
+                    at_least += options[-1].seconds_per_epoch if options else 0.0
+                    if at_least * min(MIN_EPOCHS, max(1, max_epochs)) > budget_s:
+                        break
+                    x, net, start = _typical_input_batch(md), model, "from the inputs"
+                targets = frozen.tensors["train_y"][: _rows(x)].to(md.device)
+                step, forward = _time_steps(model, net, groups, trainable, x, targets, cfg, md, spec.task)
+                step, forward = (
+                    step * _length_scale(frozen, "train", x, batch),
+                    forward * _length_scale(frozen, "val", x, batch),
+                )
+                seconds = train_batches * step + val_batches * forward
+                options.append(Option(k, seconds, start, val_batches * forward))
+                if seconds * min(MIN_EPOCHS, max(1, max_epochs)) > budget_s:
                     break
-                x, net, start = _typical_input_batch(md), model, "from the inputs"
-            targets = frozen.tensors["train_y"][: _rows(x)].to(md.device)
-            step, forward = _time_steps(model, net, groups, trainable, x, targets, cfg, md, spec.task)
-            step, forward = (
-                step * _length_scale(frozen, "train", x, batch),
-                forward * _length_scale(frozen, "val", x, batch),
-            )
-            seconds = train_batches * step + val_batches * forward
-            options.append(Option(k, seconds, start, val_batches * forward))
-            if seconds * min(MIN_EPOCHS, max(1, max_epochs)) > budget_s:
-                break
-    finally:
-        torch.set_rng_state(rng)
+        finally:
+            torch.set_rng_state(rng)
     return options
 
 

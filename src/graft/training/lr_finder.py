@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from graft.config import Config
+from graft.progress import step_bar
 from graft.runtime import autocast, to_device
 from graft.strategies.stages import Staging
 from graft.tasks import Task
@@ -81,23 +82,26 @@ def find_lr(
     average, best = 0.0, math.inf
     batches = _cycle(loader)
     try:
-        for i in range(steps):
-            lr = start_lr * (end_lr / start_lr) ** (i / max(1, steps - 1))
-            for group, ratio in zip(optimizer.param_groups, ratios):
-                group["lr"] = lr * ratio
-            x, y = next(batches)
-            with autocast(device, amp_dtype):
-                loss = loss_fn(net(to_device(x, device)).float(), y.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            average = smoothing * average + (1 - smoothing) * loss.item()
-            smoothed = average / (1 - smoothing ** (i + 1))
-            if not math.isfinite(smoothed) or (i > 10 and smoothed > diverge * best):
-                break
-            best = min(best, smoothed)
-            lrs.append(lr)
-            losses.append(smoothed)
+        with step_bar("lr     range test", steps, "steps") as bar:
+            for i in range(steps):
+                lr = start_lr * (end_lr / start_lr) ** (i / max(1, steps - 1))
+                for group, ratio in zip(optimizer.param_groups, ratios):
+                    group["lr"] = lr * ratio
+                x, y = next(batches)
+                with autocast(device, amp_dtype):
+                    loss = loss_fn(net(to_device(x, device)).float(), y.to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                average = smoothing * average + (1 - smoothing) * loss.item()
+                smoothed = average / (1 - smoothing ** (i + 1))
+                if not math.isfinite(smoothed) or (i > 10 and smoothed > diverge * best):
+                    bar.describe("lr     range test, stopped: the loss diverged")
+                    break
+                best = min(best, smoothed)
+                lrs.append(lr)
+                losses.append(smoothed)
+                bar.advance()
     finally:
         random.setstate(rng_state[0])
         np.random.set_state(rng_state[1])

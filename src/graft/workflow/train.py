@@ -25,6 +25,7 @@ from graft.models.module_input import ModelObject
 from graft.models.registry import check_model_name, pretrained_input_size
 from graft.monitoring.console import Progress, format_seconds, make_console, plural
 from graft.monitoring.monitor import Monitor
+from graft.progress import progress_to
 from graft.runs.folder import RunFolder
 from graft.runs.lock import RunLock
 from graft.runs.status import error_line, mark_ended, mark_running, read_status
@@ -138,8 +139,18 @@ def run_training(
     `given`: the nn.Module object `cfg.model` was resolved from (models/module_input.py)."""
     started = time.perf_counter()
     distributed.init(cfg.train.device)  # under torchrun: join the other ranks (a no-op otherwise)
-    main = distributed.is_main()  # only rank 0 writes files and prints
     console = console or make_console()
+    # Every step's progress (the data check, the frozen pass, the solved head, auto's timing, the report)
+    # on the run's console, between its lines; none on the other ranks, none with --quiet.
+    with progress_to(console if distributed.is_main() else Console(quiet=True), cfg.log.quiet):
+        return _run_training(cfg, console, spec, resume, lock, started, given)
+
+
+def _run_training(
+    cfg: Config, console: Console, spec: DataSpec | None, resume: Checkpoint | None, lock: RunLock | None,
+    started: float, given: ModelObject | None,
+) -> Run:  # fmt: skip
+    main = distributed.is_main()  # only rank 0 writes files and prints
     spec = spec or discover_config(cfg)
     if resume is None:  # a resumed run trains on its split.csv, checked when the run began
         _check_cheap_things_first(cfg, spec, console if main else Console(quiet=True))
