@@ -315,3 +315,30 @@ def test_a_hugging_face_dataset_without_the_columns_is_one_line(cache):
         graft.check(datasets.Dataset.from_dict({"text": ["a"], "y": [0]}), label_column="target")
     with pytest.raises(GraftError, match="label_columns: names 0/1 columns of a table"):
         graft.check(datasets.Dataset.from_dict({"text": ["a"], "y": [0]}), label_columns=["y", "z"])
+
+
+def test_reading_a_dataset_draws_graft_progress_where_the_output_goes(cache, monkeypatch):
+    """The read is one of graft/progress.py's steps: a bar on a terminal (also in a notebook, which a tty
+    check on stderr missed), one line in a log when it is long, nothing when quiet."""
+    import io
+
+    from rich.console import Console
+
+    from graft import progress
+    from graft.data.materialize import DataOptions
+    from graft.progress import progress_to
+
+    terminal = io.StringIO()
+    with progress_to(Console(file=terminal, force_terminal=True, width=160)):
+        as_data_path(ColorDataset())
+    assert "data   reading the dataset" in terminal.getvalue() and "48/48" in terminal.getvalue()
+    monkeypatch.setattr(progress, "LONG_STEP_S", 0.0)  # every read counts as long
+    piped = io.StringIO()
+    with progress_to(Console(file=piped, width=160)):
+        as_data_path(ColorDataset(seed=1))
+    assert piped.getvalue().startswith("data   reading the dataset: 48 samples in ")
+    assert "\x1b" not in piped.getvalue() and piped.getvalue().count("\n") == 1
+    quiet = io.StringIO()
+    with progress_to(Console(file=quiet, force_terminal=True)):
+        as_data_path(ColorDataset(seed=2), DataOptions(quiet=True))
+    assert quiet.getvalue() == ""

@@ -30,10 +30,9 @@ import math
 import os
 import shutil
 import socket
-import sys
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +42,11 @@ from graft.data.cache_dir import default_cache_dir
 from graft.data.label_kind import SEPARATOR
 from graft.data.names import WHY, control_character
 from graft.errors import GraftError
+from graft.progress import track
 
 FORMAT = 1  # in the fingerprint: a change to the folder's layout gets new folders
 DATA_CSV = "data.csv"
+READING = "data   reading the dataset"  # the step's name on its bar, aligned as the other steps'
 PNG_LEVEL = 1  # zlib level 1: 4.5x faster than PIL's default 6 on 224 px photos, files 18% bigger (lossless)
 # The column discovery reads a task's labels from when the run names none (data/label_kind.py FALLBACK_COLUMNS)
 LABEL_COLUMNS = {"single-label": "label", "multi-label": "labels", "regression": "target"}
@@ -115,7 +116,8 @@ def write_table(
     cells: list[list[str]] = []
     task = None
     try:
-        for index, row in enumerate(_progress(rows, total, options.quiet)):
+        # The bar is graft/progress.py's: a terminal, a notebook, one line when long and piped, none quiet
+        for index, row in enumerate(track(rows, READING, total, "samples", quiet=options.quiet)):
             if task is None:
                 task = row.task
             elif row.task != task:
@@ -226,16 +228,3 @@ def _write_csv(path: Path, header: list[str], cells: list[list[str]]) -> None:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(cells)
-
-
-def _progress(rows: Iterable[Row], total: int, quiet: bool) -> Iterator[Row]:
-    """`rows`, with a bar on stderr while they are read (a terminal only: logs and pipes get nothing)."""
-    if quiet or not sys.stderr.isatty():
-        yield from rows
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn("reading the dataset"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        yield from bar.track(rows, total=total)
