@@ -25,7 +25,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from graft.data.cache_dir import default_cache_dir  # noqa: F401  (re-exported)
 from graft.data.discover import Sample
 from graft.data.sampler import in_dataset_order
 from graft.files import write_atomic

@@ -17,9 +17,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from graft.config import Config, apply_task_defaults
+from graft.data.cache_dir import default_cache_dir
 from graft.data.check import balance_weights, resolve_balance
 from graft.data.discover import DataSpec, Sample
-from graft.data.feature_cache import default_cache_dir
 from graft.data.images import ImageDataset, create_loader, create_transforms, default_num_workers
 from graft.data.tokens import PadBatch, TextDataset, choose_max_length, token_lengths, tokenize
 from graft.errors import GraftError

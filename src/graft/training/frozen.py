@@ -23,13 +23,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from graft.config import Config
+from graft.data.cache_dir import default_cache_dir
 from graft.data.discover import DataSpec
 from graft.data.feature_cache import (
     FeatureCache,
     HiddenStates,
     Tap,
     cached_tensors,
-    default_cache_dir,
     pad_hidden,
     tap_loaders,
 )
