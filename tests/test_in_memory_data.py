@@ -49,6 +49,22 @@ def test_pairs_of_paths_and_of_texts(tmp_path, color_folder):
     assert sum(report.counts["train"].values()) + sum(report.counts["val"].values()) == 40
 
 
+def test_pairs_are_images_or_texts_by_what_they_hold_and_labels_by_what_they_are(tmp_path, color_folder):
+    import torch
+
+    long_texts = [(f"{'a fine, moving film ' * 15}{i}", "pos") for i in range(10)]  # 300+ chars: no file name
+    long_texts += [(f"{'a poor, dull film ' * 15}{i}", "neg") for i in range(10)]
+    assert graft.check(long_texts).modality == "text"
+    pairs = _pairs(color_folder)
+    with pytest.raises(GraftError, match=r"1 listed file\(s\) do not exist, e.g. .*typo\.png"):
+        graft.check([(str(color_folder / "blue" / "typo.png"), "blue"), *pairs])  # not texts of names
+    indices = [(path, torch.tensor(i % 3)) for i, (path, _) in enumerate(pairs)]
+    assert graft.check(indices).classes == ["0", "1", "2"]  # not 'tensor(0)'
+    names = [(path, [label, "photo"] if i % 2 else [label]) for i, (path, label) in enumerate(pairs)]
+    report = graft.check(names)
+    assert (report.task, report.classes) == ("multi-label", ["blue", "green", "photo", "red"])
+
+
 @pytest.mark.parametrize(
     "data", [{"path": "x"}, object(), [("a", "b", "c")], []], ids=["dict", "object", "triples", "empty"]
 )

@@ -2,7 +2,7 @@
 so checks, split.csv, resume, eval, the report and the bundle are the same as for a file.
 
   a pandas DataFrame                     a path or text column and a label column, as a CSV's
-  a list of (path or text, label) pairs  image paths, or texts
+  a list of (path or text, label) pairs  image paths (or image file names), or texts; labels as a Dataset's
   a map-style torch Dataset              (sample, label) items: images (PIL, numpy, tensors) or texts, and
   (or a list of (image, label) pairs)    class indices, names, numbers or multi-hot vectors
                                          (data/torch_datasets.py; ImageFolder's files are used as they are)
@@ -27,18 +27,18 @@ imported to recognise their objects (`sys.modules`): `graft.check` on a path sta
 
 from __future__ import annotations
 
-import csv
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from graft.config import Config
+from graft.data.folders import is_image_name
 from graft.data.hf_datasets import hf_table, is_hf_dataset
-from graft.data.materialize import DataOptions
-from graft.data.torch_datasets import is_iterable_only, is_map_dataset, torch_table
+from graft.data.materialize import DataOptions, Row, write_table
+from graft.data.torch_datasets import Labels, is_iterable_only, is_map_dataset, torch_table
 from graft.errors import GraftError
 
 ACCEPTED = (
@@ -78,7 +78,7 @@ def as_data_path(data: Any, options: DataOptions = DataOptions()) -> DataArgumen
         table = hf_table(data, _without_label_columns(options))
         return DataArgument(table.path, table.task)
     if isinstance(data, Sequence) and data and all(_is_pair(item) for item in data):
-        return DataArgument(_from_pairs(data, options))
+        return _from_pairs(data, options)
     if is_iterable_only(data):
         raise GraftError(f"data: got a {_kind(data)}, an IterableDataset: it has no length or index to read "
                          "once and split; give graft a map-style Dataset (__len__ and __getitem__)")  # fmt: skip
@@ -104,15 +104,29 @@ def _from_frame(frame: Any, path_column: str) -> Path:
     return out
 
 
-def _from_pairs(pairs: Sequence[Any], options: DataOptions) -> Path:
-    first = pairs[0][0]
-    images = isinstance(first, os.PathLike) or Path(str(first)).is_file()
-    out = _staging_csv()
-    with out.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow([options.columns(text=not images)[0], options.label_column or "label"])
-        writer.writerows([str(Path(a).resolve()) if images else str(a), str(b)] for a, b in pairs)
-    return out
+def _from_pairs(pairs: Sequence[Any], options: DataOptions) -> DataArgument:
+    """Written as a Dataset's items are (a label's cell from what it is: str(tensor(1)) would name a class
+    'tensor(1)'). Labels that are all strings leave the task to discovery, as a CSV's cells do."""
+    images, labels = _are_image_paths(pairs[0][0]), Labels(None)
+
+    def rows() -> Iterator[Row]:
+        for index, (item, label) in enumerate(pairs):
+            task, value = labels.read(label, index)
+            yield Row(Path(item).resolve() if images else str(item), value, task)
+
+    table = write_table(rows(), len(pairs), options.columns(text=not images), options)
+    return DataArgument(table.path, None if all(isinstance(b, str) for _, b in pairs) else table.task)
+
+
+def _are_image_paths(first: str | os.PathLike) -> bool:
+    """Pairs of image paths, not of texts: a PathLike, an image file's name or an existing file. A path with
+    a typo is still a path (discovery names it missing), never a text to train a text model on."""
+    if isinstance(first, os.PathLike) or is_image_name(first):
+        return True
+    try:
+        return Path(first).is_file()
+    except (OSError, ValueError):  # a text longer than a file name may be, or one holding a NUL
+        return False
 
 
 def _staging_csv() -> Path:
