@@ -38,6 +38,16 @@ def test_a_dataframe_of_relative_paths_trains_and_resumes(tmp_path, color_folder
     assert graft.resume(run.path, epochs=2).history[-1]["epoch"] == 2
 
 
+def test_a_dataframe_path_column_is_found_as_discovery_finds_it(tmp_path, color_folder, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rows = [(os.path.relpath(p, tmp_path), label) for p, label in _pairs(color_folder)]
+    report = graft.check(pd.DataFrame(rows, columns=["Path", "label"]))  # discovery reads 'Path' as 'path'
+    assert sum(report.counts["train"].values()) + sum(report.counts["val"].values()) == len(rows)
+    gappy = pd.DataFrame(rows[:-1] + [(None, "red")], columns=["path", "label"])
+    with pytest.raises(GraftError, match="empty path or label"):  # one line, not a TypeError from Path(NaN)
+        graft.check(gappy)
+
+
 def test_pairs_of_paths_and_of_texts(tmp_path, color_folder):
     run = graft.train(_pairs(color_folder), out=tmp_path / "run", **{**TINY, "epochs": 1})
     assert run.modality == "image" and len(run.classes) == 3

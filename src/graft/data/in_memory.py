@@ -97,8 +97,12 @@ def _without_label_columns(options: DataOptions) -> DataOptions:
 
 def _from_frame(frame: Any, path_column: str) -> Path:
     frame = frame.copy()
-    if path_column in frame.columns:  # relative to where the user is, as a DataFrame means it
-        frame[path_column] = [str(Path(p).resolve()) for p in frame[path_column]]
+    wanted = path_column.strip().lower()  # the column discovery reads: case and spaces aside (image_tables)
+    for column in [c for c in frame.columns if str(c).strip().lower() == wanted]:
+        # Relative to where the user is, as a DataFrame means it; a missing cell (NaN, None) stays empty
+        # for discovery to name, as a CSV's would.
+        frame[column] = [str(Path(str(p).strip()).resolve()) if isinstance(p, (str, os.PathLike)) and str(p).strip()
+                         else p for p in frame[column]]  # fmt: skip
     out = _staging_csv()
     frame.to_csv(out, index=False)
     return out
