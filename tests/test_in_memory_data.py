@@ -238,6 +238,10 @@ def test_a_text_dataset_with_names_numbers_and_multi_hot_labels(cache):
     assert graft.check(Reviews(lambda i: float(i))).task == "regression"  # a float label: a number to predict
     multi = graft.check(Reviews(lambda i: torch.tensor([i % 2, i % 3 == 0], dtype=torch.float32)))
     assert multi.task == "multi-label" and multi.classes == ["neg", "pos"]
+    # numpy's scalars, as a dataset built from numpy arrays returns them: a bool, a list(row) of a 0/1 matrix
+    assert graft.check(Reviews(lambda i: np.bool_(i % 2))).classes == ["neg", "pos"]
+    listed = graft.check(Reviews(lambda i: list(np.array([i % 2, i % 3 == 0], dtype=np.int64))))
+    assert listed.task == "multi-label" and listed.classes == ["neg", "pos"]
     assert _written(cache) == []  # texts are CSV cells, no files
 
 

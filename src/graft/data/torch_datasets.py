@@ -179,12 +179,13 @@ class Labels:
                 raise GraftError(f"{WHAT}: item {index}'s label has shape {label.shape}; a label is a number, "
                                  "a name, or a 1-D multi-hot vector")  # fmt: skip
         if isinstance(label, (list, tuple)):
+            label = [x.item() if isinstance(x, np.generic) or _is_tensor(x) else x for x in label]  # fmt: skip
             if all(isinstance(x, str) for x in label):  # [] too: a sample with no label on
                 return "multi-label", tuple(label)
-            return "multi-label", self._multi_hot(list(label), index)
+            return "multi-label", self._multi_hot(label, index)
         if isinstance(label, (str, np.str_)):
             return "single-label", str(label)
-        if isinstance(label, (int, np.integer)):  # bool too: class 0 or 1
+        if isinstance(label, (int, np.integer, np.bool_)):  # bool too: class 0 or 1
             return "single-label", self._name(int(label), index)
         if isinstance(label, (float, np.floating)):
             return "regression", float(label)
