@@ -345,6 +345,12 @@ def test_a_hugging_face_dataset_without_the_columns_is_one_line(cache):
         graft.check(datasets.Dataset.from_dict({"text": ["a"], "y": [0]}), label_column="target")
     with pytest.raises(GraftError, match="label_columns: names 0/1 columns of a table"):
         graft.check(datasets.Dataset.from_dict({"text": ["a"], "y": [0]}), label_columns=["y", "z"])
+    pixels = datasets.Dataset.from_dict({"image": [np.zeros((64, 64, 3), np.uint8)] * 4, "label": [0, 1] * 2})
+    with pytest.raises(
+        GraftError, match=r"row 0's path is a list \(\[\[\[0.*cast_column\(name, datasets.Image"
+    ) as err:
+        graft.check(pixels)  # an array column, not an Image feature: named, not dumped
+    assert len(str(err.value)) < 250
 
 
 def test_reading_a_dataset_draws_graft_progress_where_the_output_goes(cache, monkeypatch):

@@ -205,7 +205,8 @@ def _suffix(data: bytes, path: str | None) -> str:
 
 def _path(value: Any, where: str) -> Path:
     if not isinstance(value, str) or not value.strip():
-        raise GraftError(f"{WHAT}: {where}'s path is {value!r}; an image column holds images or paths")
+        raise GraftError(f"{WHAT}: {where}'s path is {_shown(value)}; an image column holds images (an Image "
+                         "feature) or paths: for pixel arrays, ds.cast_column(name, datasets.Image())")  # fmt: skip
     path = Path(value).resolve()  # relative to where the user is, as a DataFrame's
     if not path.is_file():
         raise GraftError(f"{WHAT}: {where}'s image {value} does not exist (looked at {path})")
@@ -214,5 +215,11 @@ def _path(value: Any, where: str) -> Path:
 
 def _text(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise GraftError(f"{WHAT}: {where}'s text is {value!r}; give every row a text")
+        raise GraftError(f"{WHAT}: {where}'s text is {_shown(value)}; give every row a text")
     return value
+
+
+def _shown(value: Any) -> str:
+    """A cell in an error: itself when short, else its type and its start (an array column's row is long)."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"a {type(value).__name__} ({text[:40]}...)"
