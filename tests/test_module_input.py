@@ -272,3 +272,15 @@ def test_a_module_that_returns_no_logits_is_refused_before_anything_is_written(c
     with pytest.raises(GraftError, match=r"returns a tuple for 2 images; .*\(batch, 3\) logits"):
         graft.train(color_folder, model=TwoOutputs(), out=tmp_path / "run", **FAST)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_custom_bundle_without_its_object_names_every_call_that_takes_one(tmp_path):
+    # graft.evaluate, graft.export and `graft eval`/`graft export` load the bundle as graft.load does: the
+    # line that refuses them must not send the user to graft.load alone.
+    from graft.models.module_input import load_object_bundle
+
+    with pytest.raises(GraftError) as err:
+        load_object_bundle(tmp_path, {"family": "module", "module": "pkg.nets:Net"}, None)
+    message = str(err.value)
+    assert "graft.load(" in message and "model=Net(...)" in message
+    assert "graft.evaluate and graft.export take the same model=" in message and "\n" not in message

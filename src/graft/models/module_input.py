@@ -224,10 +224,9 @@ def load_object_bundle(bundle: Path, meta: dict[str, Any], obj: Any) -> BuiltMod
         raise GraftError(
             f"model=: {bundle} is a {meta.get('family')} bundle, which loads without it; drop model="
         )
-    if obj is None:
-        raise object_needed(
-            f"{bundle} holds the weights of", module, f"graft.load({str(bundle)!r}, model=...)"
-        )
+    if obj is None:  # graft.evaluate and graft.export (and their commands) load the bundle through here too
+        raise object_needed(f"{bundle} holds the weights of", module, f"graft.load({str(bundle)!r}, model=...)",
+                            also=" (graft.evaluate and graft.export take the same model=)")  # fmt: skip
     from safetensors.torch import load_file
 
     given = model_object(obj, resolve=False)
@@ -238,12 +237,12 @@ def load_object_bundle(bundle: Path, meta: dict[str, Any], obj: Any) -> BuiltMod
     return BuiltModel(given.module, "module", module, dict(meta["preprocessing"]), f"bundle {bundle}")
 
 
-def object_needed(what: str, module: str, call: str) -> GraftError:
+def object_needed(what: str, module: str, call: str, also: str = "") -> GraftError:
     """The one-line refusal where a custom module's run or bundle is used without the object."""
     call = call.replace("...", f"{_short(module)}(...)")
     return GraftError(
         f"{what} a Python module ({module}), which only Python can build: {call} "
-        "with an object of that architecture"
+        f"with an object of that architecture{also}"
     )
 
 
