@@ -222,6 +222,7 @@ def test_import_graft_stays_light_and_export_is_the_function(tmp_path: Path):
         "import sys, graft, numpy as np\n"
         "from graft.predict.common import image_inputs\n"
         "assert len(image_inputs(np.zeros((4, 4, 3), np.uint8))) == 1\n"
+        "assert callable(graft.load) and callable(graft.train)  # graft.load(..., backend='onnx') needs no torch\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "assert callable(graft.export) and callable(graft.evaluate) and callable(graft.check)\n"
         "assert callable(graft.resume)\n"

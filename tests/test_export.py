@@ -109,8 +109,8 @@ def test_predict_with_onnx_backend_matches_torch(tmp_path: Path):
         assert [x["score"] for x in a["top_k"]] == pytest.approx([x["score"] for x in b["top_k"]], abs=1e-5)
 
     # the ONNX path needs neither torch nor timm at inference time
-    code = ("import sys; from graft.predict.onnx import OnnxPredictor; "
-            f"p = OnnxPredictor.from_path({str(run.path)!r}).predict([{str(data / 'red' / '000.png')!r}]); "
+    code = ("import sys, graft; "  # through graft.load, as a user serves it
+            f"p = graft.load({str(run.path)!r}, backend='onnx').predict([{str(data / 'red' / '000.png')!r}]); "
             "assert 'torch' not in sys.modules and 'timm' not in sys.modules, 'torch imported'; print(p[0].label)")  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip

@@ -15,13 +15,18 @@ from graft._version import __version__
 __all__ = ["Run", "__version__", "check", "evaluate", "export", "load", "resume", "train"]
 
 if TYPE_CHECKING:
-    from graft.api import Run, check, evaluate, export, load, resume, train
+    from graft.api import check, evaluate, export, load, resume, train
+    from graft.workflow.train import Run
 
 API = ("Run", "check", "evaluate", "export", "load", "resume", "train")
 
 
 def __getattr__(name: str) -> Any:
     # torch + timm take seconds to import; `graft --help` and `import graft` should not pay for them.
+    if name == "Run":  # from its own module, which imports torch: graft.load(backend="onnx") does not
+        from graft.workflow.train import Run
+
+        return Run
     if name in API:
         from graft import api
 

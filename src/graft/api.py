@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -36,10 +37,12 @@ from graft.data.check import DataReport, apply_checks, check_data, print_report
 from graft.data.discover import discover_config
 from graft.data.in_memory import as_data_path, is_path, options_of
 from graft.monitoring.console import make_console
-from graft.predict.images import Predictor
 from graft.predict.load import load_predictor
 from graft.progress import progress_to
-from graft.workflow.train import Run, run_training
+
+if TYPE_CHECKING:  # both import torch: graft.load(..., backend="onnx") must not (predict/onnx.py)
+    from graft.predict.images import Predictor
+    from graft.workflow.train import Run
 
 
 def train(
@@ -92,6 +95,8 @@ def train(
         model, overrides = given.name, {**overrides, "model.module": given.class_path}
     named = {key: value for key, value in (("data", data), ("model", model)) if value is not None}
     cfg = resolve_config(config, {**named, **overrides})
+    from graft.workflow.train import run_training
+
     return run_training(cfg, console, given=given)
 
 
@@ -233,4 +238,5 @@ def _model_argument(model: Any) -> tuple[Any, Any]:
 
 
 def _path(target: str | Path | Run) -> str | Path:
-    return target.path if isinstance(target, Run) else target
+    train = sys.modules.get("graft.workflow.train")  # a Run exists only where its module was imported
+    return target.path if train is not None and isinstance(target, train.Run) else target
