@@ -197,9 +197,9 @@ def test_predict_takes_arrays_tensors_folders_and_pil(trained_run):
         ([b"bytes"], "cannot predict on a bytes"),
         (np.zeros(7), "shape (7,)"),
         (np.zeros((8, 8, 5), dtype=np.uint8), "1, 3 or 4 channels"),
-        (np.zeros((8, 8), dtype=bool), "uint8 (0-255) or float (0-1)"),
+        (np.zeros((8, 8), dtype=bool), "uint8 (0-255) or float (0-1), not bool (a mask: a.astype"),
         (torch.randn(3, 8, 8), "float pixels must be in [0, 1]"),
-        (np.full((8, 8), 300), "0-255"),
+        (np.full((8, 8), 300), "0-255, these run from 300 to 300 (16-bit? scale them"),
     ],
 )
 def test_unsupported_inputs_are_one_line_errors(trained_run, bad, words: str):

@@ -77,8 +77,10 @@ def array_to_image(
     elif a.dtype.kind in "iu" and a.dtype != np.uint8:
         lo, hi = int(np.min(a)), int(np.max(a))
         if lo < 0 or hi > 255:
-            raise GraftError(f"{what}: integer pixels must be 0-255, these run from {lo} to {hi}")
+            raise GraftError(f"{what}: integer pixels must be 0-255, these run from {lo} to {hi} (16-bit? "
+                             "scale them: (a // 257).astype(np.uint8), or to float in [0, 1])")  # fmt: skip
         a = a.astype(np.uint8)
     elif a.dtype != np.uint8:
-        raise GraftError(f"{what}: pixels are uint8 (0-255) or float (0-1)")
+        raise GraftError(f"{what}: pixels are uint8 (0-255) or float (0-1), not {a.dtype} (a mask: "
+                         "a.astype(np.uint8) * 255)")  # fmt: skip
     return to_rgb(Image.fromarray(np.ascontiguousarray(a)))
