@@ -378,3 +378,19 @@ def test_reading_a_dataset_draws_graft_progress_where_the_output_goes(cache, mon
     with progress_to(Console(file=quiet, force_terminal=True)):
         as_data_path(ColorDataset(seed=2), DataOptions(quiet=True))
     assert quiet.getvalue() == ""
+
+
+def test_train_checks_the_model_before_reading_a_dataset_and_reads_it_on_its_console(cache):
+    import io
+
+    from rich.console import Console
+
+    with pytest.raises(GraftError, match="model: got a builtins.object"):
+        graft.train(ColorDataset(), model=object())
+    assert _written(cache) == []  # refused before the dataset was read and written
+    terminal = io.StringIO()
+    with pytest.raises(GraftError, match="no_such_model"):  # the read done, the run refused at its model name
+        graft.train(
+            ColorDataset(), model="no_such_model", console=Console(file=terminal, force_terminal=True)
+        )
+    assert "data   reading the dataset" in terminal.getvalue()  # the caller's console, not stderr

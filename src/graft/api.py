@@ -90,7 +90,9 @@ def train(
     """
     if overrides.pop("single_label", False):  # as --single-label: task="single-label"
         overrides["task"] = "single-label"
-    data, (model, given) = _data_argument(data, overrides, config), _model_argument(model)
+    model, given = _model_argument(model)  # first: a wrong model= fails in a second, before a dataset's read
+    with progress_to(console):  # a dataset object's read draws where the run's steps will
+        data = _data_argument(data, overrides, config)
     if given is not None:  # what config.yaml records: the resolved name, and that it came from an object
         model, overrides = given.name, {**overrides, "model.module": given.class_path}
     named = {key: value for key, value in (("data", data), ("model", model)) if value is not None}
