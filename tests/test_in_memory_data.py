@@ -242,6 +242,8 @@ def test_a_text_dataset_with_names_numbers_and_multi_hot_labels(cache):
     assert graft.check(Reviews(lambda i: np.bool_(i % 2))).classes == ["neg", "pos"]
     listed = graft.check(Reviews(lambda i: list(np.array([i % 2, i % 3 == 0], dtype=np.int64))))
     assert listed.task == "multi-label" and listed.classes == ["neg", "pos"]
+    scores = graft.check(Reviews(lambda i: torch.tensor(i / 10, dtype=torch.bfloat16)))  # numpy has no bf16
+    assert scores.task == "regression"
     assert _written(cache) == []  # texts are CSV cells, no files
 
 

@@ -6,6 +6,7 @@ this module imports only PIL and NumPy).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -42,6 +43,15 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 CHANNELS = (1, 3, 4)  # gray, RGB, RGBA
+
+
+def tensor_values(t: Any) -> np.ndarray:
+    """A torch tensor as a numpy array, on the CPU, without importing torch (the ONNX path stays torch-free);
+    bfloat16, which numpy has no dtype for, as float32."""
+    t = t.detach().cpu()
+    return (t.float() if t.is_floating_point() else t).numpy()
+
+
 NORMALIZED_HINT = "already normalized? pass the image before normalization, or uint8 0-255"
 
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from graft.data.decode import array_to_image, to_rgb
+from graft.data.decode import array_to_image, tensor_values, to_rgb
 from graft.data.folders import is_image_name
 from graft.data.materialize import DataOptions, Row, Table, write_table
 from graft.errors import GraftError
@@ -151,9 +151,8 @@ def _image(sample: Any, index: int) -> Image.Image:
     if isinstance(sample, Image.Image):
         return to_rgb(sample)
     if _is_tensor(sample):
-        t = sample.detach().cpu()
-        pixels = (t.float() if t.is_floating_point() else t).numpy()  # bfloat16 has no numpy dtype
-        return array_to_image(pixels, True, f"{what} (a tensor of shape {tuple(t.shape)})", NORMALIZED)
+        pixels = tensor_values(sample)
+        return array_to_image(pixels, True, f"{what} (a tensor of shape {tuple(pixels.shape)})", NORMALIZED)
     if isinstance(sample, np.ndarray):
         return array_to_image(sample, False, f"{what} (an array of shape {sample.shape})", NORMALIZED)
     raise GraftError(f"{what} is {_kind(sample)}; graft reads a PIL image, a numpy array or a torch tensor "
@@ -169,7 +168,7 @@ class Labels:
 
     def read(self, label: Any, index: int) -> tuple[str, str | tuple[str, ...] | float]:
         if _is_tensor(label):
-            label = label.detach().cpu().numpy()
+            label = tensor_values(label)
         if isinstance(label, np.ndarray):
             if label.size == 1:  # a 0-d tensor, or a regression target shaped (1,)
                 label = label.reshape(()).item()

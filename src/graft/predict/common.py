@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from graft.config.task_names import TASK_NAMES
-from graft.data.decode import array_to_image, load_image
+from graft.data.decode import array_to_image, load_image, tensor_values
 from graft.data.folders import IMAGE_EXTENSIONS
 from graft.errors import GraftError
 from graft.progress import Step, step_bar
@@ -302,8 +302,7 @@ def _array_images(x: Any) -> list[Image.Image]:
     """An array or tensor: one image (2-D or 3-D) or a batch of them (4-D)."""
     tensor = _is_tensor(x)
     if tensor:
-        t = x.detach().cpu()
-        x = (t.float() if t.is_floating_point() else t).numpy()  # bfloat16 has no numpy dtype
+        x = tensor_values(x)
     if x.ndim == 4:
         return [array_to_image(a, tensor, f"cannot predict on {_what_array(a, tensor)}") for a in x]
     return [array_to_image(x, tensor, f"cannot predict on {_what_array(x, tensor)}")]
