@@ -24,7 +24,6 @@ Steps that take seconds draw the command's progress bars, in a terminal and in a
 from __future__ import annotations
 
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -207,7 +206,7 @@ def resume(
     object of that architecture (checked against the checkpoint's tensors; see `train`)."""
     from graft.workflow.resume import resume_run
 
-    if model is None or isinstance(model, (str, os.PathLike)):  # a name is a change, refused as one
+    if is_path(model):  # a name is a change, refused as one
         changes, model = ({**changes, "model": model} if model is not None else changes), None
     return resume_run(_path(run_dir), changes, console, model=model)
 
@@ -232,7 +231,7 @@ def _data_argument(data: Any, overrides: dict[str, Any], config: str | Path | No
 
 def _model_argument(model: Any) -> tuple[Any, Any]:
     """(name or folder, None) or (None, the resolved nn.Module object: models/module_input.py)."""
-    if model is None or isinstance(model, (str, os.PathLike)):
+    if is_path(model):
         return model, None
     from graft.models.module_input import model_object  # torch: only for an object, which needs it anyway
 

@@ -54,7 +54,7 @@ class DataArgument:
 
 
 def is_path(data: Any) -> bool:
-    """A path (or nothing), which discovery reads as it is: no object to write first."""
+    """A path or a name (or nothing), taken as it is: no object to write (data) or resolve (model) first."""
     return data is None or isinstance(data, (str, os.PathLike))
 
 
