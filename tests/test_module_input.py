@@ -103,6 +103,9 @@ def test_a_timm_object_trains_as_its_architecture_and_its_bundle_loads_in_timm(c
         logits = plain(torch.stack([transform(_rgb(p)) for p in images]))
     np.testing.assert_allclose(graft.load(run).predict_proba(images), logits.softmax(-1).numpy(), atol=1e-5)
 
+    # Another architecture as model=: the line says the fix (the run needs no object).
+    with pytest.raises(GraftError, match=r"trained test_efficientnet.r160_in1k; .*: resume without model="):
+        graft.resume(run, model=timm.create_model("test_resnet"))
     resumed = graft.resume(run, epochs=2, console=Console(file=io.StringIO()))  # by name: no object needed
     assert resumed.history[-1]["epoch"] == 2
 

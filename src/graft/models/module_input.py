@@ -211,7 +211,8 @@ def resumed_object(
         return given  # its tensors are named inside graft's TextClassifier: the checkpoint's load checks them
     if not custom and given.name != name:
         found = "a module no name rebuilds (its settings differ)" if given.kind == "module" else given.name
-        raise GraftError(f"model: {where} trained {name}; the given {given.class_path} object is {found}")
+        raise GraftError(f"model: {where} trained {name}; the given {given.class_path} object is {found}: resume "
+                         f"without model= (graft rebuilds {name} by its name, the weights are the checkpoint's)")  # fmt: skip
     check_fits(given.module, state, where, head_may_differ=True)
     return given
 
