@@ -81,6 +81,8 @@ def check_command(
     Exit code 0 when training can use the data (warnings included), 2 when it cannot (or, with --strict,
     when files are unreadable). --dedupe and --fix write a cleaned CSV for graft train beside DATA.
     """
+    from rich.markup import escape
+
     from graft.data.check import print_report
     from graft.data.cleaned import train_command
     from graft.data.label_issues import print_issues
@@ -104,8 +106,8 @@ def check_command(
     if report.label_issues is not None:
         print_issues(console, report.label_issues)
     if report.cleaned is not None:
-        console.print(f"[bold]cleaned[/bold] wrote {report.cleaned}: {checked.cleaned_note}; next: "
-                      f"{train_command(report.cleaned, spec)}", highlight=False)  # fmt: skip
+        line = f"wrote {report.cleaned}: {checked.cleaned_note}; next: {train_command(report.cleaned, spec)}"
+        console.print(f"[bold]cleaned[/bold] {escape(line)}", highlight=False)
     console.print(
         "ok: graft train can use this data"
         + (" (see the warnings)" if report.warnings or spec.warnings else "")

@@ -190,6 +190,7 @@ SHOWN = 20  # rows of the terminal table
 
 def print_issues(console: Console, issues: LabelIssues, top: int = SHOWN) -> None:
     """The terminal's view: the `top` worst flagged samples as a table, then one summary line."""
+    from rich.markup import escape
     from rich.table import Table
 
     shown = [i for i in issues.ranked() if issues.flagged[i]][:top]
@@ -198,11 +199,12 @@ def print_issues(console: Console, issues: LabelIssues, top: int = SHOWN) -> Non
         table = Table("file" if spec.modality == "image" else "text", "split", "given label", "suggested label",
                       "quality", title=f"the {len(shown)} likeliest wrong labels", title_justify="left")  # fmt: skip
         for i in shown:
-            table.add_row(_shown(issues.items[i]), issues.splits[i], spec.label_text(issues.given[i]) or "(none)",
-                          spec.label_text(issues.suggested[i]) or "(none)", f"{issues.quality[i]:.3f}")  # fmt: skip
+            cells = (_shown(issues.items[i]), issues.splits[i], spec.label_text(issues.given[i]) or "(none)",
+                     spec.label_text(issues.suggested[i]) or "(none)", f"{issues.quality[i]:.3f}")  # fmt: skip
+            table.add_row(*map(escape, cells))  # file names and labels are not markup
         console.print(table)
     flagged, n = int(issues.flagged.sum()), len(issues.flagged)
-    where = f"; {issues.files['csv']}, {issues.files['html']}" if issues.files else ""
+    where = escape(f"; {issues.files['csv']}, {issues.files['html']}") if issues.files else ""
     console.print(
         f"[bold]labels[/bold] {flagged} of {n} flagged ({len(issues.flagged_keys('train'))} train, "
         f"{len(issues.flagged_keys('val'))} val; estimated noise rate {issues.noise_rate:.1%}), "
