@@ -57,6 +57,7 @@ class LabelIssues:
     """Per sample of `spec` (training samples, then validation samples): what the label check found."""
 
     spec: DataSpec
+    probs: np.ndarray  # (N, C) the out-of-fold probabilities (cleanlab's `pred_probs`), classes in spec order
     suggested: list[Label]  # what the out-of-fold model predicts
     quality: np.ndarray  # (N,) in [0, 1]: low, the given label is likely wrong
     flagged: np.ndarray  # (N,) bool: cleanlab's label issues
@@ -124,7 +125,7 @@ def find_issues(
     `thresholds`: multi-label, the per-label cut-offs a suggestion uses (default 0.5)."""
     require_cleanlab()
     with warnings.catch_warnings():  # cleanlab warns of rare classes; the page shows what it found
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", module="cleanlab")
         if task == "multi-label":
             from cleanlab.multilabel_classification.filter import find_label_issues
             from cleanlab.multilabel_classification.rank import get_label_quality_scores

@@ -163,8 +163,8 @@ def check_labels(
     seconds |= {"folds": fit_seconds, "cleanlab": issue_seconds, "outliers": time.perf_counter() - begun}
     seconds["total"] = time.perf_counter() - started
     accuracy = None if multi else float((oof.probs.argmax(1) == y.long()).float().mean())
-    return LabelIssues(spec, suggested, quality, flagged, ood, outliers, report.clusters, md.cfg.model.name,
-                       folds, accuracy, seconds)  # fmt: skip
+    return LabelIssues(spec, oof.probs.numpy(), suggested, quality, flagged, ood, outliers, report.clusters,
+                       md.cfg.model.name, folds, accuracy, seconds)  # fmt: skip
 
 
 def _cleaned_note(spec: DataSpec, kept: DataSpec, drop: set[str], relabel: dict) -> str:
