@@ -171,6 +171,19 @@ def test_planted_multi_label_toggles_found(tmp_path: Path):
     assert spec.task.name == "multi-label" and len(spec.train) + len(spec.val) == 150
 
 
+def test_flagging_a_large_share_warns_before_fix(tmp_path: Path):
+    data = make_color_images(tmp_path / "colors", per_class=20)
+    rng = random.Random(1)
+    for path in rng.sample(sorted(data.rglob("*.png")), 21):  # a third of the labels wrong
+        path.rename(data / rng.choice([c for c in COLORS if c != path.parent.name]) / f"moved-{path.name}")
+    report = graft.check(data, labels=True, out=tmp_path / "check", **CNN_KW)
+    issues = report.label_issues
+    assert issues.noise_rate > 0.2 and "the model's own mistakes" in issues.warnings()[0]
+    assert "the model&#x27;s own mistakes" in (tmp_path / "check" / "label_issues.html").read_text(
+        encoding="utf-8"
+    )
+
+
 def test_dedupe_writes_the_cleaned_csv_without_leaks(tmp_path: Path):
     data = tmp_path / "data"
     make_color_images(data / "train", per_class=8)

@@ -26,8 +26,11 @@ SUFFIX = ".cleaned.csv"
 
 
 def cleaned_path(data: Path) -> Path:
-    """Where the cleaned CSV of `data` goes by default: beside it, named after it."""
-    data = Path(data).resolve()
+    """Where the cleaned CSV of `data` goes by default: beside it, named after it (beside a symlink to the
+    data, not its target: that may be read-only)."""
+    data = Path(os.path.normpath(data))  # as given (relative stays relative), without a trailing slash
+    if data.name in ("", ".", ".."):
+        data = Path(os.path.abspath(data))
     name = data.name if data.is_dir() else data.stem
     return data.parent / f"{name}{SUFFIX}"
 

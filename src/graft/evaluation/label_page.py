@@ -18,9 +18,10 @@ EXTRA_STYLE = ".tile .meta{color:#666}.tile .given{font-weight:600}h3{font-size:
 
 
 def render_label_page(issues: LabelIssues, data: str) -> str:
+    """The page for `issues` of the data at `data` (its path as given)."""
     n, flagged = len(issues.flagged), int(issues.flagged.sum())
     title = f"Label check: {data}"
-    about = {"model": issues.model, "out-of-fold": f"{issues.folds} folds of the probe's head",
+    about = {"data": issues.spec.description, "model": issues.model, "out-of-fold": f"{issues.folds} folds of the probe's head",
              "samples": f"{len(issues.spec.train)} train / {len(issues.spec.val)} val",
              "took": f"{issues.seconds.get('total', 0.0):.1f} s"}  # fmt: skip
     cards = [(f"{flagged}", f"flagged of {n}"), (f"{issues.noise_rate:.1%}", "estimated noise rate"),
@@ -63,7 +64,8 @@ def _issues(issues: LabelIssues) -> str:
     by_given: dict[str, list[int]] = defaultdict(list)
     for i in flagged[:SHOWN_ISSUES]:
         by_given[issues.spec.label_text(issues.given[i])].append(i)
-    parts = [f"<p>{len(flagged)} samples whose given label the out-of-fold model confidently contradicts, "
+    parts = [f'<p class="note">{escape(w)}</p>' for w in issues.warnings()]
+    parts += [f"<p>{len(flagged)} samples whose given label the out-of-fold model confidently contradicts, "
              "worst first within each given label (quality: the model's probability of the given label, 0 to 1). "
              "label_issues.csv beside this page lists every sample with its scores.</p>"]  # fmt: skip
     if len(flagged) > SHOWN_ISSUES:

@@ -112,7 +112,7 @@ def run_check(
     kept = apply_checks(spec, report, cfg.data.strict, cfg.data.dedupe)
     if labels:
         issues = check_labels(cfg, kept, report, folds, console)
-        issues.files = write_label_files(out, issues, spec.description)
+        issues.files = write_label_files(out, issues, str(cfg.data.path))
         report.label_issues = issues
     note = ""
     if write_csv:
