@@ -112,7 +112,6 @@ def _method(issues: LabelIssues) -> str:
         "<p>One frozen pass of the model over every training and validation sample (the eval transform; stored in "
         "graft's feature cache, so a second check of the same data and model loads it); the probe's head (the one graft train starts from) solved on "
         f"{issues.folds - 1} of {issues.folds} stratified folds and applied to the fold left out, so every sample "
-        "is judged by a head that never saw its label; twice, the second time fit without the samples the first "
-        "flagged. cleanlab's confident learning (find_label_issues) flags the labels to doubt; its "
+        "is judged by a head that never saw its label. cleanlab's confident learning (find_label_issues) flags the labels to doubt; its "
         "OutOfDistribution score on the features finds the outliers.</p>" + table(["phase", "time"], rows)
     )
