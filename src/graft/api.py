@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from graft.config import resolve_config
-from graft.data.check import DataReport, apply_checks, check_data, print_report
-from graft.data.discover import discover_config
+from graft.data.check import DataReport, print_report
 from graft.data.in_memory import as_data_path, is_path, options_of
 from graft.monitoring.console import make_console
 from graft.predict.load import load_predictor
@@ -171,28 +170,52 @@ def export(
     return export_model(_path(run_or_bundle), format.lower(), out, model=model, quiet=quiet).path
 
 
-def check(data: Any, *, verbose: bool = False, quiet: bool = False, **overrides: Any) -> DataReport:
+def check(
+    data: Any,
+    *,
+    labels: bool = False,
+    folds: int | None = None,
+    fix: str | None = None,
+    out: str | Path | None = None,
+    cleaned: str | Path | None = None,
+    verbose: bool = False,
+    quiet: bool = False,
+    **overrides: Any,
+) -> DataReport:
     """`graft check`: read every sample of `data` once and report (counts, sizes, unreadable files,
-    imbalance, train/val leaks, warnings), changing nothing (a Dataset object's in-memory images are
-    written to the cache first, as `train` writes them). `data` is what `train` takes. Keyword arguments
-    are the command's flags:
-    `val`, `val_split`, `seed`, `task` (auto, single-label, multi-label, regression), `single_label`,
+    imbalance, train/val leaks, warnings), changing nothing of the user's (a Dataset object's in-memory
+    images are written to the cache first, as `train` writes them). `data` is what `train` takes. Keyword
+    arguments are the command's flags: `val`, `val_split`, `seed`, `task` (auto, single-label, multi-label, regression), `single_label`,
     `modality`, `label_columns`, `label_separator`, `text_column`, `label_column`, `text_pair_column`,
-    `strict`, `dedupe` (or dotted config keys). Raises GraftError where `graft check` exits 2: data that
-    training cannot use (with `strict=True`: unreadable files). `report.warnings` also holds the warnings
-    of finding the data; `report.lines()` is the summary `graft check` prints, `verbose=True` prints it;
-    `quiet=True`: no bar while the files are read.
+    `strict`, `dedupe`, `model`, `device` (or dotted config keys). Raises GraftError where `graft check` exits
+    2: data that training cannot use (with `strict=True`: unreadable files). `report.warnings` also holds the
+    warnings of finding the data; `report.lines()` is the summary `graft check` prints, `verbose=True` prints it; `quiet=True`: no progress bars.
+
+    `labels=True` (`--labels`, needs cleanlab): the labels that look wrong, as `report.label_issues`
+    (`.flagged`, `.quality`, `.suggested` per sample, train then val; `.summary()`; `.files`: label_issues.csv
+    and label_issues.html in `out`, default runs/check-NAME), from `folds` (5) out-of-fold heads.
+    `fix="drop"|"relabel"` and `dedupe=True` write the cleaned CSV (`report.cleaned`, default
+    DATA.cleaned.csv beside the data, or `cleaned`) that `graft.train` takes as it is.
+
+        >>> report = graft.check("pets/", labels=True, fix="drop")                    # doctest: +SKIP
+        >>> report.label_issues.summary()["flagged"], graft.train(report.cleaned)     # doctest: +SKIP
     """
+    from graft.data.label_issues import print_issues
+    from graft.workflow.check import run_check
+
     if overrides.pop("single_label", False):
         overrides["task"] = "single-label"
-    cfg = resolve_config(None, {"data": _data_argument(data, overrides), **overrides})
-    spec = discover_config(cfg)
-    with progress_to(None, quiet):
-        report = check_data(spec)
-    apply_checks(spec, report, cfg.data.strict, cfg.data.dedupe)  # the errors graft train would raise
-    report.warnings = [*spec.warnings, *report.warnings]
+    with progress_to(None, quiet):  # a Dataset object's read draws a bar too
+        cfg = resolve_config(None, {"data": _data_argument(data, overrides), **overrides})
+        checked = run_check(cfg, labels=labels, folds=folds, fix=fix, out=None if out is None else Path(out),
+                            cleaned=None if cleaned is None else Path(cleaned))  # fmt: skip
+    report = checked.report
+    report.warnings = [*checked.spec.warnings, *report.warnings]
     if verbose:
-        print_report(make_console(), spec, report, report.warnings)
+        console = make_console()
+        print_report(console, checked.spec, report, report.warnings)
+        if report.label_issues is not None:
+            print_issues(console, report.label_issues)
     return report
 
 

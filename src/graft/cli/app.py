@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from graft._version import __version__
@@ -90,7 +91,8 @@ def main() -> None:
         # An error raised inside a DataLoader worker arrives wrapped in the worker's traceback text;
         # its last line is the message.
         message = str(err).strip().splitlines()[-1].removeprefix("graft.errors.GraftError: ")
-        make_console(stderr=True).print(f"[bold red]error:[/bold red] {message}", highlight=False)
+        # escape(): a message may hold brackets ("pip install 'torchgraft[labels]'") that are not markup
+        make_console(stderr=True).print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False)
         sys.exit(2)
     except OSError as err:
         # The file system said no (a read-only run folder, a full disk, no permission): the user's to fix,

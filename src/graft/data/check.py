@@ -9,7 +9,8 @@ Run by `graft check` and at the start of every `graft train` (one summary block)
     their paths, or an error under --strict
   - files that decode only after a conversion (CMYK, 16-bit, palette/RGBA transparency, grayscale, EXIF
     rotation): counted; `load_image` converts them the same way during training
-  - train/val leaks (data/leaks.py); --dedupe removes the leaking validation samples
+  - train/val leaks (data/leaks.py); --dedupe removes the leaking validation samples; with `clusters`, the
+    groups of copies among all samples (the label check's page lists them)
   - warnings for tiny classes (labels), heavy imbalance and a validation set too small to trust, and the
     class balancing a run uses when `data.balance` is auto; a label never in validation; target outliers
 """
@@ -28,7 +29,7 @@ from graft.config import Config
 from graft.data.balance import balance_weights, choose_balance, class_weights, resolve_balance, sample_weights  # noqa: F401  (re-exported)
 from graft.data.discover import DataSpec
 from graft.data.image_info import ImageInfo, inspect_image  # noqa: F401  (re-exported)
-from graft.data.leaks import duplicates_within, image_leaks, text_leaks
+from graft.data.leaks import duplicate_clusters, duplicates_within, image_leaks, text_clusters, text_leaks
 from graft.data.report import DataReport, _short  # noqa: F401  (DataReport: re-exported)
 from graft.errors import GraftError
 from graft.progress import status, track
@@ -47,21 +48,24 @@ UNTRUSTED_MARGIN = 0.10  # 95% interval half-width of validation accuracy above 
 SPINNER_TEXTS = 20_000  # texts from which their check shows a spinner (~50 us each: about a second)
 
 
-def check_data(spec: DataSpec, workers: int | None = None, console: Console | None = None) -> DataReport:
+def check_data(
+    spec: DataSpec, workers: int | None = None, console: Console | None = None, clusters: bool = False
+) -> DataReport:
     """Read every sample of `spec` once and report; changes nothing (see `apply_checks`). `console`: where
-    the bar over the files is drawn (it reads them all, which takes a while on many; graft/progress.py)."""
+    the bar over the files is drawn (it reads them all, which takes a while on many; graft/progress.py).
+    `clusters`: also group the copies among all samples (every pair compared: left to the label check)."""
     report = DataReport(spec.modality, spec.classes, {"train": spec.counts("train"), "val": spec.counts("val")},
                         task=spec.task.name, task_reason=spec.task_reason)  # fmt: skip
     usable = spec
     if spec.modality == "image":
-        _check_images(spec, report, workers, console)
+        _check_images(spec, report, workers, console, clusters)
         broken = {p for p, _ in report.broken}  # the counts are of what training will read
         usable = replace(spec, train=[s for s in spec.train if str(s.path) not in broken],
                          val=[s for s in spec.val if str(s.path) not in broken])  # fmt: skip
     else:
         many = len(spec.train) + len(spec.val) >= SPINNER_TEXTS
         with status(f"check  reading {len(spec.train) + len(spec.val)} texts", console, quiet=not many):
-            _check_texts(spec, report)
+            _check_texts(spec, report, clusters)
     report.counts = {split: usable.counts(split) for split in ("train", "val")}
     report.samples = {split: len(getattr(usable, split)) for split in ("train", "val")}
     train_counts = [report.counts["train"][c] for c in spec.classes]
@@ -125,7 +129,9 @@ def target_fences(values: list[float]) -> tuple[float, float]:
     return (mean - OUTLIER_Z * std, mean + OUTLIER_Z * std) if std > 0 else (-math.inf, math.inf)
 
 
-def _check_images(spec: DataSpec, report: DataReport, workers: int | None, console: Console | None) -> None:
+def _check_images(
+    spec: DataSpec, report: DataReport, workers: int | None, console: Console | None, clusters: bool
+) -> None:
     paths = sorted({s.path for s in spec.train} | {s.path for s in spec.val})
     # Decoding releases the GIL: threads overlap it without the start-up cost of processes.
     with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
@@ -148,15 +154,19 @@ def _check_images(spec: DataSpec, report: DataReport, workers: int | None, conso
 
     report.leaks = image_leaks(rows(spec.train), rows(spec.val))
     report.train_duplicates = duplicates_within([sha for _, sha, _ in rows(spec.train)])
+    if clusters:
+        report.clusters = duplicate_clusters(rows(spec.train) + rows(spec.val))
 
 
-def _check_texts(spec: DataSpec, report: DataReport) -> None:
+def _check_texts(spec: DataSpec, report: DataReport, clusters: bool) -> None:
     for split in ("train", "val"):
         words = sorted(len(s.text.split()) + len((s.pair or "").split()) for s in getattr(spec, split))
         if words:
             report.lengths[split] = (words[0], int(statistics.median(words)), words[-1])
     report.leaks = text_leaks([s.key for s in spec.train], [s.key for s in spec.val])
     report.train_duplicates = duplicates_within([s.key for s in spec.train])
+    if clusters:
+        report.clusters = text_clusters([s.key for s in [*spec.train, *spec.val]])
 
 
 def accuracy_margin(n_val: int) -> float:

@@ -6,6 +6,8 @@ generalisation; scraped and augmented-by-hand datasets are full of them. Two kin
   near   images whose perceptual hash (imagehash.phash: 64 bits from the low DCT frequencies) differ in at
          most `max_distance` bits (re-encoded and resized copies stay within 2); texts
          equal after normalisation (case, Unicode form, punctuation, whitespace)
+The same two tests, applied to every pair of samples, group copies inside the data into clusters
+(`duplicate_clusters`, `text_clusters`: the label check lists them beside the labels it doubts).
 """
 
 from __future__ import annotations
@@ -80,6 +82,46 @@ def normalize_text(text: str) -> str:
 def duplicates_within(keys: list[str]) -> int:
     """How many entries repeat an earlier one (exact duplicates inside one split)."""
     return len(keys) - len(set(keys))
+
+
+def duplicate_clusters(
+    rows: list[tuple[str, str, int | None]], max_distance: int = NEAR_DISTANCE
+) -> list[list[str]]:
+    """Groups of 2 or more images among (name, sha256, phash) rows that are copies of each other: the same
+    bytes, or perceptual hashes at most `max_distance` bits apart, joined transitively; largest first."""
+    parent = list(range(len(rows)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]  # path halving: the chains stay short
+            i = parent[i]
+        return i
+
+    first_of: dict[str, int] = {}
+    for i, (_, sha, _) in enumerate(rows):
+        parent[root(i)] = root(first_of.setdefault(sha, i))
+    hashed = [i for i, (_, _, phash) in enumerate(rows) if phash is not None]
+    if len(hashed) > 1:
+        bits = _bits([rows[i][2] for i in hashed])  # (n, 64) bool
+        for start in range(0, len(hashed), 256):  # chunks bound memory at 256 x n x 64 booleans
+            distances = (bits[start : start + 256, None, :] != bits[None, :, :]).sum(-1)
+            for a, b in zip(*np.nonzero(distances <= max_distance)):
+                if start + a < b:
+                    parent[root(hashed[start + a])] = root(hashed[b])
+    return _groups([name for name, _, _ in rows], [root(i) for i in range(len(rows))])
+
+
+def text_clusters(texts: list[str]) -> list[list[str]]:
+    """Groups of 2 or more texts equal after `normalize_text`; largest first."""
+    return _groups(texts, [normalize_text(t) for t in texts])
+
+
+def _groups(names: list[str], keys: list) -> list[list[str]]:
+    members: dict = {}
+    for name, key in zip(names, keys):
+        members.setdefault(key, []).append(name)
+    groups = [sorted(group) for group in members.values() if len(group) > 1]
+    return sorted(groups, key=lambda g: (-len(g), g[0]))
 
 
 def _bits(hashes: list[int]) -> np.ndarray:

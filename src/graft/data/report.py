@@ -6,9 +6,13 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from graft.data.leaks import Leak
+
+if TYPE_CHECKING:
+    from graft.data.label_issues import LabelIssues
 
 
 @dataclass
@@ -39,6 +43,9 @@ class DataReport:
     few_values: list[float] = field(default_factory=list)  # regression: the values, when few and whole
     baseline_mae: float | None = None  # regression: val MAE of always predicting the training median
     mae_margin: float | None = None  # ... and the half-width of its 95% interval
+    clusters: list[list[str]] = field(default_factory=list)  # groups of copies (check_data(clusters=True))
+    label_issues: LabelIssues | None = None  # graft check --labels (workflow/check.py)
+    cleaned: Path | None = None  # the cleaned CSV written by --fix or --dedupe
 
     def lines(self) -> list[str]:
         """The summary block: what `graft check` prints and `graft train` shows before training."""
@@ -128,6 +135,9 @@ class DataReport:
             "few_values": self.few_values,
             "baseline_mae": self.baseline_mae,
             "mae_margin": self.mae_margin,
+            "clusters": [[_short(key) for key in group] for group in self.clusters],
+            **({"labels": self.label_issues.summary()} if self.label_issues is not None else {}),
+            "cleaned": str(self.cleaned) if self.cleaned is not None else None,
         }
 
 
