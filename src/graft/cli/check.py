@@ -54,7 +54,7 @@ def check_command(
         False,
         "--labels",
         help="Find the labels that look wrong (confident learning on out-of-fold predictions "
-        "of the probe's head on frozen features; needs cleanlab: pip install 'torchgraft[labels]'), outliers "
+        "of the probe's head on frozen features; needs cleanlab, the 'labels' extra of torchgraft), outliers "
         "and copies: a table here, label_issues.csv and label_issues.html in --out.",
     ),
     model: str | None = MODEL,
