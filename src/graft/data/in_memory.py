@@ -38,7 +38,7 @@ from graft.config import Config
 from graft.data.folders import is_image_name
 from graft.data.hf_datasets import hf_table, is_hf_dataset
 from graft.data.materialize import DataOptions, Row, write_table
-from graft.data.torch_datasets import Labels, is_iterable_only, is_map_dataset, torch_table
+from graft.data.torch_datasets import Labels, is_iterable_only, is_map_dataset, torch_table, type_name
 from graft.errors import GraftError
 
 ACCEPTED = (
@@ -80,12 +80,12 @@ def as_data_path(data: Any, options: DataOptions = DataOptions()) -> DataArgumen
     if isinstance(data, Sequence) and data and all(_is_pair(item) for item in data):
         return _from_pairs(data, options)
     if is_iterable_only(data):
-        raise GraftError(f"data: got a {_kind(data)}, an IterableDataset: it has no length or index to read "
+        raise GraftError(f"data: got a {type_name(data)}, an IterableDataset: it has no length or index to read "
                          "once and split; give graft a map-style Dataset (__len__ and __getitem__)")  # fmt: skip
     if is_map_dataset(data):
         table = torch_table(data, _without_label_columns(options))
         return DataArgument(table.path, table.task)
-    raise GraftError(f"data: got a {_kind(data)}; graft.train takes {ACCEPTED}")
+    raise GraftError(f"data: got a {type_name(data)}; graft.train takes {ACCEPTED}")
 
 
 def _without_label_columns(options: DataOptions) -> DataOptions:
@@ -140,8 +140,3 @@ def _staging_csv() -> Path:
 
 def _is_pair(item: Any) -> bool:
     return isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], (str, os.PathLike))
-
-
-def _kind(data: Any) -> str:
-    kind = type(data)
-    return f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__qualname__

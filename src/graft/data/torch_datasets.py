@@ -225,7 +225,12 @@ def _is_tensor(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
-def _kind(x: Any) -> str:
+def type_name(x: Any) -> str:
+    """`x`'s type as errors name it: `dict` for builtins, `module.Qualname` for the rest."""
     kind = type(x)
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _kind(x: Any) -> str:
+    name = type_name(x)
     return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
