@@ -15,8 +15,8 @@ Per set, in one process, on the set's own train/val split (graft's discovery rea
    Precision: the flipped samples among the flagged training samples; recall: the flagged among the flipped.
    Real label errors of the original data count as false positives here (nobody knows which they are).
    Other ways, from the same cached features, for the record: a second round (every fold refit without the
-   first round's flags), C chosen again inside every fold (graft chooses it once), cleanlab's other rules,
-   and the ranking cut at the number flipped.
+   first round's flags), the plain head input as features, cleanlab's other rules, and the ranking cut at
+   the number flipped.
 3. Cost: the check's seconds against one epoch of graft's default fine-tuning on the same set, in the same
    process: the median `epoch_time` of run (b)'s fine-tuning epochs (epoch >= 1; none when auto chose the
    linear probe), and the check's own frozen pass (cold), the part of it that `graft train` pays too.
@@ -114,20 +114,22 @@ def precision_recall(flagged: set[str], flipped: set[str]) -> dict:
 
 
 def variants(data: Path, task: str, flipped: set[str], issues) -> dict:
-    """Precision and recall of other ways, from the check's cached features: a second round; C chosen
-    by cross-validation inside every fold (graft chooses it once); on graft's own out-of-fold probabilities,
-    cleanlab's other rules ("both": prune by noise rate and by class; "low_self_confidence") and the ranking
-    cut at the number of flipped samples (an oracle count: how good the order is, whatever the threshold)."""
+    """Precision and recall of other ways, from the check's cached features: a second round (every fold
+    refit without the first round's flags); the plain head input as features (no mirror view for images,
+    BERT's pooled [CLS] for texts); on graft's own out-of-fold probabilities, cleanlab's other rules
+    (prune_by_noise_rate, its default; "both") and the ranking cut at the number of flipped samples (an
+    oracle count: how good the order is, whatever the threshold)."""
     import torch
 
     from graft.config import resolve_config
     from graft.data.discover import discover_config
     from graft.data.label_issues import find_issues
     from graft.strategies.groups import layer_groups
-    from graft.strategies.probe import solve_head, solve_sigmoid_head, stratified_folds
     from graft.strategies.stages import head_module
+    from graft.tasks import tune_thresholds
     from graft.training.build import build_on_data
     from graft.training.frozen import record_frozen
+    from graft.training.out_of_fold import out_of_fold
     from graft.workflow.check import check_labels
 
     cfg = resolve_config(None, {"data": data, "task": task})
@@ -135,35 +137,33 @@ def variants(data: Path, task: str, flipped: set[str], issues) -> dict:
     no_clusters = SimpleNamespace(clusters=[])  # check_labels reads only the copies from the data report
     second = check_labels(cfg, spec, no_clusters, 5, None, rounds=2)
     out = {"second_round": precision_recall(second.flagged_keys("train"), flipped)}
+    out["second_round"]["fold_seconds"] = second.seconds["folds"]
     md = build_on_data(cfg, spec)
     frozen = record_frozen(md.cfg, spec, md, head_module(md.model, layer_groups(md.model)), [])  # a cache hit
     x = torch.cat([frozen.tensors["head/train_x"], frozen.tensors["head/val_x"]])
     y = torch.cat([frozen.tensors["train_y"], frozen.tensors["val_y"]])
-    multi, started = task == "multi-label", time.perf_counter()
-    probs = torch.zeros(len(x), len(spec.classes))
-    for held in stratified_folds(y.argmax(1) if multi else y.long(), 5, cfg.train.seed):
-        fit = torch.ones(len(x), dtype=torch.bool)
-        fit[held] = False
-        if multi:
-            probe = solve_sigmoid_head(x[fit], y[fit], seed=cfg.train.seed)
-            probs[held] = probe.logits(x[held]).sigmoid()
-        else:
-            probe = solve_head(x[fit], y[fit].long(), len(spec.classes), seed=cfg.train.seed)
-            probs[held] = probe.logits(x[held]).softmax(1)
-    seconds = time.perf_counter() - started
+    oof = out_of_fold(x, y, spec.task.name, len(spec.classes), 5, cfg.train.seed)
+    thresholds = tune_thresholds(oof.logits, y) if task == "multi-label" else None
     items = [*spec.train, *spec.val]
-    flagged = find_issues([s.label for s in items], probs.numpy(), spec.task.name)[0]
-    keys = {s.key for s, on in zip(items[: len(spec.train)], flagged) if on}
-    out["c_per_fold"] = precision_recall(keys, flipped) | {"fold_seconds": seconds}
-    out["second_round"]["fold_seconds"] = second.seconds["folds"]
+    flagged = find_issues([s.label for s in items], oof.probs.numpy(), spec.task.name, thresholds)[0]
+    out["head_input_features"] = precision_recall(
+        {s.key for s, on in zip(items[: len(spec.train)], flagged) if on}, flipped
+    )
+    if oof.multi_label is False:
+        out["head_input_features"]["oof_accuracy"] = float((oof.probs.argmax(1) == y.long()).float().mean())
     train = [s.key for s in issues.items[: len(issues.spec.train)]]
-    if task == "single-label":
-        from cleanlab.filter import find_label_issues
+    labels = [s.label for s in issues.items]
+    for rule in ("prune_by_noise_rate", "both"):
+        if task == "multi-label":
+            from cleanlab.multilabel_classification.filter import find_label_issues
 
-        labels = [s.label for s in issues.items]
-        for rule in ("both", "low_self_confidence"):
+            mask = find_label_issues(labels=[list(label) for label in labels], pred_probs=issues.probs,
+                                     filter_by=rule, n_jobs=1)  # fmt: skip
+        else:
+            from cleanlab.filter import find_label_issues
+
             mask = find_label_issues(labels, issues.probs, filter_by=rule, n_jobs=1)
-            out[rule] = precision_recall({k for k, on in zip(train, mask) if on}, flipped)
+        out[rule] = precision_recall({k for k, on in zip(train, mask) if on}, flipped)
     worst = sorted(range(len(train)), key=lambda i: issues.quality[i])[: len(flipped)]
     out["ranked_at_flipped_count"] = precision_recall({train[i] for i in worst}, flipped)
     return out
@@ -245,9 +245,9 @@ def print_table(results: dict) -> None:
               f"**{fmt(r['precision'])}** | **{fmt(r['recall'])}** | {r['check_seconds']:.1f} | {fmt(epoch, '.1f')} | "
               f"{ratio} | {r['phases']['frozen_pass']:.1f} | {fmt(r.get('clean'), '.4f')} | "
               f"{fmt(r.get('flipped_metric'), '.4f')} | {fmt(r.get('fixed'), '.4f')} | {fmt(r.get('recovered'))} |")  # fmt: skip
-    names = ("second_round", "c_per_fold", "both", "low_self_confidence", "ranked_at_flipped_count")
+    names = ("second_round", "head_input_features", "prune_by_noise_rate", "both", "ranked_at_flipped_count")
     print("\nprecision / recall (flagged training samples) of other ways, on the same flips:\n")
-    print("| set | graft: 1 round, C once, prune_by_noise_rate | " + " | ".join(names) + " |")
+    print("| set | graft: 1 round, low_self_confidence | " + " | ".join(names) + " |")
     print("|---" * (len(names) + 2) + "|")
     for name, r in results.items():
         cells = [f"{fmt(r['variants'][v]['precision'])} / {fmt(r['variants'][v]['recall'])} "
@@ -304,6 +304,9 @@ def main() -> None:
         for name in names:
             quick = QUICK[name] if args.quick else None
             results[name] = one_set(name, args.data_root / name, kinds[name], work, args, quick)
+            if args.json:  # after every set: an interrupted run keeps what it measured
+                args.json.write_text(json.dumps({"machine": host, "command": command, "fraction": args.fraction,
+                                                 "seed": args.seed, "sets": results}, indent=2, default=str) + "\n")  # fmt: skip
     finally:
         if args.keep:
             print(f"kept {work}")
@@ -311,8 +314,6 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     print_table(results)
     if args.json:
-        args.json.write_text(json.dumps({"machine": host, "command": command, "fraction": args.fraction,
-                                         "seed": args.seed, "sets": results}, indent=2, default=str) + "\n")  # fmt: skip
         print(f"wrote {args.json}")
 
 

@@ -65,9 +65,12 @@ def feature_key(
     return digest.hexdigest()[:32]
 
 
-# What to record in one pass: a module and whether its input (True: the head's features) or its output
-# (False: the activation at a cut) is wanted.
-Tap = tuple[nn.Module, bool]
+# What to record in one pass: a module and which of its activations: "input" (the head's features),
+# "output" (the activation at a cut), or "mean" (texts: the output's hidden states averaged over each
+# text's tokens, padding left out: the sentence embedding of sentence-transformers, what the label check
+# fits on; a model output object gives its last_hidden_state).
+Tap = tuple[nn.Module, str]
+TAP_KINDS = ("input", "output", "mean")
 
 
 @torch.inference_mode()
@@ -87,16 +90,18 @@ def extract(
     Texts: a tap whose output has a token axis (a transformer layer's hidden states) is stored without
     its padding: "TAP" is every text's (length, hidden) rows one after another, "TAP.len" the lengths."""
     captured: dict[str, list[torch.Tensor]] = {key: [] for key in taps}
-    hooks = []
-    for key, (module, wants_input) in taps.items():
+    hooks, pooled = [], [key for key, (_, kind) in taps.items() if kind == "mean"]
+    for key, (module, kind) in taps.items():
+        if kind not in TAP_KINDS:
+            raise ValueError(f"tap {key!r}: kind {kind!r}, expected one of {', '.join(TAP_KINDS)}")
         keep = captured[key].append
-        if wants_input:
+        if kind == "input":
             hooks.append(
                 module.register_forward_pre_hook(lambda _m, args, keep=keep: keep(args[0].float().cpu()))
             )
         else:
             hooks.append(
-                module.register_forward_hook(lambda _m, _args, out, keep=keep: keep(out.float().cpu()))
+                module.register_forward_hook(lambda _m, _args, out, keep=keep: keep(_hidden(out).float().cpu()))
             )
     was_training = model.training
     model.eval()
@@ -108,6 +113,8 @@ def extract(
                     model(to_device(inputs, device))
                 labels.append(targets)
                 masks.append(inputs["attention_mask"] if isinstance(inputs, dict) else None)
+                for key in pooled:  # (B, L, H) -> (B, H) now: the token rows are never all held
+                    captured[key][-1] = _token_mean(captured[key][-1], masks[-1])
                 bar.advance(len(targets))
     finally:
         for hook in hooks:
@@ -135,8 +142,23 @@ def extract_features(
     description: str = "cache  frozen pass", unit: str = "images",
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """(N, D) inputs of `head` and (N,) labels for every sample of `loader`, model in eval mode."""
-    features, labels = extract(model, {"head": (head, True)}, loader, device, amp_dtype, description, unit)
+    features, labels = extract(model, {"head": (head, "input")}, loader, device, amp_dtype, description, unit)
     return features["head"], labels
+
+
+def _hidden(out) -> torch.Tensor:
+    """A module's output as one tensor: a transformers output object's (or tuple's) hidden states."""
+    if isinstance(out, torch.Tensor):
+        return out
+    return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+
+
+def _token_mean(hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """(B, L, H) hidden states -> (B, H): each text's mean over its own tokens (mask 1), padding left out."""
+    if mask is None:
+        return hidden.mean(1)
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
 
 
 class FeatureCache:

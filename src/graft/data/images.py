@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from timm.data import create_transform
 from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torchvision import transforms
 
 from graft.config import AugmentConfig
 from graft.data.decode import load_image
@@ -77,6 +78,12 @@ def create_transforms(data_config: dict[str, Any], augment: AugmentConfig) -> tu
         re_prob=augment.random_erasing,
     )
     return train_tf, eval_tf
+
+
+def mirrored_transform(transform: Callable) -> Callable:
+    """`transform` of the image flipped left-right: a second view of it, for a task whose training
+    augmentation says a mirror image is the same class (hflip > 0)."""
+    return transforms.Compose([transforms.RandomHorizontalFlip(p=1.0), transform])
 
 
 def default_num_workers() -> int:

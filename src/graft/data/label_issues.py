@@ -3,15 +3,22 @@
 Given every sample's out-of-fold predicted probabilities (what a model fit without it says about it;
 workflow/check.py computes them with the probe's head), cleanlab, the maintained implementation of
 confident learning (Northcutt, Jiang & Chuang, JAIR 2021), decides which given labels to doubt:
-  single-label  `cleanlab.filter.find_label_issues` with its default rule (prune_by_noise_rate, also what
-                its Datalab uses): per class a confidence threshold, the mean probability the model gives
-                that class's own samples; the samples confidently predicted as another class estimate how
-                many labels of each (given, true) pair are wrong, and that many are flagged, the least
-                likely first. The quality score is `cleanlab.rank.get_label_quality_scores` (self-confidence:
-                the probability of the given label); the suggestion is the most probable class.
-  multi-label   the same per label, one-vs-rest (`cleanlab.multilabel_classification`): a sample is flagged
-                when any of its labels is; the quality aggregates the per-label scores (cleanlab's default);
-                the suggestion is the labels whose probability reaches graft's tuned per-label threshold.
+  single-label  `cleanlab.filter.find_label_issues(filter_by="low_self_confidence")`: confident learning
+                estimates how many labels are wrong (per class a confidence threshold, the mean probability
+                the model gives that class's own samples; the samples above another class's threshold count
+                as that class, and the off-diagonal of this confident joint is the count), and that many
+                samples are flagged, those whose given label has the lowest probability. This is the rule of
+                cleanlab's own path for large data (`find_label_issues_batched`); its default,
+                prune_by_noise_rate, flags per (given, predicted) pair from a calibrated count instead,
+                and flagged up to twice as many clean samples here: measured on the eight shared sets with
+                5% of the labels flipped, low_self_confidence had the better precision on seven and the
+                better F1 on six (docs/benchmarks.md). The quality score is
+                `cleanlab.rank.get_label_quality_scores` (self-confidence: the probability of the given
+                label); the suggestion is the most probable class.
+  multi-label   the same per label, one-vs-rest (`cleanlab.multilabel_classification`, the same rule): a
+                sample is flagged when any of its labels is; the quality aggregates the per-label scores
+                (cleanlab's default); the suggestion is the labels whose probability reaches graft's tuned
+                per-label threshold.
 Outliers: `cleanlab.outlier.OutOfDistribution` on the frozen features (mean cosine distance to the 10
 nearest neighbours, as a score in [0, 1]), flagged by Datalab's default rule for features: a mean
 distance beyond Q3 + 1.7 x IQR of all of them.
@@ -38,6 +45,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 INSTALL = "pip install 'torchgraft[labels]'"
+RULE = "low_self_confidence"  # cleanlab's filter_by (the module docstring says why)
 # Datalab's default for outliers on features: mean kNN distance above Q3 + (1 / 0.37037 - 1) x IQR.
 OUTLIER_IQR = 1 / 0.37037 - 1
 # Flagging more than this share of the data means the out-of-fold model is too weak for its disagreements to
@@ -74,6 +82,7 @@ class LabelIssues:
     accuracy: float | None = None  # single-label: out-of-fold accuracy against the given labels
     seconds: dict[str, float] = field(default_factory=dict)  # per phase: frozen pass, folds, cleanlab
     files: dict[str, Path] = field(default_factory=dict)  # "csv", "html": where they were written
+    features: str = ""  # what the out-of-fold heads were fit on, in words
 
     @property
     def items(self) -> list:
@@ -121,7 +130,7 @@ class LabelIssues:
         """What `graft check --labels --json` reports: counts, rates, files, the worst 20 flagged."""
         shown = [i for i in self.ranked() if self.flagged[i]][:20]
         return {
-            "model": self.model, "folds": self.folds, "samples": len(self.flagged),
+            "model": self.model, "features": self.features, "folds": self.folds, "samples": len(self.flagged),
             "flagged": int(self.flagged.sum()), "flagged_train": len(self.flagged_keys("train")),
             "noise_rate": self.noise_rate, "oof_accuracy": self.accuracy,
             "outliers": int(self.outliers.sum()), "duplicate_clusters": len(self.clusters),
@@ -148,7 +157,7 @@ def find_issues(
             from cleanlab.multilabel_classification.rank import get_label_quality_scores
 
             sets = [list(label) for label in given]
-            flagged = find_label_issues(labels=sets, pred_probs=probs, n_jobs=1)
+            flagged = find_label_issues(labels=sets, pred_probs=probs, filter_by=RULE, n_jobs=1)
             quality = get_label_quality_scores(sets, probs)
             cut = np.asarray(thresholds if thresholds is not None else [0.5] * probs.shape[1])
             suggested: list[Label] = [tuple(int(j) for j in np.flatnonzero(row >= cut)) for row in probs]
@@ -158,7 +167,7 @@ def find_issues(
 
             labels = np.asarray(given, dtype=np.int64)
             # n_jobs=1: its multiprocessing pool costs more than it saves at thousands of samples
-            flagged = find_label_issues(labels, probs, n_jobs=1)
+            flagged = find_label_issues(labels, probs, filter_by=RULE, n_jobs=1)
             quality = get_label_quality_scores(labels, probs)
             suggested = [int(k) for k in probs.argmax(1)]
     return np.asarray(flagged, dtype=bool), np.asarray(quality, dtype=np.float64), suggested

@@ -110,7 +110,8 @@ def _method(issues: LabelIssues) -> str:
     rows = [[phase.replace("_", " "), f"{value:.1f} s"] for phase, value in issues.seconds.items()]
     return (
         "<p>One frozen pass of the model over every training and validation sample (the eval transform; stored in "
-        "graft's feature cache, so a second check of the same data and model loads it); the probe's head (the one graft train starts from) solved on "
+        "graft's feature cache, so a second check of the same data and model loads it); on "
+        f"{escape(issues.features or 'its features')}, the probe's head (the convex problem graft train solves first) solved on "
         f"{issues.folds - 1} of {issues.folds} stratified folds and applied to the fold left out, so every sample "
         "is judged by a head that never saw its label. cleanlab's confident learning (find_label_issues) flags the labels to doubt; its "
         "OutOfDistribution score on the features finds the outliers.</p>" + table(["phase", "time"], rows)

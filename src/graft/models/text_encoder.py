@@ -54,6 +54,11 @@ class TextClassifier(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.hf(**batch).logits
 
+    @property
+    def encoder(self) -> nn.Module:
+        """The transformer without pooler or head: its output's last_hidden_state is every token's."""
+        return self.hf.base_model
+
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         """timm-style matcher: embeddings first, then one group per encoder layer; everything else
         (pooler, pre-classifier) lands in timm's trailing group before the head."""

@@ -9,7 +9,7 @@ Nothing here resolves a strategy or writes a file.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -20,7 +20,13 @@ from graft.config import Config, apply_task_defaults
 from graft.data.cache_dir import default_cache_dir
 from graft.data.check import balance_weights, resolve_balance
 from graft.data.discover import DataSpec, Sample
-from graft.data.images import ImageDataset, create_loader, create_transforms, default_num_workers
+from graft.data.images import (
+    ImageDataset,
+    create_loader,
+    create_transforms,
+    default_num_workers,
+    mirrored_transform,
+)
 from graft.data.tokens import PadBatch, TextDataset, choose_max_length, token_lengths, tokenize
 from graft.errors import GraftError
 from graft.models.module_input import ModelObject, build_from_object, build_text_from_object
@@ -46,6 +52,8 @@ class ModelOnData:
     num_workers: int
     tokenizer: Any = None  # text models: the tokenizer (bundled with the model)
     notes: list[str] = field(default_factory=list)  # what the data preparation did, for the run header
+    # images: eval_loader's twin that flips every image left-right (the label check's second view)
+    mirror_loader: Callable[[list[Sample]], DataLoader] | None = None
 
 
 def build_on_data(
@@ -91,8 +99,8 @@ def build_on_data(
     targets_of = lambda samples: spec.task.targets([s.label for s in samples])  # noqa: E731
     batch, seed, pin = cfg.train.batch_size, cfg.train.seed, device.type == "cuda"
 
-    def eval_loader(samples: list[Sample]) -> DataLoader:
-        return create_loader(ImageDataset(samples, eval_tf, seed, targets_of(samples)), batch, False, num_workers,
+    def eval_loader(samples: list[Sample], transform: Callable = eval_tf) -> DataLoader:
+        return create_loader(ImageDataset(samples, transform, seed, targets_of(samples)), batch, False, num_workers,
                              seed, pin)  # fmt: skip
 
     train_loader = create_loader(
@@ -100,8 +108,18 @@ def build_on_data(
         weights=balance_weights(cfg.data.balance, spec)[0],
     )  # fmt: skip
     return ModelOnData(
-        cfg, built, model, device, amp_dtype, train_loader, eval_loader(spec.val), eval_loader, num_workers
-    )
+        cfg, built, model, device, amp_dtype, train_loader, eval_loader(spec.val), eval_loader, num_workers,
+        mirror_loader=lambda samples: eval_loader(samples, mirrored_transform(eval_tf)),
+    )  # fmt: skip
+
+
+def mirrored(md: ModelOnData) -> ModelOnData | None:
+    """`md` seen in a mirror: its eval loader flips every image left-right, and its data config says so (the
+    feature cache keys on it). None for texts."""
+    if md.mirror_loader is None:
+        return None
+    data_config = {**md.built.data_config, "view": "mirrored"}
+    return replace(md, eval_loader=md.mirror_loader, built=replace(md.built, data_config=data_config))
 
 
 def build_text_on_data(

@@ -75,15 +75,16 @@ def cut_tap(cut: Cut) -> str:
 
 def record_frozen(
     cfg: Config, spec: DataSpec, md: ModelOnData, head: nn.Module | None, cuts: list[Cut],
-    val_only: frozenset[str] = frozenset(),
+    val_only: frozenset[str] = frozenset(), extra: dict[str, Tap] | None = None,
 ) -> FrozenPass:  # fmt: skip
-    """One pass recording the head's input (when `head` is a Linear) and each cut's output; taps named in
-    `val_only` ("head", "cut:MODULE") on the validation split alone."""
-    taps: dict[str, Tap] = {}
+    """One pass recording the head's input (when `head` is a Linear), each cut's output and the `extra`
+    taps (the label check's token mean); taps named in `val_only` ("head", "cut:MODULE") on the validation
+    split alone."""
+    taps: dict[str, Tap] = dict(extra or {})
     if head is not None:
-        taps["head"] = (head, True)
+        taps["head"] = (head, "input")
     for cut in cuts:
-        taps[cut_tap(cut)] = (md.model.get_submodule(cut.output), False)
+        taps[cut_tap(cut)] = (md.model.get_submodule(cut.output), "output")
     if not taps:
         return FrozenPass()
     started = time.perf_counter()

@@ -2,9 +2,9 @@
 
 The label check (workflow/check.py) needs, for every training and validation sample, the predicted
 probabilities of a model that never saw that sample's label. K stratified, seeded folds over the frozen
-features of all samples; each fold's head is solved on the other K - 1 folds by the probe's own solver
-(strategies/probe.py: softmax for single-label, one logistic regression per label for multi-label), so the
-probabilities are those of the head `graft train` starts from (epoch 0).
+features of all samples (workflow/check.py chooses them); each fold's head is solved on the other K - 1
+folds by the probe's own solver (strategies/probe.py: softmax for single-label, one logistic regression per
+label for multi-label), the convex problem `graft train` solves for its first model (epoch 0).
 
 The L2 strength C is chosen once, by the probe's own cross-validation on all the samples that are fit, and
 reused in every fold (each fold warm-started from that solution: the problem is convex, so only the number
