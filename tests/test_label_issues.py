@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 import pytest
+import torch
 from PIL import Image
 
 import graft
@@ -278,7 +278,12 @@ def test_label_features_average_each_image_with_its_mirror_image(tmp_path: Path)
         mirror = tmp_path / "mirror" / path.relative_to(tmp_path / "plain")
         mirror.parent.mkdir(parents=True, exist_ok=True)
         ImageOps.mirror(Image.fromarray(pixels)).save(mirror)
-    kw = {"model": "test_resnet", "model.pretrained": False, "data.img_size": 32, "data.cache_dir": tmp_path / "c"}
+    kw = {
+        "model": "test_resnet",
+        "model.pretrained": False,
+        "data.img_size": 32,
+        "data.cache_dir": tmp_path / "c",
+    }
     md, spec, head = _model_on(tmp_path / "plain", **kw)
     x, y, features, _ = label_features(md, spec, head, None)
     assert "mirror image" in features and len(x) == len(spec.train) + len(spec.val) == 12

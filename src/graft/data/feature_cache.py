@@ -101,7 +101,9 @@ def extract(
             )
         else:
             hooks.append(
-                module.register_forward_hook(lambda _m, _args, out, keep=keep: keep(_hidden(out).float().cpu()))
+                module.register_forward_hook(
+                    lambda _m, _args, out, keep=keep: keep(_hidden(out).float().cpu())
+                )
             )
     was_training = model.training
     model.eval()

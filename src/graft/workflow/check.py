@@ -199,8 +199,11 @@ def label_features(
         return x, y, "the head's input features", frozen.seconds
     flipped = record_frozen(md.cfg, spec, _counted(seen, bars, "mirrored"), head, [])
     x = (x + torch.cat([flipped.tensors["head/train_x"], flipped.tensors["head/val_x"]])) / 2
-    return x, y, "the head's input features, averaged over each image and its mirror image", (
-        frozen.seconds + flipped.seconds
+    return (
+        x,
+        y,
+        "the head's input features, averaged over each image and its mirror image",
+        (frozen.seconds + flipped.seconds),
     )
 
 
