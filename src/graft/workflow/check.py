@@ -199,12 +199,8 @@ def label_features(
         return x, y, "the head's input features", frozen.seconds
     flipped = record_frozen(md.cfg, spec, _counted(seen, bars, "mirrored"), head, [])
     x = (x + torch.cat([flipped.tensors["head/train_x"], flipped.tensors["head/val_x"]])) / 2
-    return (
-        x,
-        y,
-        "the head's input features, averaged over each image and its mirror image",
-        (frozen.seconds + flipped.seconds),
-    )
+    what = "the head's input features, averaged over each image and its mirror image"
+    return x, y, what, frozen.seconds + flipped.seconds
 
 
 def _cleaned_note(spec: DataSpec, kept: DataSpec, drop: set[str], relabel: dict) -> str:
