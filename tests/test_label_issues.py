@@ -322,3 +322,35 @@ def test_text_features_are_the_token_mean_whatever_the_padding(tmp_path: Path):
             alone = encoder(**tokens).last_hidden_state[0].mean(0)
             torch.testing.assert_close(batched["m"][i], alone, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(x[:5], batched["m"], atol=1e-5, rtol=1e-5)
+
+
+def test_fix_leaves_a_class_whose_every_training_sample_is_flagged(tmp_path: Path):
+    from graft.data.cleaned import spare, whole_classes
+    from graft.workflow.check import _cleaned_note
+
+    rows = [[f"common text {i}", "common", "train"] for i in range(8)] + [
+        ["rare one", "rare", "train"], ["rare two", "rare", "train"], ["rare three", "rare", "val"],
+        ["common val", "common", "val"],
+    ]  # fmt: skip
+    data = tmp_path / "data.csv"
+    with data.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["text", "label", "split"], *rows])
+    spec = discover(data)
+    keys = {s.text: s.key for s in spec.train}
+    flagged = {keys["rare one"], keys["rare two"], keys["common text 3"]}
+    held = whole_classes(spec, flagged)
+    assert [spec.classes[c] for c in held] == ["rare"]
+    assert spare(spec, flagged, held) == {keys["common text 3"]}
+    assert "every training sample of 'rare' was flagged" in _cleaned_note(
+        spec, spec, {keys["common text 3"]}, {}, ["rare"]
+    )
+    # multi-label: a label all of whose training samples are flagged keeps them, whatever else they carry
+    ml = tmp_path / "ml.csv"
+    ml.write_text("text,labels,split\n" + "".join(f"t{i},a,train\n" for i in range(6))
+                  + "u1,a;b,train\nu2,b,train\nv1,a;b,val\nv2,a,val\n")  # fmt: skip
+    spec = discover(ml, task="multi-label")
+    keys = {s.text: s.key for s in spec.train}
+    flagged = {keys["u1"], keys["u2"], keys["t0"]}
+    held = whole_classes(spec, flagged)
+    assert [spec.classes[c] for c in held] == ["b"] and spare(spec, flagged, held) == {keys["t0"]}
+    assert whole_classes(spec, {keys["u1"], keys["t0"]}) == []

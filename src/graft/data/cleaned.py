@@ -55,6 +55,29 @@ def claim_cleaned(path: Path, data: Path) -> Path:
     return path
 
 
+def whole_classes(spec: DataSpec, flagged: set[str]) -> list[int]:
+    """The classes (multi-label: labels) all of whose training samples are in `flagged`: `--fix` leaves
+    those samples as they are. The out-of-fold model then never saw the class with a label it could trust,
+    so its doubts say nothing about them; and dropping or relabelling them all would take the class out of
+    training while validation still has it, which `graft train` refuses (goemotions with 5% of the labels
+    flipped: every training sample of 'grief' and of 'relief' was flagged)."""
+    seen: dict[int, bool] = {}  # class -> some training sample of it is not flagged
+    for sample in spec.train:
+        for c in _classes_of(sample.label):
+            seen[c] = seen.get(c, False) or sample.key not in flagged
+    return sorted(c for c, kept in seen.items() if not kept)
+
+
+def spare(spec: DataSpec, flagged: set[str], classes: list[int]) -> set[str]:
+    """`flagged` without the training samples of any of `classes`."""
+    held = set(classes)
+    return {s.key for s in spec.train if s.key in flagged and held.isdisjoint(_classes_of(s.label))}
+
+
+def _classes_of(label: Label) -> tuple[int, ...]:
+    return tuple(label) if isinstance(label, tuple) else (label,)
+
+
 def cleaned_rows(
     spec: DataSpec, drop: set[str] = frozenset(), relabel: dict[str, Label] | None = None
 ) -> list[Row]:

@@ -43,7 +43,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from graft.config import Config
 from graft.data.balance import balance_weights
 from graft.data.check import apply_checks, check_data
-from graft.data.cleaned import claim_cleaned, cleaned_path, write_cleaned
+from graft.data.cleaned import claim_cleaned, cleaned_path, spare, whole_classes, write_cleaned
 from graft.data.discover import DataSpec, discover_config
 from graft.data.label_issues import (
     LabelIssues,
@@ -126,11 +126,13 @@ def run_check(
     if write_csv:
         issues = report.label_issues
         flagged = issues.flagged_keys("train") if issues is not None else set()
+        held = whole_classes(kept, flagged) if fix is not None else []
+        flagged = spare(kept, flagged, held)
         drop = flagged if fix == "drop" else set()
         relabel = ({s.key: label for s, label in zip(issues.items, issues.suggested) if s.key in flagged}
                    if fix == "relabel" else {})  # fmt: skip
         report.cleaned = write_cleaned(cleaned, kept, drop, relabel)
-        note = _cleaned_note(spec, kept, drop, relabel)
+        note = _cleaned_note(spec, kept, drop, relabel, [spec.classes[c] for c in held])
     return Checked(spec, kept, report, note)
 
 
@@ -203,12 +205,15 @@ def label_features(
     return x, y, what, frozen.seconds + flipped.seconds
 
 
-def _cleaned_note(spec: DataSpec, kept: DataSpec, drop: set[str], relabel: dict) -> str:
+def _cleaned_note(spec: DataSpec, kept: DataSpec, drop: set[str], relabel: dict, held: list[str]) -> str:
     """'570 train / 400 val (30 flagged training samples dropped, 2 leaking validation samples dropped)'."""
     changes = [f"{n} {what}" for n, what in (
         (len(drop), "flagged training samples dropped"), (len(relabel), "flagged training samples relabelled"),
         (len(spec.train) - len(kept.train), "unreadable training files dropped"),
         (len(spec.val) - len(kept.val), "unreadable or leaking validation samples dropped")) if n]  # fmt: skip
+    if held:
+        names = ", ".join(repr(name) for name in held)
+        changes.append(f"every training sample of {names} was flagged: those are kept as they are")
     counts = f"{len(kept.train) - len(drop)} train / {len(kept.val)} val"
     return counts + (f" ({', '.join(changes)})" if changes else " (nothing to change)")
 
