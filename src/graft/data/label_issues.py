@@ -10,9 +10,10 @@ confident learning (Northcutt, Jiang & Chuang, JAIR 2021), decides which given l
                 samples are flagged, those whose given label has the lowest probability. This is the rule of
                 cleanlab's own path for large data (`find_label_issues_batched`); its default,
                 prune_by_noise_rate, flags per (given, predicted) pair from a calibrated count instead,
-                and flagged up to twice as many clean samples here: measured on the eight shared sets with
-                5% of the labels flipped, low_self_confidence had the better precision on seven and the
-                better F1 on six (docs/benchmarks.md). The quality score is
+                and flagged up to 1.5x as many samples: measured on the eight shared sets with 5% of the
+                labels flipped, low_self_confidence had the better precision on seven (the same on
+                cats_vs_dogs) and the better F1 on seven (not cats_vs_dogs: recall 0.73 instead of 0.83)
+                (docs/benchmarks.md). The quality score is
                 `cleanlab.rank.get_label_quality_scores` (self-confidence: the probability of the given
                 label); the suggestion is the most probable class.
   multi-label   the same per label, one-vs-rest (`cleanlab.multilabel_classification`, the same rule): a
@@ -49,9 +50,9 @@ RULE = "low_self_confidence"  # cleanlab's filter_by (the module docstring says 
 # Datalab's default for outliers on features: mean kNN distance above Q3 + (1 / 0.37037 - 1) x IQR.
 OUTLIER_IQR = 1 / 0.37037 - 1
 # Flagging more than this share of the data means the out-of-fold model is too weak for its disagreements to
-# single out wrong labels: measured with 5% of the labels flipped, goemotions (28 labels, mAP 0.36) flagged
-# 54% of its samples, miml_scenes 23%, imdb 21%, at precisions of 0.09, 0.18 and 0.12, and training without
-# them lost accuracy; the sets flagged 3-10% (docs/benchmarks.md).
+# single out wrong labels: measured with 5% of the labels flipped, goemotions (28 labels, mAP 0.37) flagged
+# 31% of its samples at a precision of 0.15, and training without them lost 7.5 points of mAP; the other
+# seven sets flagged 2-13% (docs/benchmarks.md).
 MANY_FLAGGED = 0.2
 ISSUE_COLUMNS = ("suggested_label", "label_quality", "is_label_issue", "ood_score", "is_outlier",
                  "duplicate_cluster")  # fmt: skip
