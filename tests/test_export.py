@@ -120,6 +120,18 @@ def test_predict_with_onnx_backend_matches_torch(tmp_path: Path):
         == by["onnx"][[p["input"] for p in by["onnx"]].index(str(data / "red" / "000.png"))]["label"]
     )
 
+    # a damaged copy of the export is named in one line, never run; so is an unreadable sidecar
+    onnx_file = run.bundle / "model.onnx"
+    whole = onnx_file.read_bytes()
+    onnx_file.write_bytes(whole[: len(whole) // 2])
+    assert_user_error(graft_cli("predict", run.path, data / "red", "--backend", "onnx"), "model.onnx",
+                      "truncated or damaged copy", "graft export")  # fmt: skip
+    onnx_file.write_bytes(whole)
+    sidecar = run.bundle / "model.onnx.json"
+    sidecar.write_text(sidecar.read_text()[:40])
+    assert_user_error(graft_cli("predict", run.path, data / "red", "--backend", "onnx"), "model.onnx.json",
+                      "export again")  # fmt: skip
+
 
 def test_export_cli_errors_are_one_line(trained_run, tmp_path: Path):
     from graft.cli.export import FORMAT_NAMES

@@ -33,6 +33,7 @@ from graft.predict import preprocess
 from graft.predict.onnx import onnx_session
 from graft.progress import progress_to, status
 from graft.runs.locate import Located, locate
+from graft.runs.manifest import digest
 
 # 17: first opset with a native LayerNormalization (ViTs, ConvNeXts), and old enough that every
 # runtime people deploy to (onnxruntime, TensorRT, OpenVINO, onnxruntime-web) takes it.
@@ -236,6 +237,7 @@ def _export(target: str | Path, fmt: str, out: str | Path | None, atol: float, m
             **header,
             "format": fmt,
             "file": out.name,
+            "file_digest": digest(tmp),  # the ONNX backend checks the file against it before loading
             "load": spec.load_hint,
             "verification": check.to_dict(),
         }

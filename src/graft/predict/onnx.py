@@ -36,6 +36,7 @@ from graft.predict.common import (
 from graft.predict.preprocess import preprocess_batch
 from graft.runs.folder import BUNDLE_META, read_bundle_meta
 from graft.runs.locate import locate
+from graft.runs.manifest import digest
 
 ONNX_FILE = "model.onnx"  # = export.formats.FORMATS["onnx"].filename (that module imports torch)
 
@@ -70,7 +71,10 @@ class OnnxPredictor:
             raise GraftError(
                 f"{sidecar_file} is missing (graft export writes it next to the .onnx); export again"
             )
-        sidecar = json.loads(sidecar_file.read_text())
+        try:
+            sidecar = json.loads(sidecar_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise GraftError(f"cannot read {sidecar_file}: {err}; export again") from None
         beside = onnx_file.parent  # exported into a bundle folder: it must be this bundle's export
         if (beside / BUNDLE_META).is_file() and read_bundle_meta(beside).get("created") != sidecar.get(
             "bundle_created"
@@ -78,6 +82,12 @@ class OnnxPredictor:
             raise GraftError(
                 f"{onnx_file} was exported from an earlier version of this bundle; export again: "
                 f"graft export {onnx_file.parent} --format onnx"
+            )
+        expected = sidecar.get("file_digest")  # exports made before graft wrote one are taken as they are
+        if expected is not None and digest(onnx_file) != expected:
+            raise GraftError(
+                f"{onnx_file} does not match the size and checksum {sidecar_file.name} holds for it (a truncated "
+                f"or damaged copy); copy it again, or export again: graft export {onnx_file.parent} --format onnx"
             )
         if sidecar.get("task") == "text-classification":
             return OnnxTextPredictor(onnx_file, sidecar, threads)
