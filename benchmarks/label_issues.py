@@ -19,7 +19,8 @@ Per set, in one process, on the set's own train/val split (graft's discovery rea
    the number flipped.
 3. Cost: the check's seconds against one epoch of graft's default fine-tuning on the same set, in the same
    process: the median `epoch_time` of run (b)'s fine-tuning epochs (epoch >= 1; none when auto chose the
-   linear probe), and the check's own frozen pass (cold), the part of it that `graft train` pays too.
+   linear probe), and the check's own frozen passes (cold; photos: also of the mirror images), the first
+   of which `graft train` pays too.
 4. Recovery: `graft.train` with its defaults on (a) the clean CSV, then with the plan auto chose there (its
    strategy, groups and epochs) held fixed on (b) the flipped CSV and (c) the `--fix drop` CSV: auto sizes
    its plan from timings, which a shared machine's load moves (imdb with auto in all three: 1, 5 and 3
@@ -139,7 +140,8 @@ def variants(data: Path, task: str, flipped: set[str], issues) -> dict:
     out = {"second_round": precision_recall(second.flagged_keys("train"), flipped)}
     out["second_round"]["fold_seconds"] = second.seconds["folds"]
     md = build_on_data(cfg, spec)
-    frozen = record_frozen(md.cfg, spec, md, head_module(md.model, layer_groups(md.model)), [])  # a cache hit
+    # images: a cache hit; texts: computed (the check stored the head's input with the token mean, another key)
+    frozen = record_frozen(md.cfg, spec, md, head_module(md.model, layer_groups(md.model)), [])
     x = torch.cat([frozen.tensors["head/train_x"], frozen.tensors["head/val_x"]])
     y = torch.cat([frozen.tensors["train_y"], frozen.tensors["val_y"]])
     oof = out_of_fold(x, y, spec.task.name, len(spec.classes), 5, cfg.train.seed)

@@ -19,7 +19,7 @@ from PIL import Image
 import graft
 from conftest import COLORS, TINY, make_color_images, make_review_csv
 from graft.data.discover import discover
-from graft.data.label_issues import ISSUE_COLUMNS, outlier_scores
+from graft.data.label_issues import ISSUE_COLUMNS, find_issues, outlier_scores
 from graft.data.leaks import duplicate_clusters, text_clusters
 from test_cli import assert_user_error
 from test_cli import graft as cli
@@ -354,3 +354,27 @@ def test_fix_leaves_a_class_whose_every_training_sample_is_flagged(tmp_path: Pat
     held = whole_classes(spec, flagged)
     assert [spec.classes[c] for c in held] == ["b"] and spare(spec, flagged, held) == {keys["t0"]}
     assert whole_classes(spec, {keys["u1"], keys["t0"]}) == []
+
+
+def test_fix_drop_end_to_end_keeps_a_wholly_flagged_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import graft.workflow.check as check_module
+
+    data = make_color_images(tmp_path / "colors", per_class=10)
+    classes = discover(data).classes
+    red, green = classes.index("red"), classes.index("green")
+
+    def flag_every_red_and_the_first_green(given, probs, task, thresholds=None):  # forced flags
+        _, quality, suggested = find_issues(given, probs, task, thresholds)
+        flagged = np.array([label == red for label in given])
+        flagged[given.index(green)] = True  # training samples come first: a training sample
+        return flagged, quality, suggested
+
+    monkeypatch.setattr(check_module, "find_issues", flag_every_red_and_the_first_green)
+    report = graft.check(data, labels=True, fix="drop", out=tmp_path / "check", cleaned=tmp_path / "c.csv",
+                         **CNN_KW)  # fmt: skip
+    issues = report.label_issues
+    rows = list(csv.DictReader(report.cleaned.open(encoding="utf-8")))
+    train = [r for r in rows if r["split"] == "train"]
+    assert sum(r["label"] == "red" for r in train) == sum(s.label == red for s in issues.spec.train) > 0
+    assert sum(r["label"] == "green" for r in train) == sum(s.label == green for s in issues.spec.train) - 1
+    assert len(rows) == len(issues.items) - 1

@@ -88,7 +88,8 @@ def extract(
     counting `unit`).
 
     Texts: a tap whose output has a token axis (a transformer layer's hidden states) is stored without
-    its padding: "TAP" is every text's (length, hidden) rows one after another, "TAP.len" the lengths."""
+    its padding: "TAP" is every text's (length, hidden) rows one after another, "TAP.len" the lengths.
+    A "mean" tap is (N, hidden): each text's own rows averaged."""
     captured: dict[str, list[torch.Tensor]] = {key: [] for key in taps}
     hooks, pooled = [], [key for key, (_, kind) in taps.items() if kind == "mean"]
     for key, (module, kind) in taps.items():
@@ -157,8 +158,9 @@ def _hidden(out) -> torch.Tensor:
 
 def _token_mean(hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """(B, L, H) hidden states -> (B, H): each text's mean over its own tokens (mask 1), padding left out."""
-    if mask is None:
-        return hidden.mean(1)
+    if hidden.ndim != 3 or mask is None:  # e.g. a module that returns logits, or an image batch
+        raise ValueError(f"a 'mean' tap averages texts' (batch, tokens, hidden) states; got {tuple(hidden.shape)}"
+                         f"{'' if mask is not None else ' without an attention mask'}")  # fmt: skip
     weights = mask.to(hidden.dtype).unsqueeze(-1)
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
 
@@ -206,7 +208,9 @@ def cached_tensors(
     `val_only` are recorded on the validation split alone (their training batches are augmented).
     "seconds" (a 1-element tensor) is how long computing them took, also when they came from the cache."""
     splits = {"train": train, "val": val}
-    names = tuple(taps) + tuple(f"{t}@val" for t in sorted(val_only))
+    # The kind is part of a tap's name in the key (an entry of "input"/"output" taps keeps its old key).
+    names = tuple(k if kind in ("input", "output") else f"{k}~{kind}" for k, (_, kind) in taps.items())
+    names += tuple(f"{t}@val" for t in sorted(val_only))
     key = feature_key(model, _head_param_keys(model, head), arch, data_config, splits, names)
     tensors = cache.get(key)
     if tensors is not None:

@@ -169,6 +169,10 @@ def find_issues(
             labels = np.asarray(given, dtype=np.int64)
             # n_jobs=1: its multiprocessing pool costs more than it saves at thousands of samples
             flagged = find_label_issues(labels, probs, filter_by=RULE, n_jobs=1)
+            # cleanlab's other rules drop the flags the model agrees with (its _reduce_issues); this one keeps
+            # its count and may flag a low-confidence sample whose given label is still the most probable,
+            # whose suggestion would be its own label. None on the six shared single-label sets.
+            flagged &= probs.argmax(1) != labels
             quality = get_label_quality_scores(labels, probs)
             suggested = [int(k) for k in probs.argmax(1)]
     return np.asarray(flagged, dtype=bool), np.asarray(quality, dtype=np.float64), suggested

@@ -109,7 +109,7 @@ def _clusters(issues: LabelIssues) -> str:
 def _method(issues: LabelIssues) -> str:
     rows = [[phase.replace("_", " "), f"{value:.1f} s"] for phase, value in issues.seconds.items()]
     return (
-        "<p>One frozen pass of the model over every training and validation sample (the eval transform; stored in "
+        "<p>Frozen passes of the model over every training and validation sample (the eval transform; photos also mirrored when training flips them; stored in "
         "graft's feature cache, so a second check of the same data and model loads it); on "
         f"{escape(issues.features or 'its features')}, the probe's head (the convex problem graft train solves first) solved on "
         f"{issues.folds - 1} of {issues.folds} stratified folds and applied to the fold left out, so every sample "

@@ -56,7 +56,8 @@ class TextClassifier(nn.Module):
 
     @property
     def encoder(self) -> nn.Module:
-        """The transformer without pooler or head: its output's last_hidden_state is every token's."""
+        """The transformer without the classification head: its output's last_hidden_state is every token's,
+        before any pooler."""
         return self.hf.base_model
 
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:

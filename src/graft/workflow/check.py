@@ -65,6 +65,7 @@ from graft.training.out_of_fold import FOLDS, out_of_fold
 
 FIXES = ("drop", "relabel")
 ROUNDS = 1
+ENCODER_MEAN = "encoder:mean"  # the feature cache's name for a text encoder's token states averaged per text
 ISSUES_CSV, ISSUES_HTML = "label_issues.csv", "label_issues.html"
 
 
@@ -129,10 +130,10 @@ def run_check(
         held = whole_classes(kept, flagged) if fix is not None else []
         flagged = spare(kept, flagged, held)
         drop = flagged if fix == "drop" else set()
-        relabel = ({s.key: label for s, label in zip(issues.items, issues.suggested) if s.key in flagged}
-                   if fix == "relabel" else {})  # fmt: skip
+        relabel = ({s.key: label for s, label in zip(issues.items, issues.suggested)
+                    if s.key in flagged and label != s.label} if fix == "relabel" else {})  # fmt: skip
         report.cleaned = write_cleaned(cleaned, kept, drop, relabel)
-        note = _cleaned_note(spec, kept, drop, relabel, [spec.classes[c] for c in held])
+        note = _cleaned_note(spec, kept, drop, relabel, [kept.classes[c] for c in held])
     return Checked(spec, kept, report, note)
 
 
@@ -174,9 +175,6 @@ def check_labels(
                        md.cfg.model.name, folds, accuracy, seconds, features=features)  # fmt: skip
 
 
-ENCODER_MEAN = "encoder:mean"  # the feature cache's name for a text encoder's token states averaged per text
-
-
 def label_features(
     md: ModelOnData, spec: DataSpec, head: torch.nn.Module, bars: Progress | None
 ) -> tuple[torch.Tensor, torch.Tensor, str, float]:
@@ -190,6 +188,8 @@ def label_features(
     encoder = getattr(md.model, "encoder", None) if spec.modality == "text" else None
     tap = "head" if encoder is None else ENCODER_MEAN
     extra = None if encoder is None else {ENCODER_MEAN: (encoder, "mean")}
+    # `head` also for texts: its input is recorded in the same pass (small), and passing it keeps the head's
+    # fresh weights out of the cache key.
     frozen = record_frozen(md.cfg, spec, _counted(md, bars), head, [], extra=extra)
     x = torch.cat([frozen.tensors[f"{tap}/train_x"], frozen.tensors[f"{tap}/val_x"]])
     y = torch.cat([frozen.tensors["train_y"], frozen.tensors["val_y"]])
