@@ -84,6 +84,16 @@ def test_other_data_is_one_line_naming_what_is_accepted(data):
     assert "\n" not in str(err.value) and len(str(err.value)) < 200
 
 
+def test_an_error_naming_the_csv_written_for_an_object_says_which_object_it_holds():
+    train = [(f"good text {i}", "pos") for i in range(10)] + [(f"bad text {i}", "neg") for i in range(10)]
+    val = [("a fine one", "pos"), ("meh", "other")]
+    with pytest.raises(GraftError, match="never occur in the training data") as err:
+        graft.check(train, val=val, quiet=True)
+    assert "is the CSV graft wrote for the list given as data" in str(err.value) and "\n" not in str(
+        err.value
+    )
+
+
 def test_a_model_that_is_no_module_is_one_line(color_folder):
     # nn.Module objects are taken (tests/test_module_input.py); anything else is named with what is.
     with pytest.raises(

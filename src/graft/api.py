@@ -33,7 +33,7 @@ from rich.console import Console
 
 from graft.config import resolve_config
 from graft.data.check import DataReport, print_report
-from graft.data.in_memory import as_data_path, is_path, options_of
+from graft.data.in_memory import as_data_path, is_path, naming_objects, options_of, written_as
 from graft.monitoring.console import make_console
 from graft.predict.load import load_predictor
 from graft.progress import progress_to
@@ -90,14 +90,15 @@ def train(
         overrides["task"] = "single-label"
     model, given = _model_argument(model)  # first: a wrong model= fails in a second, before a dataset's read
     with progress_to(console):  # a dataset object's read draws where the run's steps will
-        data = _data_argument(data, overrides, config)
+        data, written = _data_argument(data, overrides, config)
     if given is not None:  # what config.yaml records: the resolved name, and that it came from an object
         model, overrides = given.name, {**overrides, "model.module": given.class_path}
     named = {key: value for key, value in (("data", data), ("model", model)) if value is not None}
     cfg = resolve_config(config, {**named, **overrides})
     from graft.workflow.train import run_training
 
-    return run_training(cfg, console, given=given)
+    with naming_objects(written):
+        return run_training(cfg, console, given=given)
 
 
 def load(
@@ -206,9 +207,11 @@ def check(
     if overrides.pop("single_label", False):
         overrides["task"] = "single-label"
     with progress_to(None, quiet):  # a Dataset object's read draws a bar too
-        cfg = resolve_config(None, {"data": _data_argument(data, overrides), **overrides})
-        checked = run_check(cfg, labels=labels, folds=folds, fix=fix, out=None if out is None else Path(out),
-                            cleaned=None if cleaned is None else Path(cleaned))  # fmt: skip
+        path, written = _data_argument(data, overrides)
+        cfg = resolve_config(None, {"data": path, **overrides})
+        with naming_objects(written):
+            checked = run_check(cfg, labels=labels, folds=folds, fix=fix, out=None if out is None else Path(out),
+                                cleaned=None if cleaned is None else Path(cleaned))  # fmt: skip
     report = checked.report
     report.warnings = [*checked.spec.warnings, *report.warnings]
     if verbose:
@@ -234,22 +237,28 @@ def resume(
     return resume_run(_path(run_dir), changes, console, model=model)
 
 
-def _data_argument(data: Any, overrides: dict[str, Any], config: str | Path | None = None) -> Any:
-    """`data` as the path the config holds: a path as it is, an object written to a CSV (data/in_memory.py)
-    with the settings that the config file and `overrides` give (its columns, the cache, quiet); so is a
-    `val` object. The task an object's labels say goes into `overrides` unless the run names one."""
+def _data_argument(
+    data: Any, overrides: dict[str, Any], config: str | Path | None = None
+) -> tuple[Any, dict[str, str]]:
+    """(`data` as the path the config holds, {CSV written: which object}): a path as it is, an object written
+    to a CSV (data/in_memory.py) with the settings that the config file and `overrides` give (its columns,
+    the cache, quiet); so is a `val` object. The task an object's labels say goes into `overrides` unless
+    the run names one."""
     val_key = next((key for key in ("val", "data.val") if key in overrides), None)
     if is_path(data) and (val_key is None or is_path(overrides[val_key])):
-        return data
+        return data, {}
     val = overrides.pop(val_key) if val_key is not None and not is_path(overrides[val_key]) else None
     cfg = resolve_config(config, overrides)
     options = options_of(cfg)
     found = as_data_path(data, options)
+    written = written_as("data", data, found)
     if val is not None:
-        overrides[val_key] = as_data_path(val, options).path
+        found_val = as_data_path(val, options)
+        overrides[val_key] = found_val.path
+        written |= written_as("val", val, found_val)
     if found.task is not None and cfg.data.task == "auto":
         overrides["data.task" if "data.task" in overrides else "task"] = found.task
-    return found.path
+    return found.path, written
 
 
 def _model_argument(model: Any) -> tuple[Any, Any]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,26 @@ ACCEPTED = (
 class DataArgument:
     path: Any  # what `data.path` is set to: the path given (or None), or the CSV written
     task: str | None = None  # the task a dataset object's labels say; None: discovery reads the labels
+
+
+@contextmanager
+def naming_objects(written: dict[str, str]) -> Iterator[None]:
+    """A GraftError raised inside that names a CSV graft wrote for an object (`written`: its path -> which
+    object) ends by saying so: the user passed an object and never saw that file."""
+    try:
+        yield
+    except GraftError as err:
+        named = [
+            f"{path} is the CSV graft wrote for {what}" for path, what in written.items() if path in str(err)
+        ]
+        if not named:
+            raise
+        raise GraftError(f"{err} ({'; '.join(named)})") from None
+
+
+def written_as(argument: str, data: Any, found: DataArgument) -> dict[str, str]:
+    """{CSV path: "the X given as `argument`"} when `found` is a CSV written for the object `data`; else {}."""
+    return {} if is_path(data) else {str(found.path): f"the {type_name(data)} given as {argument}"}
 
 
 def is_path(data: Any) -> bool:
