@@ -94,6 +94,15 @@ def test_an_error_naming_the_csv_written_for_an_object_says_which_object_it_hold
     )
 
 
+def test_evaluate_takes_a_data_object_as_train_does(trained_run, tmp_path, color_folder):
+    pairs = [(str(p), p.parent.name) for p in sorted(color_folder.rglob("*.png"))]
+    metrics = graft.evaluate(trained_run, data=pairs, out=tmp_path / "report", quiet=True)
+    assert metrics["num_samples"] == len(pairs) == 48 and 0 <= metrics["accuracy"] <= 1
+    assert (tmp_path / "report" / "index.html").is_file()
+    on_folder = graft.evaluate(trained_run, data=color_folder, out=tmp_path / "folder", quiet=True)
+    assert metrics["accuracy"] == on_folder["accuracy"]  # the same images, by path or as pairs
+
+
 def test_a_model_that_is_no_module_is_one_line(color_folder):
     # nn.Module objects are taken (tests/test_module_input.py); anything else is named with what is.
     with pytest.raises(
@@ -319,7 +328,8 @@ def test_a_hugging_face_dataset_dict_keeps_its_splits(cache):
     full = datasets.Dataset.from_dict(reviews, features=features)
     splits = datasets.DatasetDict({"train": full.select(range(20)), "validation": full.select(range(20, 26)),
                                    "test": full.select(range(26, 30))})  # fmt: skip
-    with pytest.warns(UserWarning, match=r"split\(s\) test \(4 rows\) of the DatasetDict are not used"):
+    with pytest.warns(UserWarning, match=r"split\(s\) test \(4 rows\) of the DatasetDict are not used.*"
+                      r"graft\.evaluate\(run, data=ds\['test'\]\)"):  # fmt: skip
         report = graft.check(splits)
     assert report.modality == "text" and report.classes == ["neg", "pos"]
     assert sum(report.counts["train"].values()) == 20 and sum(report.counts["val"].values()) == 6

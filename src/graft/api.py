@@ -117,7 +117,7 @@ def load(
 
 def evaluate(
     run_or_bundle: str | Path | Run,
-    data: str | Path | None = None,
+    data: Any = None,
     out: str | Path | None = None,
     device: str = "auto",
     batch_size: int = 64,
@@ -130,8 +130,12 @@ def evaluate(
     loss, per_class, confusion_matrix, most_confused, ...).
 
     `data`: a folder or CSV as `graft train` takes it (its test split if it has one, else its val split,
-    else all of it); default the run's validation split. `out`: the report folder (default RUN/report, or
-    RUN/report-DATA with `data`). Problems with the data (skipped files, ...) are Python warnings.
+    else all of it), or a data object `train` takes (a torch Dataset, a Hugging Face Dataset such as
+    `ds["test"]`, a DataFrame, (path or text, label) pairs: all of it, read once as `train` reads it; a
+    DatasetDict: its validation split);
+    default the run's validation split. `out`: the report folder (default RUN/report, or RUN/report-DATA
+    with `data`, RUN/report-data for an object). Problems with the data (skipped files, ...) are Python
+    warnings.
     `model`: for a bundle trained from a custom nn.Module, an object of that architecture (see `train`).
     `quiet`: no progress bars.
     """
@@ -139,16 +143,22 @@ def evaluate(
     from graft.evaluation.evaluate import evaluate as run_evaluation
 
     workers = default_num_workers() if num_workers is None else num_workers
-    result = run_evaluation(
-        _path(run_or_bundle),
-        data,
-        out,
-        device=device,
-        batch_size=batch_size,
-        num_workers=workers,
-        model=model,
-        quiet=quiet,
-    )
+    written: dict[str, str] = {}
+    if not is_path(data):  # an object: the CSV train would write for it (data/in_memory.py), all of it
+        with progress_to(None, quiet):
+            found = as_data_path(data)
+        data, written = found.path, written_as("data", data, found)
+    with naming_objects(written):
+        result = run_evaluation(
+            _path(run_or_bundle),
+            data,
+            out,
+            device=device,
+            batch_size=batch_size,
+            num_workers=workers,
+            model=model,
+            quiet=quiet,
+        )
     for warning in result.data.warnings:
         warnings.warn(warning, stacklevel=2)
     return json.loads((result.out / "metrics.json").read_text())

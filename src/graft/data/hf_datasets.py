@@ -102,8 +102,10 @@ def _splits(data: Any) -> list[tuple[str, Any]]:
                          "name the training split train")  # fmt: skip
     left_out = [f"{name} ({len(data[name])} rows)" for name, split in named.items() if split not in KEPT]
     if left_out:
+        first = next(name for name, split in named.items() if split not in KEPT)
         warnings.warn(f"{WHAT}: split(s) {', '.join(left_out)} of the DatasetDict are not used for training or "
-                      "validation", stacklevel=6)  # fmt: skip
+                      f"validation; evaluate the trained run on one with graft.evaluate(run, data=ds[{first!r}])",
+                      stacklevel=6)  # fmt: skip
     return [(split, data[name]) for want in KEPT for name, split in named.items() if split == want]
 
 
