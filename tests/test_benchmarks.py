@@ -87,6 +87,7 @@ def test_onnx_vs_eager_benchmark_quick():
     assert "ORT/eager: min" in out
 
 
+@pytest.mark.slow  # 30-40 s: make test stayed under 15 minutes on 2 noisy cores (13-16 min before); test-slow
 def test_comparison_suite_quick():
     """`python -m benchmarks --quick`: plain loop, graft and Lightning train side by side, ratios print."""
     out = quick("__main__.py")
