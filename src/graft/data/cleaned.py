@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from graft.data.discover import DataSpec, Label
+from graft.data.discover import DataSpec, Label, class_indices
 from graft.errors import GraftError
 from graft.files import write_atomic
 from graft.runs.split import ImageRow, Row, TextRow, write_rows
@@ -63,7 +63,7 @@ def whole_classes(spec: DataSpec, flagged: set[str]) -> list[int]:
     flipped: every training sample of 'grief' and of 'relief' was flagged)."""
     seen: dict[int, bool] = {}  # class -> some training sample of it is not flagged
     for sample in spec.train:
-        for c in _classes_of(sample.label):
+        for c in class_indices(sample.label):
             seen[c] = seen.get(c, False) or sample.key not in flagged
     return sorted(c for c, kept in seen.items() if not kept)
 
@@ -71,11 +71,7 @@ def whole_classes(spec: DataSpec, flagged: set[str]) -> list[int]:
 def spare(spec: DataSpec, flagged: set[str], classes: list[int]) -> set[str]:
     """`flagged` without the training samples of any of `classes`."""
     held = set(classes)
-    return {s.key for s in spec.train if s.key in flagged and held.isdisjoint(_classes_of(s.label))}
-
-
-def _classes_of(label: Label) -> tuple[int, ...]:
-    return tuple(label) if isinstance(label, tuple) else (label,)
+    return {s.key for s in spec.train if s.key in flagged and held.isdisjoint(class_indices(s.label))}
 
 
 def cleaned_rows(

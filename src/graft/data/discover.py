@@ -75,9 +75,7 @@ class DataSpec:
         samples = getattr(self, split)
         if self.task.name == "regression":
             return {self.classes[0]: len(samples)}
-        per_label = Counter(
-            i for s in samples for i in (s.label if isinstance(s.label, tuple) else (s.label,))
-        )
+        per_label = Counter(i for s in samples for i in class_indices(s.label))
         return {name: per_label.get(i, 0) for i, name in enumerate(self.classes)}
 
     def label_text(self, label: Label) -> str:
@@ -87,6 +85,11 @@ class DataSpec:
         if isinstance(label, tuple):
             return join_labels([self.classes[i] for i in label], self.separator)
         return self.classes[label]
+
+
+def class_indices(label: Label) -> tuple[int, ...]:
+    """The classes a (single- or multi-label) sample's label holds, as indices into `DataSpec.classes`."""
+    return tuple(label) if isinstance(label, tuple) else (label,)
 
 
 def discover(
